@@ -1,0 +1,145 @@
+r"""What every verification method shares: the node rule, verification from uniforms, exact laws.
+
+Convention: p = target, q = draft, last axis = vocabulary; a node has k ordered drafts (slots).
+
+A method is described by its **node rule**: given the drafts of a node, the probability that each
+slot is the accepted one, and the residual law sampled when none is. The same rule drives
+Monte Carlo verification (:func:`verify`, from explicit uniforms), the exact output law
+(:func:`output_law`, by enumerating the draft law) and tree decoding, so what is proved lossless on
+small vocabularies is exactly what runs. Source: theory.md sections 1 and 7.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["NodeRule", "Verification", "ExactLaw", "normalise_residual", "verify_from_rule", "law_from_rule"]
+
+#: residual mass below which the rejection branch is treated as unreachable (float64 round-off)
+RESIDUAL_EPS = 1e-15
+
+
+@dataclass(frozen=True)
+class NodeRule:
+    """Conditional outcome law of one verification given its drafts.
+
+    Attributes
+    ----------
+    accept : ndarray, shape (..., k)
+        ``accept[..., j]`` = P(slot j is the accepted draft | drafts); rows sum to at most 1.
+    residual : ndarray, shape (..., n)
+        Law of the output token when no draft is accepted (normalised; see
+        :func:`normalise_residual` for the zero-mass fallback).
+    """
+
+    accept: np.ndarray
+    residual: np.ndarray
+
+    @property
+    def reject(self) -> np.ndarray:
+        """P(no draft accepted | drafts), shape (...)."""
+        return np.clip(1.0 - self.accept.sum(axis=-1), 0.0, 1.0)
+
+    def sequential(self) -> np.ndarray:
+        """Conditional acceptance probability of slot j given slots < j were rejected, (..., k).
+
+        This is the form in which an implementation tests drafts one by one with one uniform
+        each; it reproduces ``accept`` exactly.
+        """
+        before = np.cumsum(self.accept, axis=-1) - self.accept
+        left = 1.0 - before
+        return np.where(left > 0, np.minimum(self.accept / np.where(left > 0, left, 1.0), 1.0), 0.0)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Outcome of verifying many nodes: the emitted ``token`` and the accepted ``slot`` (-1: none)."""
+
+    token: np.ndarray
+    slot: np.ndarray
+
+    @property
+    def accepted(self) -> np.ndarray:
+        """Boolean array: was a draft accepted."""
+        return self.slot >= 0
+
+
+@dataclass(frozen=True)
+class ExactLaw:
+    """Exact behaviour of a method at one node, by enumeration of its draft law.
+
+    Attributes
+    ----------
+    output : ndarray, shape (n,)
+        Law of the emitted token; equals ``p`` for a lossless method.
+    acceptance : float
+        P(some draft accepted).
+    positional : ndarray, shape (k,)
+        P(slot j is the accepted draft); sums to ``acceptance``.
+    """
+
+    output: np.ndarray
+    acceptance: float
+    positional: np.ndarray = field(repr=False)
+
+    def max_error(self, p) -> float:
+        """Largest absolute deviation of the output law from the target ``p``."""
+        return float(np.max(np.abs(self.output - np.asarray(p, dtype=np.float64))))
+
+
+def normalise_residual(r: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Normalise residual masses ``r`` (..., n) along the last axis.
+
+    Where the total is <= RESIDUAL_EPS the rejection branch has (up to round-off) probability 0
+    and ``fallback`` (broadcast to r) is returned instead, so no 0/0 ever occurs.
+    """
+    r = np.maximum(r, 0.0)
+    s = r.sum(axis=-1, keepdims=True)
+    ok = s > RESIDUAL_EPS
+    return np.where(ok, r / np.where(ok, s, 1.0), np.broadcast_to(fallback, r.shape))
+
+
+def verify_from_rule(rule: NodeRule, drafts: np.ndarray, u: np.ndarray) -> Verification:
+    """Sequential verification with explicit uniforms.
+
+    ``u[..., j]`` (j < k) tests slot j against :meth:`NodeRule.sequential`; ``u[..., k]`` samples
+    the residual by inverse CDF. O(k + n) per node.
+    """
+    drafts = np.asarray(drafts, dtype=np.int64)
+    k = drafts.shape[-1]
+    u = np.asarray(u, dtype=np.float64)
+    if u.shape[-1] != k + 1:
+        raise ValueError(f"`u` must have k + 1 = {k + 1} uniforms per node on its last axis; got {u.shape[-1]}.")
+    lead = np.broadcast_shapes(drafts.shape[:-1], u.shape[:-1], rule.accept.shape[:-1])
+    cond = np.broadcast_to(rule.sequential(), lead + (k,))
+    hit = np.broadcast_to(u[..., :k], lead + (k,)) < cond
+    any_hit = hit.any(axis=-1)
+    slot = np.where(any_hit, np.argmax(hit, axis=-1), -1)
+    drafts_b = np.broadcast_to(drafts, lead + (k,))
+    token = np.take_along_axis(drafts_b, np.maximum(slot, 0)[..., None], axis=-1)[..., 0]
+    if (~any_hit).any():
+        miss = ~any_hit
+        t = np.broadcast_to(u[..., k], lead)[miss]
+        if rule.residual.ndim == 1:  # one residual for every node: a single CDF, O(log n) per node
+            cdf = np.cumsum(rule.residual)
+            y = np.searchsorted(cdf, t * cdf[-1], side="right")
+        else:
+            res = np.broadcast_to(rule.residual, lead + rule.residual.shape[-1:])
+            cdf = np.cumsum(res[miss], axis=-1)
+            y = (cdf <= (t * cdf[:, -1])[:, None]).sum(axis=-1)
+        token = np.array(token)
+        token[miss] = np.minimum(y, rule.residual.shape[-1] - 1)
+    return Verification(token=np.asarray(token, dtype=np.int64), slot=np.asarray(slot, dtype=np.int64))
+
+
+def law_from_rule(rule: NodeRule, tuples: np.ndarray, mass: np.ndarray, n: int) -> ExactLaw:
+    """Average a node rule over an enumerated draft law: exact output law and acceptance."""
+    k = tuples.shape[1]
+    out = np.zeros(n)
+    weighted = mass[:, None] * rule.accept  # (m, k)
+    np.add.at(out, tuples.ravel(), weighted.ravel())
+    out += (mass * rule.reject) @ rule.residual
+    positional = weighted.sum(axis=0) if k else np.zeros(0)
+    return ExactLaw(output=out, acceptance=float(weighted.sum()), positional=positional)
