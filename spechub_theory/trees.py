@@ -1,0 +1,163 @@
+r"""Token trees: an immutable tree of draft slots with its attention mask and position offsets.
+
+Node 0 is the root (the last committed token); every other node is one draft token. Children of a
+node are ordered: child j is draft slot j of that node's draft law. Nodes are numbered level by
+level (breadth first), so ``parents[v] < v``. Naming follows the SpecHub repository (seed-notes.md
+section 2): ``"k^d"`` is the complete k-ary tree with d levels counting the root, e.g. ``"2^5"`` has
+31 nodes (30 drafts, depth 4) and ``"3^4"`` has 40.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+__all__ = ["Tree"]
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A token tree given by its parent array (``parents[0] == -1``, ``parents[v] < v``).
+
+    Build one with :meth:`from_branching`, :meth:`from_name` or :meth:`from_parents`.
+
+    Examples
+    --------
+    >>> Tree.from_name("2^3").size, Tree.from_name("2^3").depth
+    (7, 2)
+    >>> Tree.from_branching([2, 1]).parents
+    (-1, 0, 0, 1, 2)
+    """
+
+    parents: tuple[int, ...]
+
+    def __post_init__(self):
+        par = tuple(int(x) for x in self.parents)
+        if not par or par[0] != -1:
+            raise ValueError("`parents` must start with -1 (the root).")
+        for v, u in enumerate(par[1:], start=1):
+            if not (0 <= u < v):
+                raise ValueError(f"`parents[{v}]` = {u} must be an earlier node (0 <= parent < {v}).")
+        object.__setattr__(self, "parents", par)
+
+    # -- constructors --------------------------------------------------------------------------
+    @classmethod
+    def from_parents(cls, parents) -> "Tree":
+        """Tree from a parent list; nodes are renumbered breadth first, children keeping their order."""
+        par = [int(x) for x in parents]
+        if not par or par[0] != -1:
+            raise ValueError("`parents` must start with -1 (the root).")
+        kids: dict[int, list[int]] = {v: [] for v in range(len(par))}
+        for v, u in enumerate(par[1:], start=1):
+            if u not in kids or u == v:
+                raise ValueError(f"`parents[{v}]` = {u} is not a node of the tree.")
+            kids[u].append(v)
+        order, new_par, queue = [], [], [(0, -1)]
+        while queue:
+            v, pu = queue.pop(0)
+            order.append(v)
+            new_par.append(pu)
+            queue.extend((c, len(order) - 1) for c in kids[v])
+        if len(order) != len(par):
+            raise ValueError("`parents` must describe a tree connected to the root (no cycles).")
+        return cls(tuple(new_par))
+
+    @classmethod
+    def from_branching(cls, branching) -> "Tree":
+        """Tree from the number of children per level: ``[2, 2]`` gives every node of each level
+        that many children. Entries may be lists (one count per node of the level), e.g.
+        ``[[2], [2, 1]]``; a count of 0 makes a leaf."""
+        parents, level = [-1], [0]
+        for depth, spec in enumerate(branching):
+            counts = [int(spec)] * len(level) if np.isscalar(spec) else [int(c) for c in spec]
+            if len(counts) != len(level):
+                raise ValueError(f"level {depth} lists {len(counts)} branch counts for {len(level)} nodes.")
+            if any(c < 0 for c in counts):
+                raise ValueError(f"level {depth} has a negative branch count.")
+            nxt = []
+            for node, c in zip(level, counts):
+                for _ in range(c):
+                    parents.append(node)
+                    nxt.append(len(parents) - 1)
+            level = nxt
+        return cls(tuple(parents))
+
+    @classmethod
+    def from_name(cls, name: str) -> "Tree":
+        """``"k^d"``: complete k-ary tree with d levels counting the root (k^d naming of the paper);
+        ``"chain-L"``: a chain of L drafts. Branching lists such as ``"2,2,1"`` are accepted too."""
+        text = str(name).strip()
+        m = re.fullmatch(r"(\d+)\^(\d+)", text)
+        if m:
+            k, d = int(m.group(1)), int(m.group(2))
+            if k < 1 or d < 1:
+                raise ValueError(f"tree {name!r}: k and d must be >= 1.")
+            return cls.from_branching([k] * (d - 1))
+        m = re.fullmatch(r"chain-(\d+)", text)
+        if m:
+            return cls.from_branching([1] * int(m.group(1)))
+        if re.fullmatch(r"\d+(\s*,\s*\d+)*", text):
+            return cls.from_branching([int(x) for x in text.split(",")])
+        raise ValueError(f"tree {name!r} is not 'k^d' (e.g. '2^4'), 'chain-L' or a branching list like '2,2,1'.")
+
+    # -- structure ------------------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        """Number of nodes including the root (= tokens the target scores per step)."""
+        return len(self.parents)
+
+    @cached_property
+    def children(self) -> tuple[tuple[int, ...], ...]:
+        """Children of each node, in draft-slot order."""
+        kids: list[list[int]] = [[] for _ in self.parents]
+        for v, u in enumerate(self.parents[1:], start=1):
+            kids[u].append(v)
+        return tuple(tuple(c) for c in kids)
+
+    @cached_property
+    def depths(self) -> np.ndarray:
+        """Depth of each node (root 0); also the position offset of each node."""
+        d = np.zeros(self.size, dtype=np.int64)
+        for v in range(1, self.size):
+            d[v] = d[self.parents[v]] + 1
+        return d
+
+    @property
+    def depth(self) -> int:
+        """Number of draft levels (the maximum depth)."""
+        return int(self.depths.max())
+
+    @cached_property
+    def slot(self) -> np.ndarray:
+        """Slot index of each node among its siblings (root: -1)."""
+        s = np.full(self.size, -1, dtype=np.int64)
+        for kids in self.children:
+            for j, c in enumerate(kids):
+                s[c] = j
+        return s
+
+    @cached_property
+    def levels(self) -> tuple[tuple[int, ...], ...]:
+        """Nodes of each depth, in order (level 0 is the root)."""
+        return tuple(tuple(int(v) for v in np.flatnonzero(self.depths == d)) for d in range(self.depth + 1))
+
+    @cached_property
+    def ancestor_mask(self) -> np.ndarray:
+        """Boolean (size, size): ``mask[i, j]`` iff j is i or an ancestor of i (tree attention)."""
+        m = np.eye(self.size, dtype=bool)
+        for v in range(1, self.size):
+            m[v] |= m[self.parents[v]]
+        return m
+
+    def path_to(self, v: int) -> list[int]:
+        """Nodes from the root to ``v`` inclusive."""
+        path = [int(v)]
+        while self.parents[path[-1]] >= 0:
+            path.append(self.parents[path[-1]])
+        return path[::-1]
+
+    def __repr__(self) -> str:
+        return f"Tree(size={self.size}, depth={self.depth}, branching={[len(c) for c in self.children if c]})"
