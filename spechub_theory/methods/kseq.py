@@ -22,6 +22,8 @@ __all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "optimal_rho", "posit
 NAME = "kseq"
 LAW = IID
 FIXED_K = None
+#: whether ``rule(...).residual`` depends on the drafts (the residual depends on (p, q, k) only); Monte Carlo uses it
+RESIDUAL_DEPENDS_ON_DRAFTS = False
 
 #: bisection steps on rho in [1, k]: 2^-64 k is below float64 resolution
 _BISECTION_STEPS = 64
