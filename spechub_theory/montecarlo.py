@@ -13,6 +13,8 @@ rule-based method the rule is evaluated without (N, n) arrays (see :func:`simula
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -199,7 +201,8 @@ def resolve_verifier(verifier, law=None) -> Verifier:
     return Verifier(name, sample, module, function, default_law=law is None)
 
 
-def simulate(p, q, k: int, *, method, n_trials: int, law=None, rng=None, batch: int | None = None, progress=None) -> MonteCarloResult:
+def simulate(p, q, k: int, *, method, n_trials: int, law=None, rng=None, batch: int | None = None,
+             workers: int | None = None, progress=None) -> MonteCarloResult:
     r"""Simulate ``n_trials`` independent verifications of ``method`` on (p, q) with k drafts.
 
     Parameters
@@ -215,8 +218,12 @@ def simulate(p, q, k: int, *, method, n_trials: int, law=None, rng=None, batch: 
         Draft sampler; default the method's own law (then the exact rate is reported).
     rng : numpy Generator or seed, optional
     batch : int, optional
-        Trials per chunk (default :data:`DEFAULT_BATCH`). Results are reproducible for a given
-        seed and batch.
+        Trials per chunk (default :data:`DEFAULT_BATCH`). Chunk i draws from the i-th stream
+        spawned from ``rng``, so results are reproducible for a given seed and batch, whatever
+        ``workers`` is.
+    workers : int, optional
+        Threads running chunks concurrently (default: the CPU count, at most 8). A plain
+        callable verifier runs with one thread unless ``workers`` is given.
     progress : callable, optional
         Called as ``progress(done, total)`` after every chunk.
 
@@ -262,22 +269,31 @@ def simulate(p, q, k: int, *, method, n_trials: int, law=None, rng=None, batch: 
         raise ValueError(f"`batch` must be >= 1; got {batch}.")
     seed = rng if isinstance(rng, (int, np.integer)) else None
     rng = np.random.default_rng(rng)
-    slots = np.zeros(k + 1, dtype=np.int64)  # slot j at j, rejections at k
-    tokens = np.zeros(n, dtype=np.int64)
-    in_drafts = 0
-    done = 0
-    while done < n_trials:
-        size = min(batch, n_trials - done)
-        drafts = np.asarray(ver.sample(q, k, size, rng), dtype=np.int64).reshape(size, k)
-        u = rng.random((size, k + 1))
-        out = _verify_chunk(ver, p, q, drafts, u)
-        slots += np.bincount(np.where(out.slot >= 0, out.slot, k), minlength=k + 1)[: k + 1]
-        tokens += np.bincount(out.token, minlength=n)[:n]
-        rejected = out.slot < 0
-        in_drafts += int((drafts[rejected] == out.token[rejected, None]).any(axis=-1).sum())
-        done += size
-        if progress is not None:
-            progress(done, n_trials)
+    sizes = [min(batch, n_trials - s) for s in range(0, int(n_trials), batch)]
+    streams = rng.spawn(len(sizes))  # one independent stream per chunk: same result for any `workers`
+    totals = _Totals(k, n)
+
+    def run_chunk(i):
+        g = streams[i]
+        drafts = np.asarray(ver.sample(q, k, sizes[i], g), dtype=np.int64).reshape(sizes[i], k)
+        u = g.random((sizes[i], k + 1))
+        return drafts, _verify_chunk(ver, p, q, drafts, u)
+
+    workers = _workers(1 if workers is None and ver.function is not None else workers, len(sizes))
+    if workers == 1:
+        outs = map(run_chunk, range(len(sizes)))
+    else:
+        pool = ThreadPoolExecutor(workers)  # numpy releases the GIL in the chunk kernels
+        outs = pool.map(run_chunk, range(len(sizes)))
+    try:
+        for drafts, out in outs:
+            totals.add(drafts, out)
+            if progress is not None:
+                progress(totals.done, int(n_trials))
+    finally:
+        if workers > 1:
+            pool.shutdown(cancel_futures=True)
+    slots, tokens, in_drafts = totals.slots, totals.tokens, totals.in_drafts
     exact, exact_pos = _exact(ver, p, q, k) if ver.default_law else (None, None)
     return MonteCarloResult(
         method=ver.name, k=k, n_trials=int(n_trials), accepted=int(n_trials - slots[k]),
@@ -287,6 +303,31 @@ def simulate(p, q, k: int, *, method, n_trials: int, law=None, rng=None, batch: 
 
 
 # -- chunk kernels ------------------------------------------------------------------------------
+
+class _Totals:
+    """Running counts: accepted slots (rejections at index k), output tokens, diagnostics."""
+
+    def __init__(self, k, n):
+        self.k, self.n, self.done, self.in_drafts = k, n, 0, 0
+        self.slots = np.zeros(k + 1, dtype=np.int64)
+        self.tokens = np.zeros(n, dtype=np.int64)
+
+    def add(self, drafts, out):
+        k = self.k
+        self.slots += np.bincount(np.where(out.slot >= 0, out.slot, k), minlength=k + 1)[: k + 1]
+        self.tokens += np.bincount(out.token, minlength=self.n)[: self.n]
+        rejected = out.slot < 0
+        self.in_drafts += int((drafts[rejected] == out.token[rejected, None]).any(axis=-1).sum())
+        self.done += len(drafts)
+
+
+def _workers(workers, chunks):
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8)
+    if int(workers) < 1:
+        raise ValueError(f"`workers` must be >= 1; got {workers}.")
+    return max(1, min(int(workers), chunks))
+
 
 def _law_sampler(law: DraftLaw):
     def sample(q, k, size, rng):
@@ -298,7 +339,14 @@ def _law_sampler(law: DraftLaw):
 def _verify_chunk(ver: Verifier, p, q, drafts, u) -> Verification:
     if ver.function is not None:
         out = ver.function(p, q, drafts, u)
-        return Verification(np.asarray(out.token, dtype=np.int64).reshape(-1), np.asarray(out.slot, dtype=np.int64).reshape(-1))
+        token = np.asarray(out.token, dtype=np.int64).reshape(-1)
+        slot = np.asarray(out.slot, dtype=np.int64).reshape(-1)
+        k = drafts.shape[-1]
+        if token.shape != (len(drafts),) or slot.shape != token.shape:
+            raise ValueError(f"verifier {ver.name!r} returned {token.shape[0]} tokens for {len(drafts)} nodes.")
+        if token.min() < 0 or token.max() >= len(p) or slot.min() < -1 or slot.max() >= k:
+            raise ValueError(f"verifier {ver.name!r} returned a token outside [0, {len(p)}) or a slot outside [-1, {k}).")
+        return Verification(token, slot)
     m = ver.module
     if not getattr(m, "RESIDUAL_DEPENDS_ON_DRAFTS", True):
         return verify_from_rule(m.rule(p, q, drafts), drafts, u)
