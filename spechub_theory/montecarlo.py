@@ -78,7 +78,9 @@ def wilson_interval(successes, trials, level: float = 0.95) -> ConfidenceInterva
     den = 1.0 + z * z / trials
     mid = (a + z * z / (2 * trials)) / den
     half = z * math.sqrt(a * (1 - a) / trials + z * z / (4 * trials * trials)) / den
-    return ConfidenceInterval(max(0.0, mid - half), min(1.0, mid + half), level)
+    low = 0.0 if successes <= 0 else max(0.0, mid - half)  # exact ends: no round-off at 0 and N
+    high = 1.0 if successes >= trials else min(1.0, mid + half)
+    return ConfidenceInterval(low, high, level)
 
 
 @dataclass(frozen=True)
