@@ -21,7 +21,7 @@ import numpy as np
 from scipy import stats as _st
 
 from .distributions import check_pq
-from .draft_laws import DraftLaw, conditional_law, get_law
+from .draft_laws import DraftLaw, get_law
 from .methods import METHODS, get_method
 from .methods.base import NodeRule, Verification, normalise_residual, slots_from_sequential, verify_from_rule
 from .methods.single import ratio_accept
@@ -35,6 +35,8 @@ DEFAULT_BATCH = 1 << 16
 GROUP_BLOCK_ENTRIES = 1 << 22
 #: exact rates by enumeration (``output_law``) for unregistered methods up to this many entries
 EXACT_ENUMERATION_ENTRIES = 10_000_000
+#: RRS w/o replacement (k = 2) keeps the residual CDFs of every first draft up to this n (8 MB)
+RRS_WOR_CACHE_N = 1024
 
 
 @dataclass(frozen=True)
@@ -274,12 +276,13 @@ def simulate(p, q, k: int, *, method, n_trials: int, law=None, rng=None, batch: 
     sizes = [min(batch, n_trials - s) for s in range(0, int(n_trials), batch)]
     streams = rng.spawn(len(sizes))  # one independent stream per chunk: same result for any `workers`
     totals = _Totals(k, n)
+    cache = {}  # per-run tables of a fast path (e.g. RRS w/o replacement residual CDFs)
 
     def run_chunk(i):
         g = streams[i]
         drafts = np.asarray(ver.sample(q, k, sizes[i], g), dtype=np.int64).reshape(sizes[i], k)
         u = g.random((sizes[i], k + 1))
-        return drafts, _verify_chunk(ver, p, q, drafts, u)
+        return drafts, _verify_chunk(ver, p, q, drafts, u, cache)
 
     workers = _workers(1 if workers is None and ver.function is not None else workers, len(sizes))
     if workers == 1:
@@ -338,7 +341,7 @@ def _law_sampler(law: DraftLaw):
     return sample
 
 
-def _verify_chunk(ver: Verifier, p, q, drafts, u) -> Verification:
+def _verify_chunk(ver: Verifier, p, q, drafts, u, cache=None) -> Verification:
     if ver.function is not None:
         out = ver.function(p, q, drafts, u)
         token = np.asarray(out.token, dtype=np.int64).reshape(-1)
@@ -353,28 +356,46 @@ def _verify_chunk(ver: Verifier, p, q, drafts, u) -> Verification:
     if not getattr(m, "RESIDUAL_DEPENDS_ON_DRAFTS", True):
         return verify_from_rule(m.rule(p, q, drafts), drafts, u)
     if m is METHODS.get("rrs_wor") and drafts.shape[-1] == 2:
-        accept, residual, group = _rrs_wor_two(p, q, drafts)
+        accept, sample_residual, group = _rrs_wor_two(p, q, drafts, {} if cache is None else cache)
     else:
-        accept, residual, group = _rule_by_tuple(m, p, q, drafts)
-    return _verify_grouped(accept, residual, group, drafts, u)
+        accept, sample_residual, group = _rule_by_tuple(m, p, q, drafts)
+    return _verify_grouped(accept, sample_residual, group, drafts, u)
 
 
-def _rrs_wor_two(p, q, drafts):
-    """RRS w/o replacement, k = 2: q_2 and the residual depend on x_1 only (theory.md 4.3)."""
-    first, group = np.unique(drafts[:, 0], return_inverse=True)
-    q2 = conditional_law(q, first[:, None])  # [distinct x_1, n]
+def _rrs_wor_two(p, q, drafts, cache):
+    """RRS w/o replacement, k = 2 (theory.md 4.3): q_2 = q / s(x_1) off x_1, with s(x) the sum of
+    the other entries, so both tests are O(1) per trial. The residual (r - q_2)_+ depends on x_1
+    only: for n <= RRS_WOR_CACHE_N the CDFs of all n residuals are built once per run (in
+    ``cache``), else per chunk for the first drafts of rejected trials."""
+    n = p.shape[-1]
+    x1, x2 = drafts[:, 0], drafts[:, 1]
+    s = _sum_of_others(q)
     r = normalise_residual(p - q, p)  # p_2, the same for every tuple
-    c1 = ratio_accept(p[drafts[:, 0]], q[drafts[:, 0]])
-    c2 = ratio_accept(r[drafts[:, 1]], q2[group, drafts[:, 1]])
-    accept = slots_from_sequential(np.stack([c1, c2], axis=-1))
-    return accept, normalise_residual(r - q2, r), group
+    q2 = np.where(s[x1] > 0, q[x2] / np.where(s[x1] > 0, s[x1], 1.0), 1.0 / max(n - 1, 1))
+    accept = slots_from_sequential(np.stack([ratio_accept(p[x1], q[x1]), ratio_accept(r[x2], q2)], axis=-1))
+
+    def residual_rows(first):  # conditional_law(q, [x_1]) row by row, without its general masking
+        s1 = s[first][:, None]
+        q2_rows = np.where(s1 > 0, q / np.where(s1 > 0, s1, 1.0), 1.0 / max(n - 1, 1))
+        q2_rows[np.arange(len(first)), first] = 0.0
+        return normalise_residual(r - q2_rows, r)
+
+    if n > RRS_WOR_CACHE_N:
+        return accept, _rows_sampler(residual_rows), x1
+    if "keys" not in cache:
+        cache["keys"] = _shifted_cdfs(residual_rows(np.arange(n)))
+
+    def sample_residual(first, t):
+        return _search_shifted(cache["keys"], n, first, t)
+
+    return accept, sample_residual, x1
 
 
 def _rule_by_tuple(m, p, q, drafts):
     """Evaluate ``m.rule`` once per distinct draft tuple, in blocks; residual rows per tuple."""
     n, k = p.shape[-1], drafts.shape[-1]
     if k * math.log2(max(n, 2)) < 62:
-        code = np.ravel_multi_index(drafts.T, (n,) * k)
+        code = np.ravel_multi_index(tuple(drafts.T), (n,) * k)
         _, first, group = np.unique(code, return_index=True, return_inverse=True)
         uniq = drafts[first]
     else:
@@ -387,26 +408,56 @@ def _rule_by_tuple(m, p, q, drafts):
         rule = m.rule(p, q, uniq[s : s + block])
         accept[s : s + block] = np.broadcast_to(rule.accept, (len(uniq[s : s + block]), k))
         residual[s : s + block] = np.broadcast_to(rule.residual, (len(uniq[s : s + block]), n))
-    return accept[group], residual, group
+    return accept[group], _rows_sampler(residual.__getitem__), group
 
 
-def _verify_grouped(accept, residual, group, drafts, u) -> Verification:
-    """Sequential test with per-trial ``accept`` (N, k); residual rows (m, n) picked by ``group``."""
+def _verify_grouped(accept, sample_residual, group, drafts, u) -> Verification:
+    """Sequential test with per-trial ``accept`` (N, k); a rejected trial draws its token with
+    ``sample_residual(group ids, uniforms)``."""
     k = drafts.shape[-1]
-    hit = u[:, :k] < NodeRule(accept, residual[:1]).sequential()
+    hit = u[:, :k] < NodeRule(accept, np.zeros(1)).sequential()
     any_hit = hit.any(axis=-1)
     slot = np.where(any_hit, np.argmax(hit, axis=-1), -1)
     token = drafts[np.arange(len(drafts)), np.maximum(slot, 0)]
     miss = np.flatnonzero(~any_hit)
     if len(miss):
-        g = group[miss]
-        order = np.argsort(g, kind="stable")
-        bounds = np.flatnonzero(np.diff(g[order])) + 1
-        for idx in np.split(miss[order], bounds):
-            cdf = np.cumsum(residual[group[idx[0]]])
-            y = np.searchsorted(cdf, u[idx, k] * cdf[-1], side="right")
-            token[idx] = np.minimum(y, len(cdf) - 1)
+        token[miss] = sample_residual(group[miss], u[miss, k])
     return Verification(token=token, slot=slot)
+
+
+def _rows_sampler(residual_rows):
+    """Residual sampler from ``residual_rows(ids) -> (len(ids), n)``: rows built for the distinct
+    ids only, then one search over their shifted CDFs."""
+
+    def sample(ids, t):
+        distinct, row = np.unique(ids, return_inverse=True)
+        rows = residual_rows(distinct)  # [distinct groups of rejected trials, n]
+        return _search_shifted(_shifted_cdfs(rows), rows.shape[-1], row.reshape(-1), t)
+
+    return sample
+
+
+def _shifted_cdfs(rows):
+    """Normalised CDF of row j shifted by j, flattened: nondecreasing, so one binary search
+    serves every row (a shift by j < 2^20 costs at most 20 of the 53 bits of a uniform)."""
+    cdf = np.cumsum(rows, axis=-1)
+    return (cdf / cdf[:, -1:] + np.arange(len(rows))[:, None]).ravel()
+
+
+def _search_shifted(keys, n, row, t):
+    """Inverse CDF of row ``row[i]`` at ``t[i]``: the first index whose CDF exceeds t."""
+    target = row + t
+    order = np.argsort(target)  # sorted queries walk the keys once (cache friendly)
+    y = np.empty(len(t), dtype=np.int64)
+    y[order] = np.searchsorted(keys, target[order], side="right")
+    return np.minimum(y - row * n, n - 1)
+
+
+def _sum_of_others(w: np.ndarray) -> np.ndarray:
+    """sum_{y != x} w(y) for every x, as prefix + suffix sums (no cancellation near w(x) = 1)."""
+    before = np.concatenate([[0.0], np.cumsum(w)[:-1]])
+    after = np.concatenate([np.cumsum(w[::-1])[::-1][1:], [0.0]])
+    return before + after
 
 
 def _exact(ver: Verifier, p, q, k):
