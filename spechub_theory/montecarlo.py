@@ -23,7 +23,7 @@ from scipy import stats as _st
 from .distributions import check_pq
 from .draft_laws import DraftLaw, get_law
 from .methods import METHODS, get_method
-from .methods.base import NodeRule, Verification, normalise_residual, slots_from_sequential, verify_from_rule
+from .methods.base import RESIDUAL_EPS, NodeRule, Verification, normalise_residual, slots_from_sequential, verify_from_rule
 from .methods.single import ratio_accept
 from .verification import check_method_k, output_law
 
@@ -35,8 +35,6 @@ DEFAULT_BATCH = 1 << 16
 GROUP_BLOCK_ENTRIES = 1 << 22
 #: exact rates by enumeration (``output_law``) for unregistered methods up to this many entries
 EXACT_ENUMERATION_ENTRIES = 10_000_000
-#: RRS w/o replacement (k = 2) keeps the residual CDFs of every first draft up to this n (8 MB)
-RRS_WOR_CACHE_N = 1024
 
 
 @dataclass(frozen=True)
@@ -276,13 +274,12 @@ def simulate(p, q, k: int, *, method, n_trials: int, law=None, rng=None, batch: 
     sizes = [min(batch, n_trials - s) for s in range(0, int(n_trials), batch)]
     streams = rng.spawn(len(sizes))  # one independent stream per chunk: same result for any `workers`
     totals = _Totals(k, n)
-    cache = {}  # per-run tables of a fast path (e.g. RRS w/o replacement residual CDFs)
 
     def run_chunk(i):
         g = streams[i]
         drafts = np.asarray(ver.sample(q, k, sizes[i], g), dtype=np.int64).reshape(sizes[i], k)
         u = g.random((sizes[i], k + 1))
-        return drafts, _verify_chunk(ver, p, q, drafts, u, cache)
+        return drafts, _verify_chunk(ver, p, q, drafts, u)
 
     workers = _workers(1 if workers is None and ver.function is not None else workers, len(sizes))
     if workers == 1:
@@ -341,7 +338,7 @@ def _law_sampler(law: DraftLaw):
     return sample
 
 
-def _verify_chunk(ver: Verifier, p, q, drafts, u, cache=None) -> Verification:
+def _verify_chunk(ver: Verifier, p, q, drafts, u) -> Verification:
     if ver.function is not None:
         out = ver.function(p, q, drafts, u)
         token = np.asarray(out.token, dtype=np.int64).reshape(-1)
@@ -356,17 +353,16 @@ def _verify_chunk(ver: Verifier, p, q, drafts, u, cache=None) -> Verification:
     if not getattr(m, "RESIDUAL_DEPENDS_ON_DRAFTS", True):
         return verify_from_rule(m.rule(p, q, drafts), drafts, u)
     if m is METHODS.get("rrs_wor") and drafts.shape[-1] == 2:
-        accept, sample_residual, group = _rrs_wor_two(p, q, drafts, {} if cache is None else cache)
+        accept, sample_residual, group = _rrs_wor_two(p, q, drafts)
     else:
         accept, sample_residual, group = _rule_by_tuple(m, p, q, drafts)
     return _verify_grouped(accept, sample_residual, group, drafts, u)
 
 
-def _rrs_wor_two(p, q, drafts, cache):
+def _rrs_wor_two(p, q, drafts):
     """RRS w/o replacement, k = 2 (theory.md 4.3): q_2 = q / s(x_1) off x_1, with s(x) the sum of
     the other entries, so both tests are O(1) per trial. The residual (r - q_2)_+ depends on x_1
-    only: for n <= RRS_WOR_CACHE_N the CDFs of all n residuals are built once per run (in
-    ``cache``), else per chunk for the first drafts of rejected trials."""
+    only, and is drawn by :class:`_ResidualFamily` in O(log n) per rejected trial."""
     n = p.shape[-1]
     x1, x2 = drafts[:, 0], drafts[:, 1]
     s = _sum_of_others(q)
@@ -374,25 +370,59 @@ def _rrs_wor_two(p, q, drafts, cache):
     q2 = np.where(s[x1] > 0, q[x2] / np.where(s[x1] > 0, s[x1], 1.0), 1.0 / max(n - 1, 1))
     accept = slots_from_sequential(np.stack([ratio_accept(p[x1], q[x1]), ratio_accept(r[x2], q2)], axis=-1))
 
-    def residual_rows(first):  # conditional_law(q, [x_1]) row by row, without its general masking
-        s1 = s[first][:, None]
-        q2_rows = np.where(s1 > 0, q / np.where(s1 > 0, s1, 1.0), 1.0 / max(n - 1, 1))
-        q2_rows[np.arange(len(first)), first] = 0.0
-        return normalise_residual(r - q2_rows, r)
+    family = _ResidualFamily(r, q)
+    return accept, lambda first, t: family.sample(first, s, t), x1
 
-    if n > RRS_WOR_CACHE_N:
-        return accept, _rows_sampler(residual_rows), x1
-    if "keys" not in cache:
-        cache["keys"] = _shifted_cdfs(residual_rows(np.arange(n)))
 
-    def sample_residual(first, t):
-        return _search_shifted(cache["keys"], n, first, t)
+class _ResidualFamily:
+    r"""Draws from the RRS w/o replacement residuals :math:`(r - c\,q)_+ / Z(c)` for many c at once.
 
-    return accept, sample_residual, x1
+    With the tokens sorted by r/q (descending), the support of :math:`(r - c q)_+` is a prefix of
+    length J(c) and its CDF there is :math:`R_j - c Q_j` (prefix sums of r and q in that order),
+    increasing in j; a vectorised binary search inverts it. O(n log n) once, then O(log n) per
+    draw and no (draws, n) arrays. The first draft x_1 (c = 1/s(x_1)) needs no masking: a
+    rejected x_1 has r(x_1) = 0. Zero mass falls back to r, like ``normalise_residual``;
+    s(x_1) = 0 (q one-hot at x_1) uses the uniform law on the others, built row by row.
+    """
+
+    def __init__(self, r, q):
+        ratio = np.where(q > 0, r / np.where(q > 0, q, 1.0), np.where(r > 0, np.inf, 0.0))
+        self.order = np.argsort(-ratio, kind="stable")
+        self.neg_ratio = -ratio[self.order]
+        self.R = np.cumsum(r[self.order])
+        self.Q = np.cumsum(q[self.order])
+        self.r, self.q, self.r_cdf = r, q, np.cumsum(r)
+
+    def sample(self, first, s, t):
+        n = len(self.r)
+        s1 = s[first]
+        c = 1.0 / np.where(s1 > 0, s1, 1.0)
+        J = np.searchsorted(self.neg_ratio, -c, side="left")  # tokens with r/q > c
+        last = np.maximum(J - 1, 0)
+        Z = np.where(J > 0, self.R[last] - c * self.Q[last], 0.0)
+        target = t * Z
+        lo, hi = np.zeros(len(t), dtype=np.int64), last.copy()
+        for _ in range(int(np.ceil(np.log2(max(n, 2)))) + 1):
+            mid = (lo + hi) // 2
+            above = self.R[mid] - c * self.Q[mid] > target
+            hi = np.where(above, mid, hi)
+            lo = np.where(above, lo, np.minimum(mid + 1, hi))
+        token = self.order[lo]
+        empty = Z <= RESIDUAL_EPS
+        if empty.any():  # the rejection branch has (round-off) probability 0: normalise_residual's fallback
+            token[empty] = np.minimum(np.searchsorted(self.r_cdf, t[empty] * self.r_cdf[-1], side="right"), n - 1)
+        onehot = s1 <= 0
+        if onehot.any():
+            rows = np.maximum(self.r - 1.0 / max(n - 1, 1), 0.0)[None].repeat(onehot.sum(), 0)
+            rows[np.arange(len(rows)), first[onehot]] = 0.0
+            rows = normalise_residual(rows, self.r)
+            token[onehot] = _search_shifted(_shifted_cdfs(rows), n, np.arange(len(rows)), t[onehot])
+        return token
 
 
 def _rule_by_tuple(m, p, q, drafts):
-    """Evaluate ``m.rule`` once per distinct draft tuple, in blocks; residual rows per tuple."""
+    """Evaluate ``m.rule`` once per distinct draft tuple, in blocks of GROUP_BLOCK_ENTRIES; the
+    residual rows are recomputed (in blocks) only for tuples with a rejected trial."""
     n, k = p.shape[-1], drafts.shape[-1]
     if k * math.log2(max(n, 2)) < 62:
         code = np.ravel_multi_index(tuple(drafts.T), (n,) * k)
@@ -400,15 +430,16 @@ def _rule_by_tuple(m, p, q, drafts):
         uniq = drafts[first]
     else:
         uniq, group = np.unique(drafts, axis=0, return_inverse=True)
-    group = group.reshape(-1)
     block = max(1, GROUP_BLOCK_ENTRIES // n)
     accept = np.empty((len(uniq), k))
-    residual = np.empty((len(uniq), n))
     for s in range(0, len(uniq), block):
-        rule = m.rule(p, q, uniq[s : s + block])
-        accept[s : s + block] = np.broadcast_to(rule.accept, (len(uniq[s : s + block]), k))
-        residual[s : s + block] = np.broadcast_to(rule.residual, (len(uniq[s : s + block]), n))
-    return accept[group], _rows_sampler(residual.__getitem__), group
+        part = uniq[s : s + block]
+        accept[s : s + block] = np.broadcast_to(m.rule(p, q, part).accept, (len(part), k))
+
+    def residual_rows(ids):
+        return np.broadcast_to(m.rule(p, q, uniq[ids]).residual, (len(ids), n))
+
+    return accept[group.reshape(-1)], _rows_sampler(residual_rows, n), group.reshape(-1)
 
 
 def _verify_grouped(accept, sample_residual, group, drafts, u) -> Verification:
@@ -425,14 +456,22 @@ def _verify_grouped(accept, sample_residual, group, drafts, u) -> Verification:
     return Verification(token=token, slot=slot)
 
 
-def _rows_sampler(residual_rows):
-    """Residual sampler from ``residual_rows(ids) -> (len(ids), n)``: rows built for the distinct
-    ids only, then one search over their shifted CDFs."""
+def _rows_sampler(residual_rows, n):
+    """Residual sampler from ``residual_rows(ids) -> (len(ids), n)``: rows built only for the
+    distinct ids of rejected trials, GROUP_BLOCK_ENTRIES entries at a time, each block served by
+    one search over its shifted CDFs."""
+    block = max(1, GROUP_BLOCK_ENTRIES // n)
 
     def sample(ids, t):
         distinct, row = np.unique(ids, return_inverse=True)
-        rows = residual_rows(distinct)  # [distinct groups of rejected trials, n]
-        return _search_shifted(_shifted_cdfs(rows), rows.shape[-1], row.reshape(-1), t)
+        row = row.reshape(-1)
+        if len(distinct) <= block:
+            return _search_shifted(_shifted_cdfs(residual_rows(distinct)), n, row, t)
+        out = np.empty(len(ids), dtype=np.int64)
+        for s in range(0, len(distinct), block):
+            mine = np.flatnonzero((row >= s) & (row < s + block))
+            out[mine] = _search_shifted(_shifted_cdfs(residual_rows(distinct[s : s + block])), n, row[mine] - s, t[mine])
+        return out
 
     return sample
 

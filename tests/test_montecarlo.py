@@ -47,10 +47,22 @@ def test_grouped_paths_equal_verify_with_the_same_uniforms(verifier, k):
     ver = resolve_verifier(verifier)
     drafts = ver.sample(q, k, 20000, rng)
     u = rng.random((20000, k + 1))
-    fast = _verify_chunk(ver, p, q, drafts, u)
-    ref = verify(ver.module, p, q, drafts, u)
+    _assert_coupled(ver.module, p, q, drafts, u, _verify_chunk(ver, p, q, drafts, u))
+
+
+def _assert_coupled(method, p, q, drafts, u, fast):
+    """Same accept decisions and tokens as `verify` with the same uniforms; a residual token may
+    differ only for RRS w/o replacement k = 2, whose fast path inverts the residual CDF in
+    another token order (same law): there it must lie in the residual's support."""
+    ref = verify(method, p, q, drafts, u)
     np.testing.assert_array_equal(fast.slot, ref.slot)
-    np.testing.assert_array_equal(fast.token, ref.token)
+    if getattr(method, "NAME", method) == "rrs_wor" and drafts.shape[-1] == 2:
+        np.testing.assert_array_equal(fast.token[ref.slot >= 0], ref.token[ref.slot >= 0])
+        miss = np.flatnonzero(ref.slot < 0)
+        residual = METHODS["rrs_wor"].rule(p, q, drafts[miss]).residual
+        assert (residual[np.arange(len(miss)), fast.token[miss]] > 0).all()
+    else:
+        np.testing.assert_array_equal(fast.token, ref.token)
 
 
 def test_user_callable_gives_the_same_counts_as_the_method():
@@ -145,3 +157,33 @@ def test_simulate_cli_errors(capsys):
     assert "one (p, q) pair" in capsys.readouterr().err
     assert main(["simulate", "--p", "0.5,0.5", "--q", "0.5,0.5", "--methods", "spechubb"]) == 2
     assert "did you mean 'spechub'" in capsys.readouterr().err
+
+
+def test_grouped_residuals_in_blocks_equal_one_block(monkeypatch):
+    import spechub_theory.montecarlo as mc
+
+    rng = np.random.default_rng(5)
+    p, q = rng.dirichlet(np.ones(8)), rng.dirichlet(np.ones(8))
+    ver = resolve_verifier(MUTANTS["rrs_skip_duplicates"])
+    drafts, u = ver.sample(q, 3, 5000, rng), rng.random((5000, 4))
+    whole = _verify_chunk(ver, p, q, drafts, u)
+    monkeypatch.setattr(mc, "GROUP_BLOCK_ENTRIES", 3 * 8)  # three tuples per block
+    np.testing.assert_array_equal(_verify_chunk(ver, p, q, drafts, u).token, whole.token)
+
+
+@pytest.mark.parametrize("case", ["onehot_q", "p_equals_q", "zeros"])
+def test_rrs_wor_fast_path_edge_cases_equal_verify(case):
+    rng = np.random.default_rng(9)
+    p, q = rng.dirichlet(np.ones(6)), rng.dirichlet(np.ones(6))
+    if case == "onehot_q":
+        q = np.eye(6)[2]
+    elif case == "p_equals_q":
+        p = q
+    else:
+        p[[0, 3]], q[[1, 3]] = 0.0, 0.0
+        p, q = p / p.sum(), q / q.sum()
+    drafts = sample_drafts("rrs_wor", q, 2, size=20000, rng=rng)
+    u = rng.random((20000, 3))
+    _assert_coupled("rrs_wor", p, q, drafts, u, _verify_chunk(resolve_verifier("rrs_wor"), p, q, drafts, u))
+    r = simulate(p, q, 2, method="rrs_wor", n_trials=200_000, rng=1)
+    assert r.confidence_interval(0.999).contains(r.exact) and matches_target(r, p, alpha=1e-3).passed
