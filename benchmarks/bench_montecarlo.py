@@ -29,6 +29,15 @@ def cpu_model() -> str:
         return platform.processor() or "unknown"
 
 
+def emit(lines, out=None) -> None:
+    """Print the markdown lines, and write them to ``out`` when given."""
+    text = "\n".join(lines) + "\n"
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    print(text)
+
+
 def measure(p, q, k, name, draws, workers):
     m = METHODS[name]
     kk = m.FIXED_K or k
@@ -74,11 +83,7 @@ def main(argv=None) -> int:
     ]
     for n, name, one, two in rows:
         lines.append(f"| {n} | {name} | {one[0] / 1e6:.2f} | {one[1] / 1e6:.2f} | {two[0] / 1e6:.2f} | {two[0] / one[0]:.2f} | {two[2]:+.2f} |")
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    print(text)
+    emit(lines, args.out)
     return 0
 
 

@@ -17,6 +17,7 @@ import time
 import numpy as np
 from scipy import stats
 
+from bench_montecarlo import cpu_model, emit  # benchmarks/ is on sys.path when run as a script
 from spechub_theory.mutants import MUTANTS
 from spechub_theory.montecarlo import simulate
 from spechub_theory.stats import matches_target, sample_size_for
@@ -96,12 +97,9 @@ def main(argv=None) -> int:
         row = f"| {name} | {tv:.6f} | {N:,} | {rejected} / {args.power_seeds} | {rejected / args.power_seeds:.1%} | [{lo:.1%}, {hi:.1%}] |"
         lines.append(row)
         print(row, f"({time.time() - start:.0f} s)", flush=True)
-    lines += ["", f"Total time {time.time() - start:.0f} s on {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f})."]
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    print(text)
+    lines += ["", f"Total time {time.time() - start:.0f} s on {cpu_model()}, {os.cpu_count()} cores "
+              f"(load average {os.getloadavg()[0]:.1f}, shared with other jobs)."]
+    emit(lines, args.out)
     return 0
 
 
