@@ -147,12 +147,12 @@ class MonteCarloResult:
             return 0.0 if abs(diff) <= 1e-12 else math.copysign(math.inf, diff)
         return diff / math.sqrt(var)
 
-    def to_dict(self, level: float = 0.95) -> dict:
-        """JSON-ready summary (counts as lists, interval at ``level``)."""
-        ci = self.confidence_interval(level)
+    def to_dict(self) -> dict:
+        """JSON-ready summary: rates, the 95% interval ``ci95``, z, positional splits, counts."""
+        ci = self.confidence_interval(0.95)
         out = {
             "method": self.method, "k": self.k, "n_draws": self.n_trials, "seed": self.seed,
-            "acceptance_mc": self.acceptance, "ci95" if level == 0.95 else f"ci{level:g}": [ci.low, ci.high],
+            "acceptance_mc": self.acceptance, "ci95": [ci.low, ci.high],
             "acceptance_exact": self.exact, "z": self.z,
             "positional_mc": self.positional.tolist(),
             "positional_exact": None if self.exact_positional is None else np.asarray(self.exact_positional).tolist(),
@@ -266,13 +266,14 @@ def simulate(p, q, k: int, *, method, n_trials: int, law=None, rng=None, batch: 
         k = check_method_k(ver.module, k, n if ver.module.LAW.distinct else None)
     if int(n_trials) != n_trials or n_trials < 1:
         raise ValueError(f"`n_trials` must be an integer >= 1; got {n_trials}.")
+    n_trials = int(n_trials)
     batch = DEFAULT_BATCH if batch is None else int(batch)
     if batch < 1:
         raise ValueError(f"`batch` must be >= 1; got {batch}.")
     seed = rng if isinstance(rng, (int, np.integer)) else None
     rng = np.random.default_rng(rng)
-    sizes = [min(batch, n_trials - s) for s in range(0, int(n_trials), batch)]
-    streams = rng.spawn(len(sizes))  # one independent stream per chunk: same result for any `workers`
+    sizes = [min(batch, n_trials - s) for s in range(0, n_trials, batch)]
+    streams = _spawn(rng, len(sizes))  # one independent stream per chunk: same result for any `workers`
     totals = _Totals(k, n)
 
     def run_chunk(i):
@@ -291,14 +292,14 @@ def simulate(p, q, k: int, *, method, n_trials: int, law=None, rng=None, batch: 
         for drafts, out in outs:
             totals.add(drafts, out)
             if progress is not None:
-                progress(totals.done, int(n_trials))
+                progress(totals.done, n_trials)
     finally:
         if workers > 1:
             pool.shutdown(cancel_futures=True)
     slots, tokens, in_drafts = totals.slots, totals.tokens, totals.in_drafts
     exact, exact_pos = _exact(ver, p, q, k) if ver.default_law else (None, None)
     return MonteCarloResult(
-        method=ver.name, k=k, n_trials=int(n_trials), accepted=int(n_trials - slots[k]),
+        method=ver.name, k=k, n_trials=n_trials, accepted=int(n_trials - slots[k]),
         slot_counts=slots[:k].copy(), token_counts=tokens, exact=exact, exact_positional=exact_pos,
         in_drafts_when_rejected=in_drafts, seed=seed,
     )
@@ -321,6 +322,14 @@ class _Totals:
         rejected = out.slot < 0
         self.in_drafts += int((drafts[rejected] == out.token[rejected, None]).any(axis=-1).sum())
         self.done += len(drafts)
+
+
+def _spawn(rng, count):
+    """``count`` independent child generators (``Generator.spawn``, numpy >= 1.25; else via the
+    seed sequence)."""
+    if hasattr(rng, "spawn"):
+        return rng.spawn(count)
+    return [np.random.default_rng(s) for s in rng.bit_generator._seed_seq.spawn(count)]  # pragma: no cover
 
 
 def _workers(workers, chunks):

@@ -187,3 +187,11 @@ def test_rrs_wor_fast_path_edge_cases_equal_verify(case):
     _assert_coupled("rrs_wor", p, q, drafts, u, _verify_chunk(resolve_verifier("rrs_wor"), p, q, drafts, u))
     r = simulate(p, q, 2, method="rrs_wor", n_trials=200_000, rng=1)
     assert r.confidence_interval(0.999).contains(r.exact) and matches_target(r, p, alpha=1e-3).passed
+
+
+def test_progress_bar_reaches_100_percent(capsys):
+    assert main(["simulate", "--p", "0.5,0.5", "--q", "0.9,0.1", "--n", "300000", "--methods", "rrs", "kseq",
+                 "--progress", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "100%" in captured.err and "kseq" in captured.err
+    assert json.loads(captured.out)["methods"]["kseq"]["lossless"]
