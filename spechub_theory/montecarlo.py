@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as _st
 
-from .distributions import check_pq
+from .distributions import check_k, check_pq
 from .draft_laws import DraftLaw, get_law
 from .methods import METHODS, get_method
 from .mc_kernels import verify_chunk
@@ -261,6 +261,8 @@ def simulate(p, q, k: int, *, method, n_trials: int, law=None, rng=None, batch: 
     ver = resolve_verifier(method, law)
     if ver.module is not None:
         k = check_method_k(ver.module, k, n if ver.module.LAW.distinct else None)
+    else:
+        k = check_k(k)
     if int(n_trials) != n_trials or n_trials < 1:
         raise ValueError(f"`n_trials` must be an integer >= 1; got {n_trials}.")
     n_trials = int(n_trials)

@@ -301,7 +301,8 @@ def _counts(observed, n: int, kind: str) -> np.ndarray:
     if kind not in ("auto", "samples", "counts"):
         raise ValueError(f"`kind` must be 'auto', 'samples' or 'counts'; got {kind!r}.")
     x = np.asarray(observed)
-    if x.ndim != 1 or not (np.issubdtype(x.dtype, np.integer) or (x.size and np.all(x == np.round(x)))) and x.size:
+    integral = np.issubdtype(x.dtype, np.integer) or (x.dtype.kind in "fb" and bool(np.all(x == np.round(x))))
+    if x.ndim != 1 or not integral:
         raise ValueError(f"`observed` must be a 1-D array of integer samples or counts; got shape {x.shape}, dtype {x.dtype}.")
     x = x.astype(np.int64)
     if kind == "counts" or (kind == "auto" and len(x) == n):

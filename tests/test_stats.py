@@ -149,3 +149,11 @@ def test_bad_arguments():
         samples_needed(4, 0.0)
     with pytest.raises(ValueError, match="`n_tokens` must be >= 2"):
         samples_needed(1, 0.1)
+
+
+def test_observed_must_be_integer_samples_or_counts():
+    with pytest.raises(ValueError, match="1-D array of integer samples or counts"):
+        matches_target(np.array([0.5, 1.0, 2.0, 3.0]), P3)
+    with pytest.raises(ValueError, match="1-D array of integer samples or counts"):
+        matches_target(np.ones((2, 4), dtype=int), P3)
+    assert matches_target(np.array([10.0, 20.0, 30.0, 40.0]), P3).passed  # float counts that are integers
