@@ -20,7 +20,7 @@ from .methods.base import verify_from_rule
 from .trees import Tree
 from .verification import check_method_k
 
-__all__ = ["TreeWalk", "draft_tree_level", "draft_tree", "walk_tree"]
+__all__ = ["TreeWalk", "tree_for_method", "draft_tree_level", "draft_tree", "walk_tree"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,26 @@ class TreeWalk:
     def accepted(self) -> int:
         """Number of accepted drafts (tokens per step minus one)."""
         return len(self.path) - 1
+
+
+def tree_for_method(tree: Tree, method) -> Tree:
+    """The tree a method actually drafts: ``tree`` itself, except for a single-draft method
+    (``FIXED_K = 1``, i.e. ``single``) on a tree with branching, which is defined as the chain
+    with the same number of draft levels (``Tree.chain(tree.depth)``).
+
+    Examples
+    --------
+    >>> tree_for_method(Tree.from_name("2^3"), "single").parents
+    (-1, 0, 1)
+    >>> tree_for_method(Tree.from_name("2^3"), "rrs").size
+    7
+    """
+    m = get_method(method)
+    if m.FIXED_K is not None and any(len(kids) not in (0, m.FIXED_K) for kids in tree.children):
+        if m.FIXED_K != 1:  # pragma: no cover - no such method today
+            raise ValueError(f"method {m.NAME!r} verifies exactly {m.FIXED_K} drafts per node; tree has other counts.")
+        return Tree.chain(tree.depth)
+    return tree
 
 
 def draft_tree_level(method, q_rows, counts, rng) -> list[np.ndarray]:
