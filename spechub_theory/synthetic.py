@@ -20,7 +20,7 @@ import numpy as np
 
 from .distributions import probs_from_logits
 
-__all__ = ["SyntheticPair", "make_pair", "calibrate_mismatch", "stationary_law"]
+__all__ = ["SyntheticPair", "FiniteStateTables", "make_pair", "calibrate_mismatch", "stationary_law", "model_tables", "context_kernel"]
 
 #: vocabulary sizes the generator accepts (issue 5: small vocabularies, exact enumeration)
 MAX_CONTEXTS = 40_000
@@ -116,10 +116,7 @@ class SyntheticPair:
     @cached_property
     def transition(self) -> np.ndarray:
         """(C, C) transition matrix of the target chain on contexts."""
-        C = self.num_contexts
-        T = np.zeros((C, C))
-        np.add.at(T, (np.repeat(np.arange(C), self.vocab), self.next_context.ravel()), self.target.ravel())
-        return T
+        return context_kernel(self.next_context, self.target)
 
     @cached_property
     def stationary(self) -> np.ndarray:
@@ -314,3 +311,40 @@ def stationary_law(kernel) -> np.ndarray:
     mu = np.linalg.lstsq(A, b, rcond=None)[0]
     mu = np.maximum(mu, 0.0)
     return mu / mu.sum()
+
+
+@dataclass(frozen=True)
+class FiniteStateTables:
+    """Target ``p`` (C, n), draft ``q`` (C, n) and ``next_context`` (C, n) of a finite-state model."""
+
+    p: np.ndarray
+    q: np.ndarray
+    next_context: np.ndarray
+
+
+def model_tables(model) -> FiniteStateTables:
+    """The tables of a finite-state model (a :class:`SyntheticPair` or any object with
+    ``target``, ``draft`` (C, n) and ``next_context`` (C, n) int), validated."""
+    try:
+        p = np.asarray(model.target, dtype=np.float64)
+        q = np.asarray(model.draft, dtype=np.float64)
+        N = np.asarray(model.next_context, dtype=np.int64)
+    except AttributeError:
+        raise ValueError("`model` must have `target`, `draft` and `next_context` tables (e.g. a SyntheticPair).") from None
+    if p.ndim != 2 or p.shape != q.shape or N.shape != p.shape:
+        raise ValueError(f"`model` tables must all have shape (C, n); got {p.shape}, {q.shape}, {N.shape}.")
+    if N.min() < 0 or N.max() >= p.shape[0]:
+        raise ValueError(f"`model.next_context` must hold context ids in [0, {p.shape[0]}).")
+    return FiniteStateTables(p, q, N)
+
+
+def context_kernel(next_context, weights) -> np.ndarray:
+    """(C, C) matrix ``M[c, next_context[c, y]] += weights[c, y]``: a law of the next token per
+    context turned into a law of the next context (the target's weights give the chain's
+    transition matrix). O(C n) plus the C^2 zeros."""
+    N = np.asarray(next_context, dtype=np.int64)
+    w = np.asarray(weights, dtype=np.float64)
+    C = N.shape[0]
+    M = np.zeros((C, C))
+    np.add.at(M, (np.repeat(np.arange(C), N.shape[1]), N.ravel()), w.ravel())
+    return M

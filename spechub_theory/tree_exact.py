@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .methods import get_method
-from .synthetic import stationary_law
+from .synthetic import context_kernel, model_tables, stationary_law
 from .tree_walk import tree_for_method
 from .trees import Tree
 from .verification import check_method_k
@@ -218,14 +218,15 @@ def exact_tree(tree, method, model, *, kernel: bool = True, outcomes: dict | Non
     """
     m = get_method(method)
     tree = tree_for_method(Tree.from_name(tree) if isinstance(tree, str) else tree, m)
-    p, q, N = _model_tables(model)
+    tables = model_tables(model)
+    p, q, N = tables.p, tables.q, tables.next_context
     C, n = p.shape
     cache = {} if outcomes is None else outcomes
     classes = tree.subtree_classes
     depth = tree.depth
     reach: list[np.ndarray] = []
     final: list[np.ndarray] = []
-    leaf_kernel = _scatter_next(N, p)  # a leaf emits one token from p: the target chain's kernel
+    leaf_kernel = context_kernel(N, p)  # a leaf emits one token from p: the target chain's kernel
     for kids in classes.children:
         r = np.zeros((C, depth + 1))
         r[:, 0] = 1.0
@@ -237,7 +238,7 @@ def exact_tree(tree, method, model, *, kernel: bool = True, outcomes: dict | Non
         if key not in cache:
             cache[key] = node_outcomes(m, p, q, len(kids))
         out = cache[key]
-        f = _scatter_next(N, out.reject) if kernel else None
+        f = context_kernel(N, out.reject) if kernel else None
         for j, child in enumerate(kids):
             r[:, 1:] += np.einsum("cx,cxd->cd", out.accept[:, j], reach[child][N][:, :, :depth])
             if kernel:
@@ -269,8 +270,9 @@ def positional_model(tree, method, model, *, weights=None, outcomes: dict | None
     """
     m = get_method(method)
     tree = tree_for_method(Tree.from_name(tree) if isinstance(tree, str) else tree, m)
-    p, q, N = _model_tables(model)
-    w = stationary_law(_scatter_next(N, p)) if weights is None else np.asarray(weights, dtype=np.float64)
+    tables = model_tables(model)
+    p, q, N = tables.p, tables.q, tables.next_context
+    w = stationary_law(context_kernel(N, p)) if weights is None else np.asarray(weights, dtype=np.float64)
     cache = {} if outcomes is None else outcomes
     prob = np.ones(tree.size)
     for v in range(1, tree.size):
@@ -323,26 +325,3 @@ def tokens_per_step_table(pair, trees=("2^2", "2^3", "2^4", "2^5", "3^2", "3^3",
             rows["positional_model"].append(positional_model(t, name, pair, weights=res.target_law, outcomes=cache))
         table["methods"][get_method(name).NAME] = rows
     return table
-
-
-def _model_tables(model):
-    """(target, draft, next_context) of a finite-state model, validated."""
-    try:
-        p = np.asarray(model.target, dtype=np.float64)
-        q = np.asarray(model.draft, dtype=np.float64)
-        N = np.asarray(model.next_context, dtype=np.int64)
-    except AttributeError:
-        raise ValueError("`model` must have `target`, `draft` and `next_context` tables (e.g. a SyntheticPair).") from None
-    if p.ndim != 2 or p.shape != q.shape or N.shape != p.shape:
-        raise ValueError(f"`model` tables must all have shape (C, n); got {p.shape}, {q.shape}, {N.shape}.")
-    if N.min() < 0 or N.max() >= p.shape[0]:
-        raise ValueError(f"`model.next_context` must hold context ids in [0, {p.shape[0]}).")
-    return p, q, N
-
-
-def _scatter_next(N: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """(C, C) matrix with ``M[c, N[c, y]] += weights[c, y]``: token law -> next-context law."""
-    C = N.shape[0]
-    M = np.zeros((C, C))
-    np.add.at(M, (np.repeat(np.arange(C), N.shape[1]), N.ravel()), weights.ravel())
-    return M
