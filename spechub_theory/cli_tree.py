@@ -16,11 +16,11 @@ from pathlib import Path
 
 from .methods import get_method
 from .synthetic import calibrate_mismatch, make_pair
-from .tree_exact import exact_tree, positional_model
+from .tree_exact import exact_tree, positional_model, tokens_per_step_table
 from .tree_simulate import BURN_IN, CHAINS, simulate_tree_decoding
 from .trees import Tree
 
-__all__ = ["add_arguments", "run", "tree_report", "EPILOG", "DEFAULT_METHODS", "DEFAULT_STEPS"]
+__all__ = ["add_arguments", "run", "tree_report", "table_report", "EPILOG", "DEFAULT_METHODS", "DEFAULT_STEPS", "PAPER_GAPS"]
 
 #: methods compared by default (``single`` runs on the chain of the tree's depth when added)
 DEFAULT_METHODS = ("rrs", "rrs_wor", "kseq", "spechub")
@@ -29,10 +29,19 @@ DEFAULT_STEPS = 2000
 #: runs of at least this many steps report progress on stderr
 PROGRESS_STEPS = 10_000
 
+#: mean SpecHub-minus-baseline tokens per step over the authors' 55 binary-tree Sequoia runs with
+#: T >= 0.2 (seed-notes.md 4.1; Llama-2 7B/13B targets, 68M/160M drafts, CNN/OpenWebText)
+PAPER_GAPS = {
+    "spechub-rrs": {"2^2": 0.056, "2^3": 0.134, "2^4": 0.203, "2^5": 0.272},
+    "spechub-rrs_wor": {"2^2": 0.028, "2^3": 0.061, "2^4": 0.107, "2^5": 0.115},
+}
+
 EPILOG = """Examples:
   spechub tree --tree 2^4 --vocab 50 --mismatch 0.4 --json
   spechub tree --tree 3^3 --acceptance 0.6 --methods rrs,rrs_wor,spechub --steps 20000 --seed 1
   spechub tree --tree 2,1,1,2 --vocab 20 --order 2 --steps 0      (exact values only)
+  spechub tree --trees 2^2,2^3,2^4,2^5 --acceptance 0.6 --out results/synthetic_trees.json
+                                                                   (exact table over trees, no simulation)
 
 "exact" is the long-run tokens per step of a decoding run (contexts weighted by the stationary
 law of the step-start context chain); "simulated" is the mean over --runs independent runs with
@@ -45,6 +54,7 @@ def add_arguments(parser) -> None:
     """Register the options of ``spechub tree``."""
     d = _PAIR_DEFAULTS
     parser.add_argument("--tree", default="2^4", help="'k^d' (e.g. 2^4, 3^3), 'chain-L' or a branching list '2,1,1,2' (default 2^4)")
+    parser.add_argument("--trees", default=None, help="table mode: comma-separated 'k^d' names, e.g. 2^2,2^3,2^4 (exact values, no simulation)")
     parser.add_argument("--vocab", type=int, default=d["vocab"], help=f"vocabulary size (default {d['vocab']})")
     parser.add_argument("--order", type=int, default=d["order"], help=f"1 = bigram, 2 = trigram (default {d['order']})")
     group = parser.add_mutually_exclusive_group()
@@ -109,6 +119,27 @@ def tree_report(tree_name: str, methods, *, steps: int = DEFAULT_STEPS, runs: in
     return out
 
 
+def table_report(trees, methods, *, seed: int = 0, acceptance=None, **pair_kwargs) -> dict:
+    """Exact long-run tokens per step over several trees (:func:`tokens_per_step_table`), with the
+    SpecHub-minus-baseline gaps next to the authors' mean gaps (:data:`PAPER_GAPS`)."""
+    if acceptance is not None:
+        pair_kwargs["mismatch"] = calibrate_mismatch(acceptance, seed=seed, **pair_kwargs)
+    pair = make_pair(seed=seed, **pair_kwargs)
+    names = [get_method(m).NAME for m in methods]
+    table = tokens_per_step_table(pair, list(trees), names)
+    table["pair"] = pair.to_dict()
+    gaps = {}
+    for base in ("rrs", "rrs_wor"):
+        if "spechub" in names and base in names:
+            h, b = table["methods"]["spechub"]["long_run"], table["methods"][base]["long_run"]
+            gaps[f"spechub-{base}"] = {
+                "synthetic": [x - y for x, y in zip(h, b)],
+                "paper_mean": [PAPER_GAPS[f"spechub-{base}"].get(t) for t in table["trees"]],
+            }
+    table["gaps"] = gaps
+    return table
+
+
 def run(args) -> int:
     """Run ``spechub tree``; prints JSON (``--json``) or a table; returns the exit status."""
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -126,16 +157,22 @@ def run(args) -> int:
     def progress(name, done, total):
         print(f"spechub tree: {name}: {done}/{total} steps", file=sys.stderr, flush=True)
 
-    report = tree_report(
-        args.tree, methods, steps=args.steps, runs=args.runs, seed=args.seed, acceptance=args.acceptance,
-        progress=progress if args.steps >= PROGRESS_STEPS else None, **pair_kwargs,
-    )
+    if args.trees:
+        trees = [t.strip() for t in args.trees.split(",") if t.strip()]
+        report = table_report(trees, methods, seed=args.seed, acceptance=args.acceptance, **pair_kwargs)
+        render = _trees_table
+    else:
+        report = tree_report(
+            args.tree, methods, steps=args.steps, runs=args.runs, seed=args.seed, acceptance=args.acceptance,
+            progress=progress if args.steps >= PROGRESS_STEPS else None, **pair_kwargs,
+        )
+        render = _table
     report["meta"] = _metadata(args)
     text = json.dumps(report, indent=2)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
-    print(text if args.json else _table(report))
+    print(text if args.json else render(report))
     return 0
 
 
@@ -151,6 +188,21 @@ def _table(report: dict) -> str:
         ci = f"[{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]" if "ci95" in row else "-"
         levels = ", ".join(f"{a:.3f}" for a in row["per_level_acceptance"])
         lines.append(f"{name:<9} {row['exact']:>8.4f} {sim:>10} {ci:>19} {row['positional_model']:>11.4f}  {levels}")
+    return "\n".join(lines)
+
+
+def _trees_table(report: dict) -> str:
+    pair = report["pair"]
+    lines = [
+        f"exact long-run tokens per step; vocab {pair['vocab']}, order {pair['order']}, "
+        f"mismatch {pair['params']['mismatch']:.4g}, mean single-draft acceptance {pair['mean_acceptance']:.4f}",
+        f"{'method':<15} " + " ".join(f"{t + ' (' + str(n) + ')':>11}" for t, n in zip(report["trees"], report["nodes"])),
+    ]
+    for name, rows in report["methods"].items():
+        lines.append(f"{name:<15} " + " ".join(f"{v:>11.4f}" for v in rows["long_run"]))
+    for name, gap in report["gaps"].items():
+        lines.append(f"{name:<15} " + " ".join(f"{v:>+11.3f}" for v in gap["synthetic"]) + "   (synthetic)")
+        lines.append(f"{'':<15} " + " ".join(f"{v:>+11.3f}" if v is not None else f"{'-':>11}" for v in gap["paper_mean"]) + "   (paper, mean)")
     return "\n".join(lines)
 
 

@@ -220,3 +220,16 @@ def test_cli_tree_errors_and_help(capsys):
     with pytest.raises(SystemExit):
         main(["tree", "--help"])
     assert "spechub tree --tree 2^4" in capsys.readouterr().out
+
+
+def test_cli_tree_table_mode_reports_gaps_next_to_the_paper(capsys, tmp_path):
+    out_file = tmp_path / "table.json"
+    argv = ["tree", "--trees", "2^2,2^3", "--vocab", "8", "--methods", "rrs,rrs_wor,spechub", "--json", "--out", str(out_file)]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == {**json.loads(out_file.read_text()), "meta": out["meta"]}
+    assert out["nodes"] == [3, 7]
+    gap = out["gaps"]["spechub-rrs"]
+    assert gap["paper_mean"] == [0.056, 0.134]
+    h, r = out["methods"]["spechub"]["long_run"], out["methods"]["rrs"]["long_run"]
+    assert gap["synthetic"] == pytest.approx([a - b for a, b in zip(h, r)])
