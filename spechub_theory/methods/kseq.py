@@ -23,6 +23,9 @@ NAME = "kseq"
 LAW = IID
 FIXED_K = None
 
+#: round-off allowance in the validity test: A(rho) is a sum of n terms, exact only to ~1e-16 n, and
+#: near rho = 1 an error e in A moves the exact root by sqrt(e); the residual stays >= -1e-14
+_VALID_ATOL = 1e-14
 #: bisection steps inside one linear piece of A: 2^-64 k is below float64 resolution
 _BISECTION_STEPS = 64
 
@@ -80,7 +83,7 @@ def _rho_sorted(sp: SortedPair, k: int):
     finite_ratio = np.where(window, ratio, 0.0)
     A_at = F[:, 1:] + finite_ratio * Qt[:, 1:]  # A at each breakpoint
     with np.errstate(divide="ignore", invalid="ignore"):
-        valid = window & (1.0 - (1.0 - A_at / np.where(window, ratio, 1.0)) ** k <= A_at)
+        valid = window & (1.0 - (1.0 - A_at / np.where(window, ratio, 1.0)) ** k <= A_at + _VALID_ATOL)
     has = valid.any(axis=-1)
     j = np.where(has, np.argmax(valid, axis=-1), (ratio < k).sum(axis=-1))  # first valid breakpoint
     upper = np.where(has, ratio[rows, np.minimum(j, n - 1)], float(k))
@@ -91,7 +94,7 @@ def _rho_sorted(sp: SortedPair, k: int):
     for _ in range(_BISECTION_STEPS):
         mid = 0.5 * (lo + hi)
         A = Fm + mid * Qm
-        ok = 1.0 - (1.0 - A / mid) ** k <= A
+        ok = 1.0 - (1.0 - A / mid) ** k <= A + _VALID_ATOL
         hi = np.where(ok, mid, hi)
         lo = np.where(ok, lo, mid)
     return hi, Fm + hi * Qm
