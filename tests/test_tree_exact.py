@@ -99,9 +99,9 @@ def test_long_run_value_matches_an_evolving_decoding_run(method, pair10):
 @pytest.mark.parametrize("method", MULTI)
 @pytest.mark.parametrize("name", ["2^5", "3^4", "2,1,1,2"])
 def test_exact_dp_matches_monte_carlo_large(method, name):
-    pair = make_pair(20, order=2, mismatch=1.0, seed=5)
+    pair = make_pair(12, order=2, mismatch=1.0, seed=5)
     res = exact_tree(name, method, pair)
-    sim = simulate_tree_decoding(name, method, pair, 20_000, runs=100, rng=4)
+    sim = simulate_tree_decoding(name, method, pair, 10_000, runs=100, rng=4)
     lo, hi = sim.confidence_interval(0.99999).to_list()
     assert lo < res.long_run < hi
 
