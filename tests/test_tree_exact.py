@@ -5,6 +5,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from spechub_theory.cli import main
 from spechub_theory.methods import get_method
@@ -14,6 +16,8 @@ from spechub_theory.tree_lossless import sequence_law, target_sequence_law
 from spechub_theory.tree_simulate import decode_steps, simulate_tree_decoding
 from spechub_theory.tree_walk import draft_trees
 from spechub_theory.trees import Tree
+
+from strategies import pairs
 
 MULTI = ["spechub", "rrs", "rrs_wor", "kseq"]
 ALL = ["single", *MULTI]
@@ -67,6 +71,21 @@ def test_context_free_complete_tree_is_sum_of_alpha_powers(method, name):
     expected = sum(alpha**j for j in range(tree.depth + 1))
     assert exact_tree(tree, method, pair).long_run == pytest.approx(expected, abs=1e-12)
     assert positional_model(tree, method, pair) == pytest.approx(expected, abs=1e-12)
+
+
+@given(pairs(max_n=5, min_n=2), st.sampled_from(MULTI), st.sampled_from(["2^3", "3^2", "2,1,1,2"]))
+def test_edge_case_pairs_are_lossless_and_geometric_on_trees(pq, method, name):
+    """Zeros, one-hot q, ties, p = q: sequence law = target law, and the context-free DP equals
+    the positional model (sum of alpha^j on complete trees)."""
+    p, q = pq
+    tree = Tree.from_name(name)
+    if len(tree.children[0]) > len(p):
+        return
+    pair = context_free_pair(p, q)
+    law = sequence_law(tree, method, pair, 0, 2)
+    assert np.abs(law - target_sequence_law(pair, 0, 2)).max() < 1e-12
+    res = exact_tree(tree, method, pair)
+    assert res.long_run == pytest.approx(positional_model(tree, method, pair), abs=1e-12)
 
 
 @pytest.mark.parametrize("method", MULTI)
