@@ -154,8 +154,13 @@ def run(args) -> int:
     if args.acceptance is None:
         pair_kwargs["mismatch"] = _PAIR_DEFAULTS["mismatch"] if args.mismatch is None else args.mismatch
 
-    def progress(name, done, total):
-        print(f"spechub tree: {name}: {done}/{total} steps", file=sys.stderr, flush=True)
+    shown: dict = {}
+
+    def progress(name, done, total):  # one line per tenth of each method's run
+        tenth = 10 * done // total
+        if shown.get(name) != tenth:
+            shown[name] = tenth
+            print(f"spechub tree: {name}: {done}/{total} steps", file=sys.stderr, flush=True)
 
     if args.trees:
         trees = [t.strip() for t in args.trees.split(",") if t.strip()]
