@@ -304,7 +304,7 @@ def simulate(p, q, k: int, *, method, n_trials: int, law=None, rng=None, batch: 
     )
 
 
-# -- chunk kernels ------------------------------------------------------------------------------
+# -- helpers ------------------------------------------------------------------------------------
 
 class _Totals:
     """Running counts: accepted slots (rejections at index k), output tokens, diagnostics."""
