@@ -8,6 +8,7 @@ Convention: p = target, q = draft; source: theory.md 6.3 and 7.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
@@ -46,7 +47,7 @@ def add_arguments(parser) -> None:
                         help="methods (and/or mutants) to simulate (default: %(default)s)")
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help=f"level of the lossless test (default {DEFAULT_ALPHA:g})")
     parser.add_argument("--workers", type=int, default=None, help="threads (default: CPU count)")
-    parser.add_argument("--progress", action=argparse_bool(), default=None,
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: on when stderr is a terminal)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
@@ -141,13 +142,6 @@ class ProgressBar:
         """End the line."""
         self.stream.write("\n")
         self.stream.flush()
-
-
-def argparse_bool():
-    """``--flag`` / ``--no-flag`` as one option (argparse.BooleanOptionalAction)."""
-    import argparse
-
-    return argparse.BooleanOptionalAction
 
 
 def _interval(result, level):
