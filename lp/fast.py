@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from spechub_theory.coverage import ratio_order
 from spechub_theory.distributions import check_k, check_pq
 from spechub_theory.draft_laws import get_law
 from spechub_theory.methods import spechub
@@ -117,7 +118,7 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
             return prefix_values(p, q, k, law).min(axis=-1).clip(0.0, 1.0)
         if method == "prefix" or n > AUTO_CUT_MAX_N or _perm_count(n, k) > AUTO_CUT_MAX_TUPLES:
             raise ValueError(
-                f"no exact large-n method for drafts='wor' with k = {k} >= 3 (n = {n}); "
+                f"no exact large-n method for drafts='wor' with k >= 3 (k = {k}, n = {n}); "
                 f"use method='cut' or 'lp' for n <= {AUTO_CUT_MAX_N}, or k = 2."
             )
         method = "cut"
@@ -160,12 +161,11 @@ def prefix_values(p: np.ndarray, q: np.ndarray, k: int, law: str = "iid") -> np.
     r"""The min-cut bound at every p/q-sorted prefix A_L (L = 0..n), shape (..., n + 1).
 
     ``law`` is "iid" (any k) or "wor" (k = 2). Inputs are validated float64 arrays. The minimum
-    over the last axis is the optimum; the argmin L gives the certificate A = first L tokens of
-    ``np.argsort(ratio)``. O(n log n) per row: one sort, cumulative sums.
+    over the last axis is the optimum; the argmin L gives the certificate A = the first L tokens
+    of ``spechub_theory.coverage.ratio_order(p, q)``. O(n log n) per row: one sort, cumulative sums.
     """
     p, q = np.broadcast_arrays(p, q)
-    ratio = np.where(q > 0, p / np.where(q > 0, q, 1.0), np.where(p > 0, np.inf, 0.0))
-    order = np.argsort(ratio, axis=-1, kind="stable")
+    order = ratio_order(p, q)
     ps = np.take_along_axis(p, order, axis=-1)
     qs = np.take_along_axis(q, order, axis=-1)
     zero = np.zeros(p.shape[:-1] + (1,))

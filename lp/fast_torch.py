@@ -56,7 +56,7 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
             raise ValueError("`method` 'prefix' is wrong for the hub law (theory.md 2.3); use 'auto'.")
         return _hub(p, q, k)
     if law == "wor" and k > 2:
-        raise ValueError(f"no exact large-n method for drafts='wor' with k = {k} >= 3; use numpy with method='cut'.")
+        raise ValueError(f"no exact large-n method for drafts='wor' with k >= 3 (k = {k}); use numpy with method='cut'.")
     return _prefix_min(p, q, k, law, sort_dtype or torch.float64)
 
 
