@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from spechub_theory.coverage import ratio_order
 from spechub_theory.distributions import check_k, check_pq
 from spechub_theory.draft_laws import get_law
 from spechub_theory.methods import spechub
@@ -35,6 +34,8 @@ METHODS_FAST = ("auto", "prefix", "cut", "lp")
 #: and only while the enumeration n^k stays small
 AUTO_CUT_MAX_N = 12
 AUTO_CUT_MAX_TUPLES = 200_000
+#: floats per array processed at once on the prefix path (2 MiB: cache-sized chunks of rows)
+CHUNK_ELEMENTS = 1 << 18
 
 
 def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "auto"):
@@ -79,7 +80,8 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
     -----
     * k = 1: every law is one draft from q, alpha* = 1 - TV(p, q).
     * i.i.d.: the prefix reduction is proved (theory.md 2.3). ``1 - q(A)^k`` is computed as
-      ``-expm1(k log1p(-lambda))`` with lambda the suffix sum of q (no cancellation).
+      ``lambda (1 + s + ... + s^(k-1))`` with lambda the suffix and s the prefix sum of q (no
+      cancellation).
     * w/o replacement, k = 2: the prefix reduction is **not proved**; it matched the brute-force
       cut on every case tested (docs/lp.md: generators, counts, max discrepancy). ``1 - q(x)`` is
       the sum of the other entries (prefix + suffix sums) and lambda a suffix sum. A row whose q
@@ -115,7 +117,7 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
                 raise ValueError("`method` 'prefix' is wrong for the hub law (theory.md 2.3); use 'auto'.")
             return spechub.acceptance(p, q, k)
         if law == "iid" or k == 2:
-            return prefix_values(p, q, k, law).min(axis=-1).clip(0.0, 1.0)
+            return _prefix_min_chunked(p, q, k, law)
         if method == "prefix" or n > AUTO_CUT_MAX_N or _perm_count(n, k) > AUTO_CUT_MAX_TUPLES:
             raise ValueError(
                 f"no exact large-n method for drafts='wor' with k >= 3 (k = {k}, n = {n}); "
@@ -162,19 +164,25 @@ def prefix_values(p: np.ndarray, q: np.ndarray, k: int, law: str = "iid") -> np.
 
     ``law`` is "iid" (any k) or "wor" (k = 2). Inputs are validated float64 arrays. The minimum
     over the last axis is the optimum; the argmin L gives the certificate A = the first L tokens
-    of ``spechub_theory.coverage.ratio_order(p, q)``. O(n log n) per row: one sort, cumulative sums.
+    of the p/q-ascending order (q = 0 last; :func:`spechub_theory.coverage.ratio_order` up to
+    ties). O(n log n) per row: one sort, cumulative sums.
     """
     p, q = np.broadcast_arrays(p, q)
-    order = ratio_order(p, q)
+    ratio = np.divide(p, q, out=np.full(p.shape, np.inf), where=q > 0)
+    ratio[(q <= 0) & (p <= 0)] = 0.0  # tokens in neither support: anywhere (value unaffected)
+    order = np.argsort(ratio, axis=-1)  # unstable sort: the minimum does not depend on tie order
     ps = np.take_along_axis(p, order, axis=-1)
     qs = np.take_along_axis(q, order, axis=-1)
     zero = np.zeros(p.shape[:-1] + (1,))
     p_prefix = np.concatenate([zero, np.cumsum(ps, axis=-1)], axis=-1)
     lam = np.concatenate([np.cumsum(qs[..., ::-1], axis=-1)[..., ::-1], zero], axis=-1)  # q outside A_L
     lam = np.clip(lam, 0.0, 1.0)
-    if law == "iid":
-        with np.errstate(divide="ignore"):
-            return p_prefix + -np.expm1(k * np.log1p(-lam))
+    if law == "iid":  # 1 - q(A)^k = lam * (1 + s + ... + s^(k-1)), s = q(A) a prefix sum: no cancellation
+        s = np.concatenate([zero, np.cumsum(qs, axis=-1)], axis=-1)
+        poly = np.ones_like(s)
+        for _ in range(k - 1):
+            poly = poly * s + 1.0
+        return p_prefix + lam * poly
     before = np.concatenate([zero, np.cumsum(qs, axis=-1)], axis=-1)[..., :-1]
     others = before + lam[..., 1:]  # 1 - q(x) as the sum of the other entries
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -184,6 +192,21 @@ def prefix_values(p: np.ndarray, q: np.ndarray, k: int, law: str = "iid") -> np.
     if degenerate.any():
         values = np.where(degenerate[..., None], _onehot_wor2(p, q), values)
     return values
+
+
+def _prefix_min_chunked(p: np.ndarray, q: np.ndarray, k: int, law: str) -> np.ndarray:
+    """min over prefixes, a few rows at a time, so that the temporaries of a chunk
+    (CHUNK_ELEMENTS floats each) stay in cache instead of streaming whole batches through memory."""
+    lead = np.broadcast_shapes(p.shape[:-1], q.shape[:-1])
+    n = p.shape[-1]
+    pb = np.broadcast_to(p, lead + (n,)).reshape(-1, n)
+    qb = np.broadcast_to(q, lead + (n,)).reshape(-1, n)
+    step = max(1, CHUNK_ELEMENTS // n)
+    out = np.empty(len(pb))
+    for start in range(0, len(pb), step):
+        rows = slice(start, start + step)
+        out[rows] = prefix_values(pb[rows], qb[rows], k, law).min(axis=-1)
+    return out.reshape(lead).clip(0.0, 1.0)
 
 
 def _onehot_wor2(p: np.ndarray, q: np.ndarray) -> np.ndarray:

@@ -94,9 +94,12 @@ def _prefix_min(p, q, k: int, law: str, sort_dtype):
     zero = torch.zeros(p.shape[:-1] + (1,), dtype=torch.float64, device=p.device)
     p_prefix = torch.cat([zero, torch.cumsum(ps, dim=-1)], dim=-1)
     lam = torch.cat([torch.flip(torch.cumsum(torch.flip(qs, [-1]), dim=-1), [-1]), zero], dim=-1).clamp(0.0, 1.0)
-    if law == "iid":
-        values = p_prefix - torch.expm1(k * torch.log1p(-lam))
-        return values.amin(dim=-1).clamp(0.0, 1.0)
+    if law == "iid":  # 1 - q(A)^k = lam (1 + s + ... + s^(k-1)), s = q(A): no cancellation
+        s = torch.cat([zero, torch.cumsum(qs, dim=-1)], dim=-1)
+        poly = torch.ones_like(s)
+        for _ in range(k - 1):
+            poly = poly * s + 1.0
+        return (p_prefix + lam * poly).amin(dim=-1).clamp(0.0, 1.0)
     before = torch.cat([zero, torch.cumsum(qs, dim=-1)], dim=-1)[..., :-1]
     others = before + lam[..., 1:]
     t = torch.where(qs > 0, qs / torch.where(others > 0, others, torch.ones_like(others)), torch.zeros_like(qs))

@@ -32,7 +32,7 @@ _PREFERRED = ("HIGHS", "CLARABEL", "ECOS", "SCIPY")
 
 #: quiet HiGHS; tight tolerances for the conic solvers (their defaults stop at ~1e-8)
 _SOLVER_OPTIONS = {
-    "HIGHS": {"output_flag": False},
+    "HIGHS": {"output_flag": False, "primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
     "CLARABEL": {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12},
 }
 
