@@ -6,12 +6,11 @@ float64. Source: theory.md 2.3 (prefix formulas), 3.4/3.7 (hub closed form).
 One sort per row (``torch.sort`` of p/q; float64 keys by default, or float32 keys with
 ``sort_dtype=torch.float32``, which is faster on GPUs and changes the order only among ratios
 equal to ~1e-7 relative, i.e. the value by at most ~1e-7), cumulative sums, a vectorised min over
-the n + 1 prefixes. torch is imported only when this module is.
+the n + 1 prefixes. torch is imported inside the functions, so importing this module (e.g. by
+``pytest --doctest-modules``) works without torch.
 """
 
 from __future__ import annotations
-
-import torch
 
 from spechub_theory.distributions import SUM_ATOL, check_k
 
@@ -41,6 +40,8 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
     ValueError
         Bad inputs (as the numpy version); "wor" with k >= 3 or ``method`` "cut"/"lp" (use numpy).
     """
+    import torch
+
     from .fast import _check_drafts
 
     law = _check_drafts(drafts)
@@ -62,6 +63,8 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
 
 def _check_pq(p, q):
     """float64 tensors on p's device, validated like :func:`spechub_theory.distributions.check_pq`."""
+    import torch
+
     out = []
     device = p.device if isinstance(p, torch.Tensor) else (q.device if isinstance(q, torch.Tensor) else None)
     for name, x in (("p", p), ("q", q)):
@@ -85,6 +88,8 @@ def _check_pq(p, q):
 
 def _prefix_min(p, q, k: int, law: str, sort_dtype):
     """min over the n + 1 p/q-sorted prefixes of the cut bound (``lp.fast.prefix_values``)."""
+    import torch
+
     pos = q > 0
     inf = torch.tensor(float("inf"), dtype=torch.float64, device=p.device)
     ratio = torch.where(pos, p / torch.where(pos, q, torch.ones_like(q)), torch.where(p > 0, inf, torch.zeros_like(p)))
@@ -113,6 +118,8 @@ def _prefix_min(p, q, k: int, law: str, sort_dtype):
 
 def _onehot_wor2(p, q):
     """One-hot q, k = 2 w/o replacement: min_j [p(a) + (j smallest other p) + 1 - j/(n-1)] and 1."""
+    import torch
+
     n = p.shape[-1]
     a = torch.argmax(q, dim=-1, keepdim=True)
     pa = torch.gather(p, -1, a)
@@ -127,6 +134,8 @@ def _onehot_wor2(p, q):
 def _hub(p, q, k: int):
     """Closed form min{1, p(H) + sum_{i not in H} min(p(i), q(i)/q(V minus H))}, H = top-(k-1) of q
     (ties: lowest index, as ``spechub_theory.draft_laws.hub_set``); uniform fallback when q(V minus H) = 0."""
+    import torch
+
     n = p.shape[-1]
     if k == 2:
         H = torch.argmax(q, dim=-1, keepdim=True)  # first maximal index
