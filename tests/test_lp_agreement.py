@@ -51,8 +51,8 @@ def test_reduced_lp_equals_bruteforce_cut_equals_fast(pq, k, law):
     assert float(lp.optimal_acceptance(p, q, k, law, method="cut")) == pytest.approx(cut, abs=1e-12)
 
 
-@settings(max_examples=25)
-@given(pq=pairs(max_n=5), k=st.integers(1, 3), law=st.sampled_from(LAWS))
+@settings(max_examples=30)
+@given(pq=pairs(max_n=7), k=st.integers(1, 3), law=st.sampled_from(LAWS))
 def test_textbook_lp_equals_reduced_lp(pq, k, law):
     pytest.importorskip("cvxpy")
     p, q = pq
