@@ -36,8 +36,16 @@ def llm_like(batch: int, n: int, device, seed: int):
 
 
 def time_cuda(fn, reps: int) -> float:
-    """Median seconds of ``fn`` over ``reps`` runs, measured with CUDA events after one warm-up."""
+    """Median seconds of ``fn`` over ``reps`` runs, measured with CUDA events after one warm-up
+    (wall clock on CPU, for a dry run of this script with ``--device cpu``)."""
     fn()
+    if not torch.cuda.is_available():
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
     torch.cuda.synchronize()
     times = []
     for _ in range(reps):
@@ -56,14 +64,15 @@ def main() -> None:
     parser.add_argument("--batches", default="2048,4096,8192")
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--check-batch", type=int, default=64, help="rows compared with numpy")
+    parser.add_argument("--device", default="cuda", help="cuda (default) or cpu for a dry run")
     parser.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."), "bench_lp_gpu.json"))
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        raise SystemExit("bench_lp_gpu.py needs CUDA")
-    device = torch.device("cuda")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("bench_lp_gpu.py needs CUDA (or --device cpu for a dry run)")
+    device = torch.device(args.device)
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "gpu": torch.cuda.get_device_name(0),
+        "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu (dry run)",
         "torch": torch.__version__,
         "numpy": np.__version__,
         "k": 2,
@@ -90,15 +99,17 @@ def main() -> None:
                     for key in (torch.float64, torch.float32):
                         seconds = time_cuda(lambda: optimal_acceptance_torch(p, q, 2, drafts, sort_dtype=key), args.reps)
                         row = {"n": n, "batch": batch, "drafts": drafts, "sort_dtype": str(key).replace("torch.", ""),
-                               "seconds": seconds, "positions_per_second": batch / seconds,
-                               "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30}
+                               "seconds": seconds, "positions_per_second": batch / seconds}
+                        if device.type == "cuda":
+                            row["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
                         result["rows"].append(row)
                         print(row, flush=True)
                 del p, q
             except torch.cuda.OutOfMemoryError as exc:  # report and go on with the next size
                 result["rows"].append({"n": n, "batch": batch, "error": f"out of memory: {exc}"[:200]})
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump(result, fh, indent=1)

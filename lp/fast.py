@@ -119,7 +119,7 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
                 raise ValueError("`method` 'prefix' is wrong for the hub law (theory.md 2.3); use 'auto'.")
             return spechub.acceptance(p, q, k)
         if law == "iid" or k == 2:
-            return _prefix_min_chunked(p, q, k, law)
+            return _prefix_min_chunked(p, q, k, (law,))[law]
         if method == "prefix" or n > AUTO_CUT_MAX_N or _perm_count(n, k) > AUTO_CUT_MAX_TUPLES:
             raise ValueError(
                 f"no exact large-n method for drafts='wor' with k >= 3 (k = {k}, n = {n}); "
@@ -145,6 +145,10 @@ def optimal_rates(p, q, k: int = 2) -> dict:
     p, q = check_pq(p, q)
     n = p.shape[-1]
     k = check_k(k)
+    if k == 2 and n >= 2:  # one sort per row serves both laws
+        both = _prefix_min_chunked(p, q, 2, ("iid", "wor"))
+        note = "sorted-prefix formula (exact on every case tested; the prefix property is unproved, docs/lp.md)."
+        return {"optimal_iid": both["iid"], "optimal_wor": both["wor"], "notes": {"optimal_wor": note}}
     out = {"optimal_iid": optimal_acceptance(p, q, k, "iid"), "optimal_wor": None, "notes": {}}
     if k > n:
         out["notes"]["optimal_wor"] = f"k = {k} distinct drafts need n >= k; n = {n}."
@@ -154,9 +158,7 @@ def optimal_rates(p, q, k: int = 2) -> dict:
     except ValueError as exc:
         out["notes"]["optimal_wor"] = str(exc)
         return out
-    if k == 2:
-        out["notes"]["optimal_wor"] = "sorted-prefix formula (exact on all cases tested; prefix property unproved)."
-    elif k >= 3:
+    if k >= 3:
         out["notes"]["optimal_wor"] = f"exact brute-force min-cut over 2^{n} sets."
     return out
 
@@ -169,6 +171,11 @@ def prefix_values(p: np.ndarray, q: np.ndarray, k: int, law: str = "iid") -> np.
     of the p/q-ascending order (q = 0 last; :func:`spechub_theory.coverage.ratio_order` up to
     ties). O(n log n) per row: one sort, cumulative sums.
     """
+    return _prefix_tables(p, q, k, (law,))[law]
+
+
+def _prefix_tables(p: np.ndarray, q: np.ndarray, k: int, laws: tuple) -> dict:
+    """``{law: prefix values}`` for several laws from one sort (see :func:`prefix_values`)."""
     p, q = np.broadcast_arrays(p, q)
     ratio = np.divide(p, q, out=np.full(p.shape, np.inf), where=q > 0)
     ratio[(q <= 0) & (p <= 0)] = 0.0  # tokens in neither support: anywhere (value unaffected)
@@ -179,36 +186,40 @@ def prefix_values(p: np.ndarray, q: np.ndarray, k: int, law: str = "iid") -> np.
     p_prefix = np.concatenate([zero, np.cumsum(ps, axis=-1)], axis=-1)
     lam = np.concatenate([np.cumsum(qs[..., ::-1], axis=-1)[..., ::-1], zero], axis=-1)  # q outside A_L
     lam = np.clip(lam, 0.0, 1.0)
-    if law == "iid":  # 1 - q(A)^k = lam * (1 + s + ... + s^(k-1)), s = q(A) a prefix sum: no cancellation
-        s = np.concatenate([zero, np.cumsum(qs, axis=-1)], axis=-1)
+    s = np.concatenate([zero, np.cumsum(qs, axis=-1)], axis=-1)  # q(A_L)
+    out = {}
+    if "iid" in laws:  # 1 - q(A)^k = lam (1 + s + ... + s^(k-1)): no cancellation
         poly = np.ones_like(s)
         for _ in range(k - 1):
             poly = poly * s + 1.0
-        return p_prefix + lam * poly
-    before = np.concatenate([zero, np.cumsum(qs, axis=-1)], axis=-1)[..., :-1]
-    others = before + lam[..., 1:]  # 1 - q(x) as the sum of the other entries
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(qs > 0, qs / others, 0.0)
-        values = p_prefix + lam * (1.0 + np.concatenate([zero, np.cumsum(t, axis=-1)], axis=-1))
-    degenerate = (q > 0).sum(axis=-1) < 2
-    if degenerate.any():
-        values = np.where(degenerate[..., None], _onehot_wor2(p, q), values)
-    return values
+        out["iid"] = p_prefix + lam * poly
+    if "wor" in laws:
+        others = s[..., :-1] + lam[..., 1:]  # 1 - q(x) as the sum of the other entries
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(qs > 0, qs / others, 0.0)
+            values = p_prefix + lam * (1.0 + np.concatenate([zero, np.cumsum(t, axis=-1)], axis=-1))
+        degenerate = (q > 0).sum(axis=-1) < 2
+        if degenerate.any():
+            values = np.where(degenerate[..., None], _onehot_wor2(p, q), values)
+        out["wor"] = values
+    return out
 
 
-def _prefix_min_chunked(p: np.ndarray, q: np.ndarray, k: int, law: str) -> np.ndarray:
-    """min over prefixes, a few rows at a time, so that the temporaries of a chunk
-    (CHUNK_ELEMENTS floats each) stay in cache instead of streaming whole batches through memory."""
+def _prefix_min_chunked(p: np.ndarray, q: np.ndarray, k: int, laws: tuple) -> dict:
+    """``{law: min over prefixes}``, a few rows at a time, so that the temporaries of a chunk
+    (CHUNK_ELEMENTS floats each) stay in cache instead of streaming whole batches through memory;
+    one sort per row serves all ``laws``."""
     lead = np.broadcast_shapes(p.shape[:-1], q.shape[:-1])
     n = p.shape[-1]
     pb = np.broadcast_to(p, lead + (n,)).reshape(-1, n)
     qb = np.broadcast_to(q, lead + (n,)).reshape(-1, n)
     step = max(1, CHUNK_ELEMENTS // n)
-    out = np.empty(len(pb))
+    out = {law: np.empty(len(pb)) for law in laws}
     for start in range(0, len(pb), step):
         rows = slice(start, start + step)
-        out[rows] = prefix_values(pb[rows], qb[rows], k, law).min(axis=-1)
-    return out.reshape(lead).clip(0.0, 1.0)
+        for law, values in _prefix_tables(pb[rows], qb[rows], k, laws).items():
+            out[law][rows] = values.min(axis=-1)
+    return {law: v.reshape(lead).clip(0.0, 1.0) for law, v in out.items()}
 
 
 def _onehot_wor2(p: np.ndarray, q: np.ndarray) -> np.ndarray:
