@@ -56,7 +56,7 @@ def draw(kind: str, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
 def gap(p: np.ndarray, q: np.ndarray, k: int) -> float | None:
     """(best sorted prefix) - (exact optimum over all sets); >= 0, 0 when the prefix property holds.
 
-    k = 2 uses the library's formula (its one-hot-q branch included). For k >= 3 a q with fewer than
+    k = 2, 3 use the library's formulas (k = 2: one-hot-q branch included). For k >= 3 a q with fewer than
     k positive entries makes the law draw uniform fallbacks (not a prefix situation: the library
     uses the brute-force cut there); such cases return None and are counted apart.
     """
@@ -70,8 +70,8 @@ def gap(p: np.ndarray, q: np.ndarray, k: int) -> float | None:
         p_of = np.concatenate([p_of, p_of + x])
     values = p_of + 1.0 - covered
     exact = values.min()
-    if k == 2:
-        prefix = float(optimal_acceptance(p, q, 2, "wor"))
+    if k <= 3:  # the library's prefix formulas (k = 3: lp.wor3, exact P_3 on prefixes, O(n^2))
+        prefix = float(optimal_acceptance(p, q, k, "wor", method="prefix"))
     else:
         ratio = np.where(q > 0, p / np.where(q > 0, q, 1), np.where(p > 0, np.inf, 0))
         masks = np.concatenate([[0], np.cumsum(1 << np.argsort(ratio, kind="stable"))])

@@ -24,6 +24,7 @@ from spechub_theory.draft_laws import get_law
 from spechub_theory.methods import spechub
 
 from .cut import MAX_CUT_N, min_cut
+from .wor3 import WOR3_MAX_N, wor3_prefix_min
 
 __all__ = ["optimal_acceptance", "optimal_rates", "prefix_values", "DRAFTS", "METHODS_FAST"]
 
@@ -61,8 +62,9 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
     drafts : {"iid", "wor", "hub", "hubset"}
         The draft law ("hubset" = "hub": the hub-set law for any k).
     method : {"auto", "prefix", "cut", "lp"}
-        "auto": prefix formula (iid; wor with k <= 2), closed form (hub), else the brute-force cut
-        for n <= 12; "cut": brute force over 2^n sets (n <= 20); "lp": reduced LP (small n).
+        "auto": prefix formula (iid; wor with k <= 2; wor k = 3 for 12 < n <= 8192), closed form
+        (hub), else the brute-force cut for n <= 12; "prefix": only the prefix formulas;
+        "cut": brute force over 2^n sets (n <= 20); "lp": reduced LP (small n).
 
     Returns
     -------
@@ -72,9 +74,8 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
     Raises
     ------
     ValueError
-        Bad p, q or k; an unknown ``drafts`` or ``method``; "wor" with k >= 3 and n > 12 under
-        "auto" (no exact large-n method is implemented: see Notes); "prefix" for a law that has
-        no prefix formula.
+        Bad p, q or k; an unknown ``drafts`` or ``method``; "wor" with k >= 4 and n > 12, or k = 3
+        and n > 8192 (no exact large-n method: see Notes); "prefix" for a law that has none.
 
     Notes
     -----
@@ -89,9 +90,11 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
       the sum of the other entries (prefix + suffix sums) and lambda a suffix sum. A row whose q
       has fewer than 2 positive entries (one-hot q) uses the uniform second draft of the core's
       draft law: alpha = min_j [p(a) + (sum of the j smallest other p) + 1 - j/(n-1)].
-    * w/o replacement, k >= 3: exact only by enumeration ("cut" or "lp", n^k tuples). A large-n
-      method would need P_k(A) for k >= 3 (theory.md 2.3: an O(n^2)-per-prefix alternating sum);
-      none is implemented, so ``auto`` raises for n > 12.
+    * w/o replacement, k = 3: n <= 12 by the brute-force cut (exact, no assumption); larger n up to
+      WOR3_MAX_N = 8192 by the sorted prefixes with the exact P_3(A) (:mod:`lp.wor3`, O(n^2) per
+      row, seconds at n = 4096; prefix property unproved, 8,131 random cases + 500 searches agree);
+      a row whose q has fewer than 3 positive entries, or n > 8192, raises. k >= 4: enumeration
+      only ("cut"/"lp"); ``auto`` raises for n > 12.
     * Cost: prefix O(n log n) per row (one sort); closed form O(n) (k = 2) or O(n log n);
       cut O(n 2^n + n^k) per row; lp: an LP with up to k n^k variables per row.
 
@@ -120,10 +123,14 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
             return spechub.acceptance(p, q, k)
         if law == "iid" or k == 2:
             return _prefix_min_chunked(p, q, k, (law,))[law]
-        if method == "prefix" or n > AUTO_CUT_MAX_N or _perm_count(n, k) > AUTO_CUT_MAX_TUPLES:
+        small = n <= AUTO_CUT_MAX_N and _perm_count(n, k) <= AUTO_CUT_MAX_TUPLES
+        if k == 3 and n <= WOR3_MAX_N and (method == "prefix" or not small) and ((q > 0).sum(axis=-1) >= 3).all():
+            return _per_row(p, q, k, law, "wor3")
+        if not small or method == "prefix":
             raise ValueError(
-                f"no exact large-n method for drafts='wor' with k >= 3 (k = {k}, n = {n}); "
-                f"use method='cut' or 'lp' for n <= {AUTO_CUT_MAX_N}, or k = 2."
+                f"no exact large-n method for drafts='wor' with k = {k}, n = {n}: the k = 3 prefix "
+                f"method needs n <= {WOR3_MAX_N} and 3 positive q entries, k >= 4 has none; "
+                f"use method='cut' or 'lp' for n <= {AUTO_CUT_MAX_N}."
             )
         method = "cut"
     return _per_row(p, q, k, law, method)
@@ -133,7 +140,8 @@ def optimal_rates(p, q, k: int = 2) -> dict:
     """The optima ``bound`` reports: ``{"optimal_iid", "optimal_wor", "notes"}``.
 
     ``optimal_iid`` and ``optimal_wor`` are arrays of shape (...) (``optimal_wor`` is ``None`` when
-    no exact method applies: w/o replacement, k >= 3, n > 12); ``notes`` maps a name to a sentence
+    no exact method applies: w/o replacement with k = 3 and n > 8192, or k >= 4 and n > 12);
+    ``notes`` maps a name to a sentence
     saying how it was computed or why it is missing.
 
     Examples
@@ -158,8 +166,10 @@ def optimal_rates(p, q, k: int = 2) -> dict:
     except ValueError as exc:
         out["notes"]["optimal_wor"] = str(exc)
         return out
-    if k >= 3:
+    if n <= AUTO_CUT_MAX_N:
         out["notes"]["optimal_wor"] = f"exact brute-force min-cut over 2^{n} sets."
+    else:
+        out["notes"]["optimal_wor"] = "sorted prefixes with the exact P_3(A), O(n^2) (prefix property unproved, docs/lp.md)."
     return out
 
 
@@ -237,7 +247,7 @@ def _onehot_wor2(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def _per_row(p, q, k, law, method):
-    """Brute-force cut or reduced LP, one row at a time (small n)."""
+    """Brute-force cut, reduced LP or the k = 3 w/o-replacement prefix loop, one row at a time."""
     from .reduced import solve_reduced
 
     lead = np.broadcast_shapes(p.shape[:-1], q.shape[:-1])
@@ -247,6 +257,9 @@ def _per_row(p, q, k, law, method):
         raise ValueError(f"`method` 'cut' enumerates 2^n sets; n = {p.shape[-1]} exceeds {MAX_CUT_N}.")
     out = np.empty(lead)
     for idx in np.ndindex(*lead):
+        if method == "wor3":
+            out[idx] = wor3_prefix_min(pb[idx], qb[idx])
+            continue
         support = get_law(law).enumerate(qb[idx], k)
         out[idx] = min_cut(support, pb[idx]).value if method == "cut" else solve_reduced(support, pb[idx]).value
     return out.clip(0.0, 1.0)

@@ -48,6 +48,8 @@ def test_reduced_lp_equals_bruteforce_cut_equals_fast(pq, k, law):
     assert res.value == pytest.approx(cut, abs=1e-8)
     if law != "wor" or k <= 2:
         assert float(lp.optimal_acceptance(p, q, k, law)) == pytest.approx(cut, abs=1e-8)
+    elif k == 3 and (q > 0).sum() >= 3:  # the O(n^2) exact-P_3 prefix path (lp.wor3)
+        assert float(lp.optimal_acceptance(p, q, 3, "wor", method="prefix")) == pytest.approx(cut, abs=1e-8)
     assert float(lp.optimal_acceptance(p, q, k, law, method="cut")) == pytest.approx(cut, abs=1e-12)
 
 

@@ -86,13 +86,17 @@ def test_near_onehot_q_has_no_cancellation():
     assert float(lp.optimal_acceptance(p, q, 2, "wor")) == pytest.approx(1.0, abs=1e-9)
 
 
-def test_wor_k3_large_n_raises_and_small_n_is_exact():
+def test_wor_k3_beyond_the_cut_uses_exact_prefixes_and_k4_raises():
     rng = np.random.default_rng(1)
+    p, q = rng.dirichlet(np.full(14, .5), size=3), rng.dirichlet(np.full(14, .5), size=3)
+    np.testing.assert_allclose(lp.optimal_acceptance(p, q, 3, "wor"),  # n = 14 > 12: O(n^2) prefixes
+                               lp.optimal_acceptance(p, q, 3, "wor", method="lp"), atol=1e-9)
     p, q = rng.dirichlet(np.ones(40)), rng.dirichlet(np.ones(40))
     with pytest.raises(ValueError, match="no exact large-n method"):
-        lp.optimal_acceptance(p, q, 3, "wor")
-    p, q = [.1, .2, .3, .4], [.4, .3, .2, .1]
-    assert round(float(lp.optimal_acceptance(p, q, 3, "wor")), 6) == 1.0
+        lp.optimal_acceptance(p, q, 4, "wor")
+    with pytest.raises(ValueError, match="3 positive q entries"):
+        lp.optimal_acceptance(p, np.eye(40)[0], 3, "wor")
+    assert round(float(lp.optimal_acceptance([.1, .2, .3, .4], [.4, .3, .2, .1], 3, "wor")), 6) == 1.0
 
 
 def test_optimal_rates_for_bound():
@@ -101,6 +105,8 @@ def test_optimal_rates_for_bound():
     assert "brute-force" in r["notes"]["optimal_wor"]
     rng = np.random.default_rng(2)
     big = lp.optimal_rates(rng.dirichlet(np.ones(100)), rng.dirichlet(np.ones(100)), 3)
+    assert 0 < float(big["optimal_wor"]) <= 1 and "P_3" in big["notes"]["optimal_wor"]
+    big = lp.optimal_rates(rng.dirichlet(np.ones(100)), rng.dirichlet(np.ones(100)), 4)
     assert big["optimal_wor"] is None and "no exact large-n method" in big["notes"]["optimal_wor"]
     assert lp.optimal_rates([.5, .5], [.5, .5], 3)["optimal_wor"] is None
 
@@ -122,7 +128,7 @@ def test_core_rates_below_optimum_on_a_batch():
         ({"k": 0}, "`k` must be an integer >= 1"),
         ({"k": 4, "drafts": "wor"}, "distinct drafts"),
         ({"drafts": "hub", "method": "prefix"}, "wrong for the hub law"),
-        ({"drafts": "wor", "k": 3, "method": "prefix"}, "no exact large-n method"),
+        ({"drafts": "wor", "k": 3, "p": [.5, .5, 0, 0], "q": [.5, .5, 0, 0], "method": "prefix"}, "3 positive q"),
     ],
 )
 def test_errors_name_the_argument(kwargs, match):
