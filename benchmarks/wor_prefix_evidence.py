@@ -1,14 +1,16 @@
 """Evidence for the unproved sorted-prefix property of drafts without replacement (theory.md 2.3).
 
 For each (p, q, k): the exact optimum by brute force over all 2^n token sets (exact Q(S subset A)
-from the law's enumeration) against the best p/q-sorted prefix (k = 2: the closed form of
-``lp.optimal_acceptance``; k >= 3: the same exact P_k(A) restricted to prefixes). Generators:
+from the law's enumeration) against the best p/q-sorted prefix (k = 2, 3: the library's
+``lp.optimal_acceptance(..., method="prefix")``, i.e. the closed form and ``lp.wor3``; k = 4: the
+exact P_4(A) of the enumeration restricted to prefixes). Generators:
 Dirichlet at several concentrations, sparse zeros, ties, one-hot q, p = q perturbed, near-one-hot
 q (1 - q(a) ~ 1e-9), p on the low-q tokens, and a random local search that tries to *increase*
 the prefix-vs-optimum gap, and a local search on softmax parameters that *minimises the margin*
 (best non-prefix set minus best prefix; negative = counterexample). Writes a JSON summary.
 
-Run: python benchmarks/wor_prefix_evidence.py --cases 20000 --out docs/wor_prefix_evidence.json
+Run: PYTHONPATH=. python benchmarks/wor_prefix_evidence.py --cases 40000 --adversarial 300 --margin 200 \
+     --out docs/wor_prefix_evidence.json
 """
 
 from __future__ import annotations
