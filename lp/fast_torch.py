@@ -90,10 +90,9 @@ def _prefix_min(p, q, k: int, law: str, sort_dtype):
     """min over the n + 1 p/q-sorted prefixes of the cut bound (``lp.fast.prefix_values``)."""
     import torch
 
-    pos = q > 0
-    inf = torch.tensor(float("inf"), dtype=torch.float64, device=p.device)
-    ratio = torch.where(pos, p / torch.where(pos, q, torch.ones_like(q)), torch.where(p > 0, inf, torch.zeros_like(p)))
-    order = torch.sort(ratio.to(sort_dtype), dim=-1, stable=True).indices
+    # p/q with q = 0 -> +inf (p > 0) or 0 (p = 0): two passes over memory instead of a chain of wheres
+    ratio = torch.nan_to_num(p / q, nan=0.0, posinf=float("inf"))
+    order = torch.sort(ratio.to(sort_dtype), dim=-1).indices  # tie order does not change the minimum
     ps = torch.gather(p, -1, order)
     qs = torch.gather(q, -1, order)
     zero = torch.zeros(p.shape[:-1] + (1,), dtype=torch.float64, device=p.device)
@@ -110,7 +109,7 @@ def _prefix_min(p, q, k: int, law: str, sort_dtype):
     t = torch.where(qs > 0, qs / torch.where(others > 0, others, torch.ones_like(others)), torch.zeros_like(qs))
     values = p_prefix + lam * (1.0 + torch.cat([zero, torch.cumsum(t, dim=-1)], dim=-1))
     out = values.amin(dim=-1)
-    degenerate = pos.sum(dim=-1) < 2
+    degenerate = (q > 0).sum(dim=-1) < 2
     if bool(degenerate.any()):
         out = torch.where(degenerate, _onehot_wor2(p, q), out)
     return out.clamp(0.0, 1.0)
