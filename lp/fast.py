@@ -6,7 +6,8 @@ Source: theory.md 2.3 (min-cut, sorted prefixes, the w/o-replacement k = 2 formu
 Methods (``method="auto"`` picks the first that applies):
 
 * **prefix** (i.i.d. any k; w/o replacement k = 2): one sort per row by p/q ascending, cumulative
-  sums, a vectorised minimum over the n + 1 prefixes. O(n log n) per row.
+  sums, a vectorised minimum over the n + 1 prefixes. O(n log n) per row. W/o replacement k = 3:
+  the same prefixes with the exact P_3(A) (:mod:`lp.wor3`), O(n^2) per row, for 12 < n <= 8192.
 * **closed form** (hub / hub-set law): ``spechub_theory.methods.spechub.acceptance``, O(n) (k = 2).
   Never sorted prefixes: they are wrong for this law (theory.md 2.3 counterexample).
 * **cut**: brute force over all 2^n token sets with the exact Q(S subset A) from the law's
@@ -141,8 +142,8 @@ def optimal_rates(p, q, k: int = 2) -> dict:
 
     ``optimal_iid`` and ``optimal_wor`` are arrays of shape (...) (``optimal_wor`` is ``None`` when
     no exact method applies: w/o replacement with k = 3 and n > 8192, or k >= 4 and n > 12);
-    ``notes`` maps a name to a sentence
-    saying how it was computed or why it is missing.
+    ``notes`` maps a name to a sentence saying how it was computed or why it is missing. For k = 2
+    one sort per row serves both optima.
 
     Examples
     --------
