@@ -4,6 +4,7 @@ theory.md 1 (a coupling is a verifier), 2.2 (reduced LP), 3.4-3.5 (hub optimalit
 """
 
 import importlib.util
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -124,9 +125,20 @@ def test_solve_errors_name_the_argument(args, kwargs, match):
         lp.solve(*args, **kwargs)
 
 
-def test_solver_error_carries_status():
+def test_solver_error_carries_status(monkeypatch):
     err = lp.SolverError(2, "Problem is infeasible.")
     assert isinstance(err, RuntimeError) and err.status == 2 and "infeasible" in str(err)
+    calls = []
+
+    def failing_linprog(*args, **kwargs):  # every attempt fails: default, no presolve, ipm
+        calls.append((kwargs["method"], kwargs["options"].get("presolve", True)))
+        return SimpleNamespace(status=4, message="Numerical difficulties encountered.")
+
+    monkeypatch.setattr("lp.reduced.linprog", failing_linprog)
+    with pytest.raises(lp.SolverError, match="status 4.*Numerical difficulties") as info:
+        lp.solve("iid", [.3, .3, .4], [.6, .3, .1], 2)
+    assert info.value.status == 4
+    assert calls == [("highs", True), ("highs", False), ("highs-ipm", True)]
 
 
 def test_result_repr_and_dict_are_readable():
