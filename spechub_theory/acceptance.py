@@ -44,11 +44,17 @@ class AcceptanceRates:
     def __getitem__(self, method: str) -> np.ndarray:
         return self.acceptance[method]
 
-    def to_dict(self) -> dict:
-        """JSON-ready dict: ``{"k", "n", "tv", "hub", "acceptance": {...}}`` (+ ``"notes"``)."""
+    def to_dict(self, digits: int = 12) -> dict:
+        """JSON-ready dict: ``{"k", "n", "tv", "hub", "acceptance": {...}}`` (+ ``"notes"``).
+
+        Floats are rounded to ``digits`` decimals (the rates are exact to about 1e-13, so E1's
+        single rate prints as 0.7, not 0.7000000000000001).
+        """
 
         def py(x):
             x = np.asarray(x)
+            if x.dtype.kind == "f":
+                x = np.round(x, digits)
             return x.item() if x.ndim == 0 else x.tolist()
 
         out = {"k": self.k, "n": self.n, "tv": py(self.tv), "hub": py(self.hub),

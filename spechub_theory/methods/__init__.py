@@ -27,8 +27,19 @@ def get_method(name) -> ModuleType:
     try:
         return METHODS[name]
     except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name), METHOD_NAMES, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        close = _closest(str(name))
+        hint = f" (did you mean {close!r}?)" if close else ""
         raise ValueError(
             f"`method` {name!r} is not one of {', '.join(map(repr, METHOD_NAMES))}{hint}."
         ) from None
+
+
+def _closest(name: str) -> str | None:
+    """The method a misspelt name most likely meant: a name it abbreviates (underscores ignored),
+    else difflib's closest match."""
+    stripped = name.replace("_", "").lower()
+    prefixed = [m for m in METHOD_NAMES if m.replace("_", "").startswith(stripped) and stripped]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    close = difflib.get_close_matches(name, METHOD_NAMES, n=1)
+    return close[0] if close else None

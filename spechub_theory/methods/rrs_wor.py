@@ -112,7 +112,7 @@ def _two_stage(p1, q, allowed, order=None):
     over = np.maximum(qj - p1, 0.0)  # mass of "x drafted and rejected"
     r = normalise_residual(p1 - qj, p1)
     # remaining mass after also removing x: prefix + suffix sums (no 1 - q(x) cancellation)
-    m = (np.cumsum(qE, axis=-1) - qE) + (np.cumsum(qE[:, ::-1], axis=-1)[:, ::-1] - qE)
+    m = _sum_of_others(qE)
     uniform_next = np.minimum(r, 1.0 / np.maximum(N - 1, 1)).sum(axis=-1, keepdims=True)  # r(x) = 0 there
     regular = (sE > 0) & (m > 0)
     if order is None:
@@ -145,3 +145,12 @@ def _recursive(p1, q, allowed, k, mass, eps):
         value += w * v
         error += w * e
     return value, error
+
+
+def _sum_of_others(w: np.ndarray) -> np.ndarray:
+    """``sum_{y != x} w(y)`` for every x of each row, as prefix + suffix sums (shifted, never by
+    subtracting w(x) from the total, which cancels when w(x) is close to the total)."""
+    zeros = np.zeros(w.shape[:-1] + (1,))
+    before = np.concatenate([zeros, np.cumsum(w, axis=-1)[..., :-1]], axis=-1)
+    after = np.concatenate([np.cumsum(w[..., ::-1], axis=-1)[..., ::-1][..., 1:], zeros], axis=-1)
+    return before + after
