@@ -7,8 +7,9 @@ nor 1. Nothing is downloaded; everything is built from a ``LlamaConfig``.
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 
-__all__ = ["tiny_tokenizer", "tiny_llama", "tiny_pair"]
+__all__ = ["tiny_tokenizer", "tiny_llama", "tiny_pair", "one_thread"]
 
 #: special tokens of the tiny tokenizer (ids 0 and 1); every other token is a word ``w<i>``
 EOS, UNK = "<eos>", "<unk>"
@@ -66,3 +67,17 @@ def tiny_pair(vocab_size: int = 64, *, noise: float = 0.3, seed: int = 0, sharpn
         target=target, draft=draft, tokenizer=tokenizer, device=torch.device(device), dtype=torch.float32,
         eos_token_ids=_eos_ids(tokenizer, target), names={"target": "tiny", "draft": "tiny-perturbed"},
     )
+
+
+@contextmanager
+def one_thread():
+    """Run torch on one CPU thread inside the block (tiny models: thread hand-off costs more than it
+    saves, and a busy machine makes it far worse); the previous setting is restored."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
