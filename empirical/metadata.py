@@ -14,9 +14,10 @@ from .summary import TOKENS_PER_STEP_CONVENTION
 __all__ = ["run_metadata", "git_sha", "package_version"]
 
 
-def run_metadata(*, config: dict, argv, device, dtype, seed: int) -> dict:
+def run_metadata(*, config: dict, models: dict, argv, device, dtype, seed: int) -> dict:
     """Metadata of a run: package/torch/transformers versions, git SHA, seed, argv, device (with
-    the GPU name on CUDA), dtype, UTC date, the tokens-per-step convention and the settings."""
+    the GPU name on CUDA), dtype, UTC date, the tokens-per-step convention, the models actually
+    used (``models``: names of target and draft) and the settings."""
     import torch
     import transformers
 
@@ -35,6 +36,7 @@ def run_metadata(*, config: dict, argv, device, dtype, seed: int) -> dict:
         "transformers": transformers.__version__,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "tokens_per_step": TOKENS_PER_STEP_CONVENTION,
+        "models": models,
         "config": config,
     }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +59,6 @@ class DecodeConfig:
     device: str = "cpu"
     dtype: str = "auto"
     node_methods: tuple | None = None
-    extra: dict = field(default_factory=dict, compare=False)
 
     def validated(self) -> "DecodeConfig":
         """A copy with trees/methods checked and normalised; raises ValueError on bad settings."""
@@ -132,8 +131,9 @@ def run_decode(config: DecodeConfig, out_dir, *, pair=None, argv=None, progress:
             log.append(_decode_record(pair, prompts[i], i, encoded[i], tree, method, sampling, config))
             bar.update(1)
     summary = {
-        "meta": run_metadata(config=asdict(config), argv=argv if argv is not None else sys.argv,
-                             device=pair.device, dtype=pair.dtype, seed=config.seed),
+        "meta": run_metadata(config=json.loads(json.dumps(asdict(config))), models=dict(pair.names),
+                             argv=argv if argv is not None else sys.argv, device=pair.device, dtype=pair.dtype,
+                             seed=config.seed),
         **summarize(log.records, seed=config.seed),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n", encoding="utf-8")

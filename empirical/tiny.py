@@ -46,7 +46,8 @@ def tiny_llama(vocab_size: int = 64, *, hidden: int = 32, layers: int = 2, seed:
     return model
 
 
-def tiny_pair(vocab_size: int = 64, *, noise: float = 0.3, seed: int = 0, sharpness: float = 2.0, device: str = "cpu"):
+def tiny_pair(vocab_size: int = 64, *, noise: float = 0.3, seed: int = 0, sharpness: float = 2.0, layers: int = 2,
+              device: str = "cpu"):
     """A :class:`empirical.models.ModelPair` of a tiny target and a perturbed copy as draft.
 
     ``noise`` is the relative size of the Gaussian perturbation of every draft weight.
@@ -56,7 +57,7 @@ def tiny_pair(vocab_size: int = 64, *, noise: float = 0.3, seed: int = 0, sharpn
     from .models import ModelPair, _eos_ids
 
     tokenizer = tiny_tokenizer(vocab_size)
-    target = tiny_llama(vocab_size, seed=seed, sharpness=sharpness).to(device)
+    target = tiny_llama(vocab_size, layers=layers, seed=seed, sharpness=sharpness).to(device)
     draft = copy.deepcopy(target)
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
