@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spechub_theory.tree_walk import draft_tree_level, walk_tree
 from spechub_theory.trees import Tree
 
+from .engines import get_engine
 from .kv_forward import CachedModel, compact_cache
-from .probs import probs_from_logits, to_float64_law
+from .probs import probs_from_logits
 from .timing import PhaseTimer
 
 __all__ = ["AR", "ROOT_ONLY", "Sampling", "Step", "NodeLaws", "Decoded", "decode"]
@@ -98,7 +98,8 @@ class Decoded:
         return len(self.tokens) / max(len(self.steps), 1)
 
 
-def decode(pair, prompt_ids, *, tree, method, sampling=Sampling(), max_new_tokens=128, rng=None, on_step=None) -> Decoded:
+def decode(pair, prompt_ids, *, tree, method, sampling=Sampling(), max_new_tokens=128, rng=None, on_step=None,
+           engine: str = "auto") -> Decoded:
     """Decode one prompt by tree speculative decoding (or plain sampling for ``method="ar"``).
 
     Parameters
@@ -120,6 +121,10 @@ def decode(pair, prompt_ids, *, tree, method, sampling=Sampling(), max_new_token
     on_step : callable, optional
         ``on_step(step, laws)`` with a :class:`Step` and its :class:`NodeLaws`, called after each
         step outside the timed phases (for node-level measurement).
+    engine : str
+        Where drafts are sampled and the tree walked: ``torch`` (on the device, see
+        :mod:`empirical.fast_verify`), ``numpy`` (the float64 core, every method) or ``auto``
+        (torch when it has the method). Both give the same tokens for the same ``rng``.
 
     Returns
     -------
@@ -139,7 +144,7 @@ def decode(pair, prompt_ids, *, tree, method, sampling=Sampling(), max_new_token
     else:
         tree = tree if isinstance(tree, Tree) else Tree.from_name(tree)
         walk_method = method
-    session = _Session(pair, tree, walk_method, sampling, prompt_ids)
+    session = _Session(pair, tree, walk_method, sampling, prompt_ids, get_engine(engine, walk_method))
     prefill_s = session.prefill()
     steps, new = [], []
     finish = "length"
@@ -163,10 +168,10 @@ class _Session:
     Tree node u lives at cache index L-1+u in both caches during a step (root = last token).
     """
 
-    def __init__(self, pair, tree: Tree, method: str, sampling: Sampling, prompt_ids):
+    def __init__(self, pair, tree: Tree, method: str, sampling: Sampling, prompt_ids, engine):
         import torch
 
-        self.pair, self.tree, self.method, self.sampling = pair, tree, method, sampling
+        self.pair, self.tree, self.method, self.sampling, self.engine = pair, tree, method, sampling, engine
         self.device = pair.device
         self.committed = [int(t) for t in prompt_ids]
         if not self.committed:
@@ -218,25 +223,16 @@ class _Session:
         """One draft/target/verify/compact cycle; returns (Step, NodeLaws)."""
         import torch
 
-        tree = self.tree
-        tokens = np.full(tree.size, -1, dtype=np.int64)
-        tokens[0] = self.committed[-1]
-        q_host = np.zeros((self.draft_cached, 0))
+        tree, engine = self.tree, self.engine
+        tokens = torch.full((tree.size,), self.committed[-1], dtype=torch.long, device=self.device)  # [size]
+        q_rows = None
         with self.timer.phase("draft"):
             if self.draft is not None:
-                q_host = self._draft_tree(tokens, rng)
+                q_rows = self._draft_tree(tokens, rng)  # [draft_cached, n]
         with self.timer.phase("target"):
-            tokens_dev = torch.as_tensor(tokens, device=self.device)
-            p_dev = self.sampling.laws(self._tree_block(self.target, tokens_dev, 0, tree.size))  # [size, n]
+            p_probs = self.sampling.laws(self._tree_block(self.target, tokens, 0, tree.size))  # [size, n] fp32
         with self.timer.phase("verify"):
-            p_rows: dict[int, np.ndarray] = {}
-
-            def get_p(v):
-                if v not in p_rows:
-                    p_rows[v] = to_float64_law(p_dev[v])
-                return p_rows[v]
-
-            walk = walk_tree(tree, self.method, tokens, get_p, lambda v: q_host[v], rng)
+            walk, p_row = engine.walk(tree, self.method, tokens, p_probs, q_rows, rng)
         with self.timer.phase("cache"):
             self._keep_path(walk.path)
         emitted = _cut(walk.tokens, budget, self.pair.eos_token_ids)
@@ -244,35 +240,34 @@ class _Session:
         visited = tuple(int(v) for v in walk.visited)
         step = Step(tokens=emitted, accepted=walk.accepted, visited=visited, slots=tuple(walk.slots),
                     seconds=self.timer.take())
-        n = p_dev.shape[-1]
+        n = p_probs.shape[-1]
         laws = NodeLaws(
-            p=np.stack([p_rows[v] for v in visited]) if visited else np.zeros((0, n)),
-            q=q_host[list(visited)] if visited else np.zeros((0, n)),
+            p=np.stack([p_row(v) for v in visited]) if visited else np.zeros((0, n)),
+            q=engine.host(q_rows[list(visited)]) if visited else np.zeros((0, n)),
             k=tuple(self.counts[v] for v in visited),
         )
         return step, laws
 
-    def _draft_tree(self, tokens: np.ndarray, rng) -> np.ndarray:
-        """Fill ``tokens`` level by level; returns q after each forwarded node, [draft_cached, n]."""
-        import torch
-
-        tree, c = self.tree, self.draft.length
+    def _draft_tree(self, tokens, rng):
+        """Fill ``tokens`` [size] level by level; returns q after each forwarded node [draft_cached, n]
+        (engine storage: host numpy or device float64)."""
+        tree, c, engine = self.tree, self.draft.length, self.engine
         logits = self._chain(self.draft, self.committed[c:])[-1:]  # [1, n]: q after the root
-        q_host = None
+        q_rows = None
         for d in range(tree.depth):
             level = tree.levels[d]
             lo, hi = level[0], level[-1] + 1
             if d > 0:
-                block = torch.as_tensor(tokens[lo:hi], device=self.device)
-                logits = self._tree_block(self.draft, block, lo, hi)  # [hi-lo, n]
-            q_level = to_float64_law(self.sampling.laws(logits))  # [hi-lo, n]
-            if q_host is None:
-                q_host = np.empty((self.draft_cached, q_level.shape[-1]))
-            q_host[lo:hi] = q_level
-            kids = draft_tree_level(self.method, q_level, self.counts[lo:hi], rng)
+                logits = self._tree_block(self.draft, tokens[lo:hi], lo, hi)  # [hi-lo, n]
+            q_level = engine.rows(self.sampling.laws(logits))  # [hi-lo, n] float64
+            if q_rows is None:
+                q_rows = engine.empty(self.draft_cached, q_level.shape[-1], self.device)
+            q_rows[lo:hi] = q_level
+            kids = engine.draft_level(self.method, q_level, self.counts[lo:hi], rng, self.device)
             for v, toks in zip(level, kids):
-                tokens[list(tree.children[v])] = toks
-        return q_host
+                if self.counts[v]:
+                    tokens[list(tree.children[v])] = toks
+        return q_rows
 
     def _keep_path(self, path) -> None:
         """Compact both caches to the committed prefix plus the accepted path."""
