@@ -38,6 +38,8 @@ def main(argv=None) -> int:
     prompts = [encode_prompt(pair.tokenizer, p) for p in load_prompts(args.prompts, num_prompts=args.num_prompts)]
     engines = {
         f"tree {args.tree} {args.method}": lambda ids, rng: _ours(pair, ids, args.tree, args.method, sampling, args, rng),
+        f"tree {args.tree} {args.method} (numpy core)": lambda ids, rng: _ours(
+            pair, ids, args.tree, args.method, sampling, argparse.Namespace(**{**vars(args), "engine": "numpy"}), rng),
         "ar (ours)": lambda ids, rng: _ours(pair, ids, None, AR, sampling, args, rng),
         "generate()": lambda ids, rng: _generate(pair, ids, sampling, args, assistant=False),
         "assisted generate()": lambda ids, rng: _generate(pair, ids, sampling, args, assistant=True),
@@ -72,7 +74,8 @@ def main(argv=None) -> int:
 def _ours(pair, ids, tree, method, sampling, args, rng) -> dict:
     synchronize(pair.device)
     start = time.perf_counter()
-    result = decode(pair, ids, tree=tree, method=method, sampling=sampling, max_new_tokens=args.max_new_tokens, rng=rng)
+    result = decode(pair, ids, tree=tree, method=method, sampling=sampling, max_new_tokens=args.max_new_tokens, rng=rng,
+                    engine=args.engine)
     synchronize(pair.device)
     seconds = time.perf_counter() - start
     phases = {ph: sum(s.seconds[ph] for s in result.steps) for ph in ("draft", "target", "verify", "cache")}
@@ -128,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--num-prompts", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--engine", default="auto", help="auto | torch | numpy (where drafts are sampled and verified)")
     p.add_argument("--out", default=None, help="JSON report path")
     return p
 

@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default=d["dtype"], help="weights: auto (fp32 on CPU, bf16 on CUDA), float32, bfloat16, float16")
     parser.add_argument("--node-methods", default=None,
                         help="methods whose exact acceptance is recorded at every verified node (default: all available)")
+    parser.add_argument("--engine", default=d["engine"], choices=("auto", "torch", "numpy"),
+                        help="drafting and verification on the device (torch) or with the float64 numpy core; "
+                        "same tokens either way (default: %(default)s = torch where available, numpy for kseq)")
     parser.add_argument("--out", required=True, help="output folder (created; resumed if it holds the same run)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -63,7 +66,7 @@ def config_from_args(args) -> DecodeConfig:
         target=args.target, draft=args.draft, trees=_split_trees(args.tree), methods=split(args.methods),
         temperature=args.temperature, top_p=args.top_p, prompts=args.prompts, num_prompts=args.num_prompts,
         max_new_tokens=args.max_new_tokens, seed=args.seed, device=args.device, dtype=args.dtype,
-        node_methods=split(args.node_methods) if args.node_methods else None,
+        node_methods=split(args.node_methods) if args.node_methods else None, engine=args.engine,
     )
 
 

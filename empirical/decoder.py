@@ -132,9 +132,10 @@ def decode(pair, prompt_ids, *, tree, method, sampling=Sampling(), max_new_token
 
     Notes
     -----
-    Per step: ``tree.depth`` draft forwards, one target forward over ``tree.size`` tokens, one
-    host copy of q per draft level and one of p per node on the walk; O(depth * k * vocab) host
-    work in the walk.
+    Per step: ``tree.depth`` draft forwards, one target forward over ``tree.size`` tokens and
+    O(depth * k * vocab) verification work. With the torch engine laws stay on the device (one
+    host sync per visited node); with the numpy engine q is copied per draft level and p per
+    visited node. ``on_step`` laws are copied to the host outside the timed phases.
     """
     rng = np.random.default_rng(rng)
     if int(max_new_tokens) < 1:

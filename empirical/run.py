@@ -19,6 +19,7 @@ from spechub_theory.trees import Tree
 from spechub_theory.verification import check_method_k
 
 from .decoder import AR, Sampling, decode
+from .engines import get_engine
 from .metadata import run_metadata
 from .node_rates import node_rates
 from .progress import progress_bar
@@ -59,6 +60,7 @@ class DecodeConfig:
     device: str = "cpu"
     dtype: str = "auto"
     node_methods: tuple | None = None
+    engine: str = "auto"
 
     def validated(self) -> "DecodeConfig":
         """A copy with trees/methods checked and normalised; raises ValueError on bad settings."""
@@ -81,6 +83,9 @@ class DecodeConfig:
         if int(self.num_prompts) < 1 or int(self.max_new_tokens) < 1:
             raise ValueError("`num_prompts` and `max_new_tokens` must be >= 1.")
         Sampling(self.temperature, self.top_p)  # validates
+        for method in methods:
+            if method != AR:  # ar has no verification: any engine walks its root-only tree
+                get_engine(self.engine, method)
         return replace(self, trees=trees, methods=methods)
 
 
@@ -164,7 +169,7 @@ def _decode_record(pair, prompt, index: int, ids, tree: str, method: str, sampli
 
     rng = np.random.default_rng([config.seed, index])
     result = decode(pair, ids, tree=tree if method != AR else None, method=method, sampling=sampling,
-                    max_new_tokens=config.max_new_tokens, rng=rng, on_step=on_step)
+                    max_new_tokens=config.max_new_tokens, rng=rng, on_step=on_step, engine=config.engine)
     if "k" not in node_cols:
         _extend_columns(node_cols, node_rates(np.zeros((0, 1)), np.zeros((0, 1)), [], methods=config.node_methods))
     return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from contextlib import contextmanager
 
-__all__ = ["tiny_tokenizer", "tiny_llama", "tiny_pair", "one_thread"]
+__all__ = ["tiny_tokenizer", "tiny_llama", "tiny_pair", "one_thread", "one_thread_fixture"]
 
 #: special tokens of the tiny tokenizer (ids 0 and 1); every other token is a word ``w<i>``
 EOS, UNK = "<eos>", "<unk>"
@@ -82,3 +82,10 @@ def one_thread():
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def one_thread_fixture():
+    """Generator form of :func:`one_thread` for a pytest fixture:
+    ``_threads = pytest.fixture(scope="module", autouse=True)(one_thread_fixture)``."""
+    with one_thread():
+        yield

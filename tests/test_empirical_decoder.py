@@ -13,7 +13,7 @@ from empirical.decoder import Sampling, decode  # noqa: E402
 from empirical.kv_forward import CachedModel  # noqa: E402
 from empirical.probs import probs_from_logits  # noqa: E402
 from empirical.run import DecodeConfig  # noqa: E402
-from empirical.tiny import one_thread, tiny_pair  # noqa: E402
+from empirical.tiny import one_thread_fixture, tiny_pair  # noqa: E402
 from spechub_theory.distributions import probs_from_logits as probs_reference  # noqa: E402
 from spechub_theory.trees import Tree  # noqa: E402
 
@@ -22,10 +22,7 @@ METHODS = ("rrs", "rrs_wor", "kseq", "spechub")
 PROMPT = [5, 9, 3]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    with one_thread():
-        yield
+_threads = pytest.fixture(scope="module", autouse=True)(one_thread_fixture)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from scipy import stats  # noqa: E402
 
 from empirical.decoder import decode  # noqa: E402
 from empirical.probs import probs_from_logits  # noqa: E402
-from empirical.tiny import one_thread, tiny_pair  # noqa: E402
+from empirical.tiny import one_thread_fixture, tiny_pair  # noqa: E402
 
 pytestmark = pytest.mark.hf
 VOCAB = 16
@@ -23,10 +23,7 @@ ALPHA = 1e-3  # per test; seeds are fixed, so the outcome is deterministic
 MIN_EXPECTED = 5.0  # cells with fewer expected counts are pooled
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    with one_thread():
-        yield
+_threads = pytest.fixture(scope="module", autouse=True)(one_thread_fixture)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from empirical.prompts import encode_prompt, load_prompts  # noqa: E402
 from empirical.records import RecordLog  # noqa: E402
 from empirical.run import DecodeConfig, run_decode  # noqa: E402
 from empirical.summary import bootstrap_ratio  # noqa: E402
-from empirical.tiny import one_thread, tiny_pair, tiny_tokenizer  # noqa: E402
+from empirical.tiny import one_thread_fixture, tiny_pair, tiny_tokenizer  # noqa: E402
 from spechub_theory.acceptance import acceptance_rates  # noqa: E402
 from spechub_theory.cli import main as spechub  # noqa: E402
 
@@ -25,10 +25,7 @@ CONFIG = DecodeConfig(trees=("2^3",), methods=("spechub", "rrs", "ar"), num_prom
                       node_methods=("single", "rrs", "spechub"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    with one_thread():
-        yield
+_threads = pytest.fixture(scope="module", autouse=True)(one_thread_fixture)
 
 
 @pytest.fixture(scope="module")
