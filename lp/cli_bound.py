@@ -44,6 +44,8 @@ def run(args) -> int:
     """Run ``spechub bound``; returns the exit status."""
     p, q = load_pq(args)
     k = check_k(args.k)
+    if k > p.shape[-1]:
+        raise ValueError(f"`k` = {k} distinct drafts (rrs_wor, spechub) need a vocabulary of at least {k} tokens; n = {p.shape[-1]}.")
     result = bound(p, q, k)
     if args.json:
         print_json(result.to_dict())

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .distributions import check_k, check_pq
-from .methods import METHODS, rrs_wor
+from .coverage import SortedPair
+from .methods import METHODS, kseq, rrs_wor
 
 __all__ = ["AcceptanceRates", "acceptance_rates", "EXACT_RRS_WOR_MAX_N", "RRS_WOR_EPS"]
 
@@ -104,13 +105,20 @@ def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
     shape = np.broadcast_shapes(p.shape, q.shape)
     pb, qb = np.broadcast_to(p, shape), np.broadcast_to(q, shape)
     rates, notes = {}, {}
+    sorted_pair = None
+    if ("kseq" in names or ("rrs_wor" in names and k == 2)) and k > 1:  # one sort serves both
+        sorted_pair = SortedPair(pb.reshape(-1, n), qb.reshape(-1, n))
     for name in names:
         m = METHODS[name]
         kk = m.FIXED_K or k
         if m.LAW.distinct and kk > n:
             notes[name] = f"omitted: k = {kk} distinct drafts need n >= {kk}"
             continue
-        if name == "rrs_wor" and kk >= 3:
+        if sorted_pair is not None and name == "kseq":
+            rates[name] = kseq.rate_sorted(sorted_pair, kk).reshape(shape[:-1])
+        elif sorted_pair is not None and name == "rrs_wor" and kk == 2:
+            rates[name] = rrs_wor.rate_sorted(sorted_pair).reshape(shape[:-1])
+        elif name == "rrs_wor" and kk >= 3:
             bounded = rrs_wor.acceptance_bounded(pb, qb, kk, eps=0.0 if n <= EXACT_RRS_WOR_MAX_N else RRS_WOR_EPS)
             rates[name] = bounded.value
             notes[name] = bounded.how + (f", |error| <= {float(np.max(bounded.error)):.3g}" if np.any(bounded.error) else "")

@@ -50,22 +50,22 @@ def check_distribution(x, name: str = "p", *, atol: float = SUM_ATOL) -> np.ndar
     [0.25, 0.75]
     """
     try:
-        arr = np.array(x, dtype=np.float64)
+        arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"`{name}` must be an array of numbers; {exc}") from None
     if arr.ndim == 0:
         raise ValueError(f"`{name}` must be a vector (shape (n,) or (..., n)); got a scalar.")
     if arr.shape[-1] == 0:
         raise ValueError(f"`{name}` must not be empty.")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        idx = _first_index(bad)
-        raise ValueError(f"`{name}` must be finite; {name}{_fmt(idx)} = {arr[idx]}.")
-    neg = arr < 0
-    if neg.any():
-        idx = _first_index(neg)
+    s = arr.sum(axis=-1, keepdims=True)  # one pass: NaN/inf anywhere makes a row sum non-finite
+    if not np.isfinite(s).all():
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            idx = _first_index(bad)
+            raise ValueError(f"`{name}` must be finite; {name}{_fmt(idx)} = {arr[idx]}.")
+    if arr.min() < 0:
+        idx = _first_index(arr < 0)
         raise ValueError(f"`{name}` must be non-negative; {name}{_fmt(idx)} = {arr[idx]:.6g}.")
-    s = arr.sum(axis=-1, keepdims=True)
     off = np.abs(s - 1.0) > atol
     if off.any():
         row = _first_index(off[..., 0]) if arr.ndim > 1 else ()
@@ -73,6 +73,8 @@ def check_distribution(x, name: str = "p", *, atol: float = SUM_ATOL) -> np.ndar
         raise ValueError(
             f"`{name}` must sum to 1 along the last axis within {atol:g}; {where} to {float(s[row][0]):.6g}."
         )
+    if (s == 1.0).all():
+        return arr  # read-only use everywhere: no copy needed
     return arr / s
 
 

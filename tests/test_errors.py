@@ -63,6 +63,7 @@ def test_logits_errors():
         (["bound", "--p", "a,b", "--q", "0.7,0.2,0.1"], "must be numbers"),
         (["bound", "--p", "missing.npy", "--q", "0.7,0.2,0.1"], "does not exist"),
         (["bound", "--q", "0.7,0.2,0.1"], "`--p` is required"),
+        (["bound", "--p", "0.4,0.4,0.2", "--q", "0.7,0.2,0.1", "--k", "4"], "need a vocabulary of at least 4 tokens; n = 3"),
     ],
 )
 def test_cli_errors_are_one_line_exit_2(argv, match, capsys):

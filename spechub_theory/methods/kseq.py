@@ -11,50 +11,45 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..coverage import SortedCoverage
+from ..coverage import SortedPair
 from ..distributions import check_k, check_pq
 from ..draft_laws import IID
 from .base import NodeRule, normalise_residual, slots_from_sequential, take_last
 from .single import ratio_accept
 
-__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "optimal_rho", "positional"]
+__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "optimal_rho", "positional", "rate_sorted"]
 
 NAME = "kseq"
 LAW = IID
 FIXED_K = None
 
-#: bisection steps on rho in [1, k]: 2^-64 k is below float64 resolution
+#: round-off allowance in the validity test: A(rho) is a sum of n terms, exact only to ~1e-16 n, and
+#: near rho = 1 an error e in A moves the exact root by sqrt(e); the residual stays >= -1e-14
+_VALID_ATOL = 1e-14
+#: bisection steps inside one linear piece of A: 2^-64 k is below float64 resolution
 _BISECTION_STEPS = 64
 
 
-def optimal_rho(p, q, k: int, *, coverage: SortedCoverage | None = None) -> np.ndarray:
+def optimal_rho(p, q, k: int) -> np.ndarray:
     r"""The smallest valid :math:`\rho \in [1, k]`: the root of :math:`1 - (1 - \beta)^k = \rho\beta`
-    with :math:`\beta(\rho) = A(\rho)/\rho`, by bisection on the valid side.
+    with :math:`\beta(\rho) = A(\rho)/\rho`.
 
-    O(n log n) per row for one sort, then O(log n) per bisection step (64 steps).
+    A is piecewise linear with breakpoints at the ratios p/q: validity is checked at every
+    breakpoint in (1, k) at once (one sort, O(n log n) per row), which brackets the root in one
+    linear piece, where 64 vectorised bisection steps reach float64 resolution.
     """
     p, q = check_pq(p, q)
     k = check_k(k)
     shape = np.broadcast_shapes(p.shape, q.shape)
     n = shape[-1]
-    if coverage is None:
-        coverage = SortedCoverage(np.broadcast_to(p, shape).reshape(-1, n), np.broadcast_to(q, shape).reshape(-1, n))
-    B = coverage.F.shape[0]
-    lo, hi = np.ones(B), np.full(B, float(k))
-    if k > 1:
-        for _ in range(_BISECTION_STEPS):
-            mid = 0.5 * (lo + hi)
-            beta = coverage(mid) / mid
-            valid = 1.0 - (1.0 - beta) ** k <= mid * beta
-            hi = np.where(valid, mid, hi)
-            lo = np.where(valid, lo, mid)
-    return hi.reshape(shape[:-1])
+    sp = SortedPair(np.broadcast_to(p, shape).reshape(-1, n), np.broadcast_to(q, shape).reshape(-1, n))
+    return _rho_sorted(sp, k)[0].reshape(shape[:-1])
 
 
 def acceptance(p, q, k: int) -> np.ndarray:
     r"""Exact acceptance :math:`1 - (1 - \beta(\rho^*))^k = A(\rho^*)` of K-SEQ at the best valid rho.
 
-    O(n log n) per row (one sort; the bisection reuses it). Source: theory.md 2.4.
+    O(n log n) per row (one sort; see :func:`optimal_rho`). Source: theory.md 2.4.
 
     Examples
     --------
@@ -63,9 +58,46 @@ def acceptance(p, q, k: int) -> np.ndarray:
     """
     p, q = check_pq(p, q)
     k = check_k(k)
-    rho = optimal_rho(p, q, k)
-    beta = _beta(p, q, rho)
+    shape = np.broadcast_shapes(p.shape, q.shape)
+    n = shape[-1]
+    sp = SortedPair(np.broadcast_to(p, shape).reshape(-1, n), np.broadcast_to(q, shape).reshape(-1, n))
+    return rate_sorted(sp, k).reshape(shape[:-1])
+
+
+def rate_sorted(sp: SortedPair, k: int) -> np.ndarray:
+    """K-SEQ acceptance for rows already sorted by p/q (shared sort with RRS w/o), shape (B,)."""
+    rho, A = _rho_sorted(sp, k)
+    beta = A / rho
     return 1.0 - (1.0 - beta) ** k
+
+
+def _rho_sorted(sp: SortedPair, k: int):
+    """(rho*, A(rho*)) per row from a SortedPair."""
+    F, Qt, ratio = sp.coverage.F, sp.coverage.Qtail, sp.ratio
+    B, n = ratio.shape
+    rows = np.arange(B)
+    if k == 1:
+        m = (ratio <= 1.0).sum(axis=-1)
+        return np.ones(B), F[rows, m] + Qt[rows, m]
+    window = (ratio > 1.0) & (ratio < k)
+    finite_ratio = np.where(window, ratio, 0.0)
+    A_at = F[:, 1:] + finite_ratio * Qt[:, 1:]  # A at each breakpoint
+    with np.errstate(divide="ignore", invalid="ignore"):
+        valid = window & (1.0 - (1.0 - A_at / np.where(window, ratio, 1.0)) ** k <= A_at + _VALID_ATOL)
+    has = valid.any(axis=-1)
+    j = np.where(has, np.argmax(valid, axis=-1), (ratio < k).sum(axis=-1))  # first valid breakpoint
+    upper = np.where(has, ratio[rows, np.minimum(j, n - 1)], float(k))
+    lower = np.maximum(1.0, np.where(j > 0, ratio[rows, np.maximum(j - 1, 0)], 1.0))
+    lower = np.minimum(lower, upper)
+    Fm, Qm = F[rows, j], Qt[rows, j]  # A(rho) = Fm + rho Qm on (lower, upper)
+    lo, hi = lower, upper
+    for _ in range(_BISECTION_STEPS):
+        mid = 0.5 * (lo + hi)
+        A = Fm + mid * Qm
+        ok = 1.0 - (1.0 - A / mid) ** k <= A + _VALID_ATOL
+        hi = np.where(ok, mid, hi)
+        lo = np.where(ok, lo, mid)
+    return hi, Fm + hi * Qm
 
 
 def positional(p, q, k: int) -> np.ndarray:

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..coverage import SortedCoverage, ratio_order
+from ..coverage import SortedCoverage, SortedPair, ratio_order
 from ..distributions import check_k, check_pq
 from ..draft_laws import WOR, conditional_law
 from .base import NodeRule, normalise_residual, slots_from_sequential, take_last
 from .single import ratio_accept
 
-__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "acceptance_bounded", "positional", "BoundedRate"]
+__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "acceptance_bounded", "positional", "BoundedRate", "rate_sorted"]
 
 NAME = "rrs_wor"
 LAW = WOR
@@ -86,7 +86,7 @@ def acceptance_bounded(p, q, k: int, *, eps: float = 0.0) -> BoundedRate:
         val = np.minimum(p2, q2).sum(axis=-1)
         return BoundedRate(val.reshape(shape[:-1]), np.zeros(shape[:-1]), "closed form")
     if k == 2:
-        val = _two_stage(p2, q2, np.ones_like(p2, dtype=bool), ratio_order(p2, q2))
+        val = rate_sorted(SortedPair(p2, q2))
         return BoundedRate(val.reshape(shape[:-1]), np.zeros(shape[:-1]), "closed form")
     vals, errs = np.empty(len(p2)), np.empty(len(p2))
     for b in range(len(p2)):
@@ -100,6 +100,40 @@ def positional(p, q, k: int) -> np.ndarray:
     j-draft RRS, so the split is the difference of successive rates."""
     rates = np.stack([acceptance(p, q, j) for j in range(1, k + 1)], axis=-1)
     return np.diff(rates, axis=-1, prepend=0.0)
+
+
+def rate_sorted(sp: SortedPair) -> np.ndarray:
+    """Two-draft rate from rows sorted by p/q (the sort K-SEQ shares), shape (B,).
+
+    With r = (p - q)_+ / TV sorted like p/q, G(c) = sum min(r, c q) is read off prefix sums at
+    m = #{p/q <= 1 + c TV}; the queries c_x = 1 / sum_{y != x} q(y) for the rejected-first tokens
+    (p/q < 1) need one binary search each. O(n log n) per row.
+    """
+    ratio, ps, qs = sp.ratio, sp.p, sp.q
+    Qt = sp.coverage.Qtail
+    B, n = ratio.shape
+    over = np.maximum(qs - ps, 0.0)  # (B, n) mass of "x drafted first and rejected"
+    tv = over.sum(axis=-1)
+    first = 1.0 - tv
+    r = np.maximum(ps - qs, 0.0) / np.where(tv > 0, tv, 1.0)[:, None]
+    Fr = np.zeros((B, n + 1))
+    np.cumsum(r, axis=-1, out=Fr[:, 1:])
+    before = np.zeros((B, n))
+    np.cumsum(qs[:, :-1], axis=-1, out=before[:, 1:])
+    others = before + Qt[:, 1:]  # sum_{y != x} q(y), no cancellation
+    out = first.copy()
+    m1 = (ratio < 1.0).sum(axis=-1)  # tokens with q > p come first in p/q order
+    for b in range(B):
+        if tv[b] <= 0:
+            continue
+        w, m = over[b, : m1[b]], others[b, : m1[b]]
+        if (m <= 0).any():  # q one-hot: the second draft is uniform on the rest (draft_laws docstring)
+            out[b] = _two_stage(ps[b][None], qs[b][None], np.ones((1, n), dtype=bool))[0]
+            continue
+        c = 1.0 / m
+        idx = np.searchsorted(ratio[b], 1.0 + c * tv[b], side="right")
+        out[b] += (w * (Fr[b, idx] + c * Qt[b, idx])).sum()  # not np.dot: BLAS threads stall here
+    return out
 
 
 def _two_stage(p1, q, allowed, order=None):

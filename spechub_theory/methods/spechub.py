@@ -90,8 +90,31 @@ def acceptance(p, q, k: int = 2) -> np.ndarray:
     """
     p, q = check_pq(p, q)
     k = check_k(k, p.shape[-1], distinct=True)
+    if k == 2:
+        return _acceptance_k2(p, q)
     parts = HubParts(p, q, k)
     return np.minimum(1.0, parts.pH + parts.captured_outside())
+
+
+def _acceptance_k2(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """k = 2 in three passes over the data (argmax, one min-sum); rows where 1 - q(a) is small are
+    recomputed with the exact sum of the others (and the uniform fallback at 0)."""
+    shape = np.broadcast_shapes(p.shape, q.shape)
+    n = shape[-1]
+    p2 = np.broadcast_to(p, shape).reshape(-1, n)
+    q2 = np.broadcast_to(q, shape).reshape(-1, n)
+    rows = np.arange(len(q2))
+    a = np.argmax(q2, axis=-1)
+    qa, pa = q2[rows, a], p2[rows, a]
+    rest = q2.sum(axis=-1) - qa
+    delicate = rest < 1e-3  # cancellation in sum - q(a): use the exact path on these rows
+    safe_rest = np.where(delicate, 1.0, rest)[:, None]
+    total = np.minimum(p2, q2 / safe_rest).sum(axis=-1) - np.minimum(pa, qa / safe_rest[:, 0])
+    alpha = np.minimum(1.0, pa + total)
+    if delicate.any():
+        parts = HubParts(p2[delicate], q2[delicate], 2)
+        alpha[delicate] = np.minimum(1.0, parts.pH + parts.captured_outside())
+    return alpha.reshape(shape[:-1])
 
 
 def positional(p, q, k: int = 2) -> np.ndarray:
