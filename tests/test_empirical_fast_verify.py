@@ -67,3 +67,13 @@ def test_engine_errors():
         get_engine("torch", "kseq")
     with pytest.raises(ValueError, match="`engine` 'gpu' is not one of"):
         get_engine("gpu", "rrs")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("method", ["spechub", "rrs_wor"])
+def test_cuda_decode_matches_cpu_numpy_reference(method):
+    """On the GPU: tree decoding with the torch engine emits the tokens of the numpy core on CPU."""
+    cuda = decode(tiny_pair(64, device="cuda"), [3, 4], tree="2^3", method=method, max_new_tokens=20, rng=5)
+    cpu = decode(tiny_pair(64), [3, 4], tree="2^3", method=method, max_new_tokens=20, rng=5, engine="numpy")
+    assert cuda.tokens == cpu.tokens
