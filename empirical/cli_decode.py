@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="methods whose exact acceptance is recorded at every verified node (default: all available)")
     parser.add_argument("--engine", default=d["engine"], choices=("auto", "torch", "numpy"),
                         help="drafting and verification on the device (torch) or with the float64 numpy core; "
-                        "same tokens either way (default: %(default)s = torch where available, numpy for kseq)")
+                        "same tokens either way (default: %(default)s = torch on CUDA except kseq, numpy on CPU)")
     parser.add_argument("--out", required=True, help="output folder (created; resumed if it holds the same run)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 

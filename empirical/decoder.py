@@ -124,7 +124,8 @@ def decode(pair, prompt_ids, *, tree, method, sampling=Sampling(), max_new_token
     engine : str
         Where drafts are sampled and the tree walked: ``torch`` (on the device, see
         :mod:`empirical.fast_verify`), ``numpy`` (the float64 core, every method) or ``auto``
-        (torch when it has the method). Both give the same tokens for the same ``rng``.
+        (torch on CUDA when it has the method, numpy otherwise). Both give the same tokens for the
+        same ``rng``.
 
     Returns
     -------
@@ -145,7 +146,7 @@ def decode(pair, prompt_ids, *, tree, method, sampling=Sampling(), max_new_token
     else:
         tree = tree if isinstance(tree, Tree) else Tree.from_name(tree)
         walk_method = method
-    session = _Session(pair, tree, walk_method, sampling, prompt_ids, get_engine(engine, walk_method))
+    session = _Session(pair, tree, walk_method, sampling, prompt_ids, get_engine(engine, walk_method, pair.device))
     prefill_s = session.prefill()
     steps, new = [], []
     finish = "length"

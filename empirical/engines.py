@@ -108,17 +108,20 @@ class TorchEngine:
         return rows.cpu().numpy()
 
 
-#: engine name -> engine; ``auto`` picks torch when it supports the method
+#: engine name -> engine; ``auto`` picks torch on CUDA when it supports the method, else numpy
 ENGINES = {"numpy": NumpyEngine, "torch": TorchEngine}
 
 
-def get_engine(name: str, method: str):
-    """The engine called ``name`` (``auto``, ``torch`` or ``numpy``) for ``method``.
+def get_engine(name: str, method: str, device="cpu"):
+    """The engine called ``name`` (``auto``, ``torch`` or ``numpy``) for ``method`` on ``device``.
 
-    Raises ValueError for an unknown name or torch with a method it lacks (kseq).
+    ``auto`` is torch on CUDA (laws stay on the GPU) and numpy on CPU (there the float64 core is
+    as fast, and torch's thread pool suffers most on a busy machine). Raises ValueError for an
+    unknown name or torch with a method it lacks (kseq).
     """
     if name == "auto":
-        return TorchEngine if TorchEngine.supports(method) else NumpyEngine
+        on_gpu = getattr(device, "type", str(device).split(":")[0]) == "cuda"
+        return TorchEngine if on_gpu and TorchEngine.supports(method) else NumpyEngine
     if name not in ENGINES:
         raise ValueError(f"`engine` {name!r} is not one of 'auto', 'torch', 'numpy'.")
     engine = ENGINES[name]
