@@ -71,7 +71,7 @@ def walk_tree(tree, method: str, tokens, p, q, rng) -> TreeWalk:
     while True:
         kids = tree.children[v]
         if not kids:
-            emitted.append(int(_inverse_cdf(p[v], torch.tensor(rng.random(), device=device))))
+            emitted.append(int(_inverse_cdf(p[v], torch.tensor(rng.random(), dtype=torch.float64, device=device))))
             break
         drafts = tokens[list(kids)]
         u = torch.as_tensor(rng.random(len(kids) + 1), device=device)
