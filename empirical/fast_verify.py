@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from spechub_theory.methods.base import RESIDUAL_EPS
 from spechub_theory.tree_walk import TreeWalk
 
