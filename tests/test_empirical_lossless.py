@@ -9,18 +9,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
-from scipy import stats  # noqa: E402
-
 from empirical.decoder import decode  # noqa: E402
 from empirical.probs import probs_from_logits  # noqa: E402
 from empirical.tiny import one_thread_fixture, tiny_pair  # noqa: E402
+from spechub_theory.stats import matches_target  # noqa: E402
 
 pytestmark = pytest.mark.hf
 VOCAB = 16
 PROMPT = [4]
 SAMPLES = 250
 ALPHA = 1e-3  # per test; seeds are fixed, so the outcome is deterministic
-MIN_EXPECTED = 5.0  # cells with fewer expected counts are pooled
 
 
 _threads = pytest.fixture(scope="module", autouse=True)(one_thread_fixture)
@@ -42,19 +40,12 @@ def _two_token_law(model) -> np.ndarray:
     return law / law.sum()
 
 
-def _pvalue(pair, law, *, tree, method, seed) -> float:
-    counts = np.zeros((VOCAB, VOCAB))
+def _test(pair, law, *, tree, method, seed):
+    """Chi-square test (the core's pooled bins) of the decoded (x1, x2) pairs against ``law``."""
     rng = np.random.default_rng(seed)
-    for _ in range(SAMPLES):
-        tokens = decode(pair, PROMPT, tree=tree, method=method, max_new_tokens=2, rng=rng).tokens
-        counts[tokens[0], tokens[1]] += 1
-    expected = law.ravel() * SAMPLES
-    order = np.argsort(-expected)
-    big = order[expected[order] >= MIN_EXPECTED]
-    small = order[expected[order] < MIN_EXPECTED]
-    obs = np.append(counts.ravel()[big], counts.ravel()[small].sum())
-    exp = np.append(expected[big], expected[small].sum())
-    return float(stats.chisquare(obs, exp).pvalue)
+    pairs = [decode(pair, PROMPT, tree=tree, method=method, max_new_tokens=2, rng=rng).tokens for _ in range(SAMPLES)]
+    cells = np.array([x1 * VOCAB + x2 for x1, x2 in pairs])
+    return matches_target(cells, law.ravel(), alpha=ALPHA, kind="samples")
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +56,12 @@ def law(pair):
 @pytest.mark.parametrize("method, tree", [("spechub", "2^3"), ("rrs", "2^3"), ("rrs_wor", "3^2"), ("kseq", "2^3"),
                                           ("single", "chain-2")])
 def test_first_two_tokens_follow_the_target(pair, law, method, tree):
-    assert _pvalue(pair, law, tree=tree, method=method, seed=11) > ALPHA
+    result = _test(pair, law, tree=tree, method=method, seed=11)
+    assert result.passed, result.reason
 
 
 def test_the_check_rejects_a_decoder_that_samples_the_draft(pair, law):
     """Negative control: swapping the roles of the models makes every token follow q, not p."""
     swapped = dataclasses.replace(pair, target=pair.draft, draft=pair.target)
     assert np.abs(_two_token_law(pair.draft) - law).sum() > 0.3  # the two models really differ
-    assert _pvalue(swapped, law, tree="2^3", method="spechub", seed=11) < ALPHA
+    assert not _test(swapped, law, tree="2^3", method="spechub", seed=11).passed
