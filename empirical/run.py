@@ -154,7 +154,7 @@ def _tree_methods(config: DecodeConfig):
 def _decode_record(pair, prompt, index: int, ids, tree: str, method: str, sampling, config) -> dict:
     """Decode one prompt and return its JSON record (node rates computed between steps)."""
     steps = {"emitted": [], "accepted": [], **{f"{ph}_s": [] for ph in ("draft", "target", "verify", "cache")}}
-    node_cols: dict = {"step": [], "node": []}
+    node_cols: dict = {"step": [], "node": [], "slot": []}
 
     def on_step(step, laws):
         s = len(steps["emitted"])
@@ -166,6 +166,7 @@ def _decode_record(pair, prompt, index: int, ids, tree: str, method: str, sampli
             _extend_columns(node_cols, node_rates(laws.p, laws.q, laws.k, methods=config.node_methods))
             node_cols["step"].extend([s] * len(step.visited))
             node_cols["node"].extend(step.visited)
+            node_cols["slot"].extend(step.slots)  # accepted slot at the node, -1 = rejected
 
     rng = np.random.default_rng([config.seed, index])
     result = decode(pair, ids, tree=tree if method != AR else None, method=method, sampling=sampling,

@@ -72,7 +72,8 @@ def summarize(records, *, seed: int = 0) -> dict:
     Returns
     -------
     dict with ``convention``, ``runs`` (one entry per tree and method, in first-seen order:
-    prompts, tokens, steps, ``tokens_per_step`` interval, mean accepted depth, finish counts and
+    prompts, tokens, steps, ``tokens_per_step`` interval, mean accepted depth, finish counts,
+    ``acceptance_check`` (observed acceptance at verified nodes vs the mean exact rate) and
     ``timing``) and ``nodes`` (``all`` and ``by_run``: per k, the count and mean exact
     acceptance of every method at the verified nodes, mean TV, hub masses; missing rates counted
     under ``missing``). Records are sorted by prompt so a resumed run summarises identically.
@@ -95,6 +96,7 @@ def summarize(records, *, seed: int = 0) -> dict:
             "tokens_per_step": interval.to_dict(),
             "mean_accepted": float(accepted.mean()) if len(accepted) else None,
             "finish": {f: sum(r["finish"] == f for r in recs) for f in ("eos", "length")},
+            "acceptance_check": _acceptance_check(method, [r["nodes"] for r in recs]),
             "timing": _timing(recs, int(tokens.sum()), int(steps.sum())),
         })
         nodes = [r["nodes"] for r in recs]
@@ -115,6 +117,19 @@ def _timing(recs, tokens: int, steps: int) -> dict:
         "decode_tokens_per_second": tokens / decode if decode > 0 else None,
         "verify_fraction_of_target": sums["verify"] / sums["target"] if sums["target"] > 0 else None,
     }
+
+
+def _acceptance_check(method: str, node_columns: list) -> dict | None:
+    """Observed acceptance frequency at the run's verified nodes against the mean exact rate of
+    the run's own method there (equal in expectation: a check that the decoder does what the
+    theory says). None when the method's rate was not recorded or no node was verified."""
+    slots = [s for cols in node_columns for s in cols["slot"]]
+    rates = [x for cols in node_columns for x in cols["acceptance"].get(method, [])]
+    if not slots or len(rates) != len(slots) or any(x is None for x in rates):
+        return None
+    observed = np.asarray(slots) >= 0
+    return {"nodes": len(slots), "observed": float(observed.mean()), "exact_mean": float(np.mean(rates)),
+            "standard_error": float(np.sqrt(np.sum(np.asarray(rates) * (1 - np.asarray(rates)))) / len(slots))}
 
 
 def _node_table(node_columns: list) -> dict:

@@ -170,3 +170,13 @@ def test_bootstrap_interval_contains_the_pooled_ratio():
     assert ci.value == pytest.approx(60 / 25)
     assert ci.low <= ci.value <= ci.high
     assert bootstrap_ratio([4], [2]).to_dict()["low"] == 2.0
+
+
+def test_observed_acceptance_agrees_with_the_exact_rates(pair, tmp_path):
+    """At the verified nodes, the acceptance frequency matches the mean exact rate of the method."""
+    config = DecodeConfig(trees=("3^3",), methods=("rrs_wor", "spechub"), num_prompts=4, max_new_tokens=40, seed=2,
+                          node_methods=("rrs_wor", "spechub"))
+    for run in run_decode(config, tmp_path, pair=pair, argv=[], progress=False)["runs"]:
+        check = run["acceptance_check"]
+        assert check["nodes"] >= 40
+        assert abs(check["observed"] - check["exact_mean"]) < 4 * check["standard_error"] + 0.02
