@@ -12,8 +12,11 @@ import numpy as np
 from spechub_theory.acceptance import acceptance_rates
 from spechub_theory.methods import METHOD_NAMES
 
-__all__ = ["NODE_METHODS", "OPTIMAL_METHODS", "available_node_methods", "node_rates"]
+__all__ = ["NODE_METHODS", "OPTIMAL_METHODS", "RRS_WOR_RECURSION_MAX_N", "available_node_methods", "node_rates"]
 
+#: RRS without replacement at k >= 3 has no closed form; its recursion costs ~17 s per node at
+#: n = 49,152 (measured), so above this vocabulary size it is recorded as missing (None)
+RRS_WOR_RECURSION_MAX_N = 64
 #: the optimum over couplings for i.i.d. / without-replacement drafts, by method name
 OPTIMAL_METHODS = {"optimal_iid": "iid", "optimal_wor": "wor"}
 #: every name a node row may carry, in report order
@@ -41,8 +44,9 @@ def node_rates(p, q, k, *, methods=None) -> dict:
     -------
     dict with lists of length m: ``k``, ``tv``, ``hub_q`` (q(a) for a = argmax q), ``hub_p``
     (p(a)), and ``acceptance``: {method: list of float or None}. ``None`` marks a rate that could
-    not be computed at that node (k > n for distinct drafts, or a failed optimum), counted by the
-    summary and never averaged in.
+    not be computed at that node (k > n for distinct drafts, a failed or unavailable optimum,
+    rrs_wor at k >= 3 above :data:`RRS_WOR_RECURSION_MAX_N` tokens), counted by the summary and
+    never averaged in.
 
     Notes
     -----
@@ -65,10 +69,10 @@ def node_rates(p, q, k, *, methods=None) -> dict:
         "hub_p": p[np.arange(m), hub].tolist() if m else [],
         "acceptance": {name: [None] * m for name in names},
     }
-    closed = [n for n in names if n in METHOD_NAMES]
     optimal = [n for n in names if n in OPTIMAL_METHODS]
     for kk in sorted(set(ks.tolist())):
         rows = np.flatnonzero(ks == kk)
+        closed = [n for n in names if n in METHOD_NAMES and not _too_costly(n, kk, p.shape[-1])]
         if closed:
             rates = acceptance_rates(p[rows], q[rows], kk, methods=closed).acceptance
             for name, values in rates.items():
@@ -76,6 +80,10 @@ def node_rates(p, q, k, *, methods=None) -> dict:
         for name in optimal:
             _fill(out["acceptance"][name], rows, _optimum(p[rows], q[rows], kk, OPTIMAL_METHODS[name]))
     return out
+
+
+def _too_costly(method: str, k: int, n: int) -> bool:
+    return method == "rrs_wor" and k >= 3 and n > RRS_WOR_RECURSION_MAX_N
 
 
 def _fill(column: list, rows, values) -> None:

@@ -161,6 +161,9 @@ def test_node_rates_match_the_core():
             assert out["acceptance"][m][i] == pytest.approx(float(ref[m]), abs=1e-12)
     assert out["hub_q"][0] == pytest.approx(q[0].max())
     assert out["tv"][1] == pytest.approx(0.5 * np.abs(p[1] - q[1]).sum())
+    big_p, big_q = rng.dirichlet(np.ones(100), size=2), rng.dirichlet(np.ones(100), size=2)
+    skipped = node_rates(big_p, big_q, [3, 2], methods=("rrs_wor",))["acceptance"]["rrs_wor"]
+    assert skipped[0] is None and skipped[1] is not None  # k = 3 recursion too costly at this n
     with pytest.raises(ValueError, match="node method 'optimal' is not one of"):
         node_rates(p, q, [2] * 4, methods=("optimal",))
 
