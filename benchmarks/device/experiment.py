@@ -24,14 +24,16 @@ from pathlib import Path
 
 BINARY = ("2^2", "2^3", "2^4", "2^5")
 TERNARY = ("3^2", "3^3", "3^4")
-#: per-node rates recorded at every verified node (k = 3 without replacement has no fast exact form)
-NODE_METHODS_BINARY = ("single", "rrs", "rrs_wor", "kseq", "spechub", "optimal_iid", "optimal_wor")
-NODE_METHODS_TERNARY = ("single", "rrs", "kseq", "spechub", "optimal_iid")
+#: exact rates computed for the collected real (p, q) of the node table
+NODE_METHODS = ("single", "rrs", "rrs_wor", "kseq", "spechub", "optimal_iid", "optimal_wor")
+#: node table: real (p, q) at the verified nodes of SpecHub decoding on this tree, per temperature
+NODE_TREE, NODE_METHOD = "2^4", "spechub"
 
 
-def plan(temperatures, seeds_deep: int, shards: int) -> list[dict]:
-    """Jobs in priority order: binary trees (3 methods) at seed 0, ternary RRS/RRS w/o, extra seeds of 2^5."""
-    jobs = []
+def plan(temperatures, seeds_deep: int, shards: int, node_shards: int) -> list[dict]:
+    """Jobs in priority order: node-table collection, binary trees (3 methods) at seed 0, ternary
+    RRS/RRS w/o, extra seeds of 2^5."""
+    jobs = [dict(T=T, tree=NODE_TREE, method="nodes", seed=0, shard=s) for T in temperatures for s in range(node_shards)]
     for T in temperatures:
         for tree in BINARY:
             jobs += [dict(T=T, tree=tree, method=m, seed=0) for m in ("spechub", "rrs", "rrs_wor")]
@@ -41,7 +43,7 @@ def plan(temperatures, seeds_deep: int, shards: int) -> list[dict]:
     for seed in range(1, seeds_deep):
         for T in temperatures:
             jobs += [dict(T=T, tree="2^5", method=m, seed=seed) for m in ("spechub", "rrs", "rrs_wor")]
-    return [dict(job, shard=s) for job in jobs for s in range(shards)]
+    return jobs[: len(temperatures) * node_shards] + [dict(job, shard=s) for job in jobs[len(temperatures) * node_shards:] for s in range(shards)]
 
 
 def job_dir(out: Path, job: dict) -> Path:
@@ -61,16 +63,57 @@ def worker(rank: int, args, jobs, deadline: float):
         if time.time() > deadline:
             break
         job = jobs[i]
-        config = DecodeConfig(
-            target=args.target, draft=args.draft, trees=(job["tree"],), methods=(job["method"],),
-            temperature=job["T"], top_p=1.0, prompts=str(Path(args.shard_dir) / f"shard{job['shard']}.jsonl"),
-            num_prompts=args.shard_size, max_new_tokens=args.max_new_tokens, seed=1000 * job["seed"] + job["shard"],
-            device=args.device, dtype=args.dtype,
-            node_methods=NODE_METHODS_BINARY if job["tree"] in BINARY else NODE_METHODS_TERNARY,
-        )
         t0 = time.time()
-        run_decode(config, job_dir(Path(args.out), job), pair=pair, progress=False)
+        prompts_file = str(Path(args.shard_dir) / f"shard{job['shard']}.jsonl")
+        if job["method"] == "nodes":
+            collect_nodes(pair, job, prompts_file, args, job_dir(Path(args.out), job))
+        else:
+            config = DecodeConfig(
+                target=args.target, draft=args.draft, trees=(job["tree"],), methods=(job["method"],),
+                temperature=job["T"], top_p=1.0, prompts=prompts_file, num_prompts=args.shard_size,
+                max_new_tokens=args.max_new_tokens, seed=1000 * job["seed"] + job["shard"],
+                device=args.device, dtype=args.dtype, node_methods=(),  # node rates: see collect_nodes
+            )
+            run_decode(config, job_dir(Path(args.out), job), pair=pair, progress=False)
         print(f"[{time.strftime('%H:%M:%S')}] worker {rank} job {i} {job} {time.time() - t0:.1f}s", flush=True)
+
+
+def collect_nodes(pair, job, prompts_file, args, out_dir: Path):
+    """Decode the shard with SpecHub on NODE_TREE, keep the real (p, q) of every verified node, then
+    compute every method's exact rate and the optimum in batches (far cheaper than per step)."""
+    import numpy as np
+
+    from empirical.decoder import Sampling, decode
+    from empirical.node_rates import node_rates
+    from empirical.prompts import encode_prompt, load_prompts
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if (out_dir / "nodes.npz").exists():
+        return
+    P, Q, K = [], [], []
+
+    def on_step(step, laws):
+        P.extend(laws.p.astype(np.float32))  # float32 storage; rates are recomputed in float64
+        Q.extend(laws.q.astype(np.float32))
+        K.extend(laws.k)
+
+    rng = np.random.default_rng([7, job["shard"], int(10 * job["T"])])
+    for prompt in load_prompts(prompts_file, num_prompts=args.shard_size):
+        decode(pair, encode_prompt(pair.tokenizer, prompt), tree=NODE_TREE, method=NODE_METHOD,
+               sampling=Sampling(job["T"], 1.0), max_new_tokens=args.max_new_tokens, rng=rng, on_step=on_step)
+    K = np.array(K)
+    cols = {"k": K}
+    for start in range(0, len(K), 256):
+        p = np.asarray(P[start:start + 256], dtype=np.float64)
+        q = np.asarray(Q[start:start + 256], dtype=np.float64)
+        p /= p.sum(axis=1, keepdims=True)
+        q /= q.sum(axis=1, keepdims=True)
+        rates = node_rates(p, q, K[start:start + 256], methods=NODE_METHODS)
+        for key in ("tv", "hub_q", "hub_p"):
+            cols.setdefault(key, []).extend(rates[key])
+        for m in NODE_METHODS:
+            cols.setdefault(m, []).extend([np.nan if v is None else v for v in rates["acceptance"].get(m, [None] * len(p))])
+    np.savez_compressed(out_dir / "nodes.npz", **{k: np.asarray(v, dtype=np.float64) for k, v in cols.items()})
 
 
 def write_shards(prompts_file: str, num_prompts: int, shard_size: int, shard_dir: Path) -> int:
@@ -83,15 +126,23 @@ def write_shards(prompts_file: str, num_prompts: int, shard_size: int, shard_dir
 
 
 def merge(out: Path, jobs: list[dict], shard_size: int) -> dict:
-    """Merge the prompt records of every job into per-temperature summaries and a node table."""
+    """Merge the prompt records of every job into per-temperature summaries, and the node tables."""
     import numpy as np
 
     from empirical.summary import summarize
 
     by_key: dict = {}
-    node_rows = []
+    nodes: dict = {}
     for job in jobs:
-        path = job_dir(out, job) / "records.jsonl"
+        folder = job_dir(out, job)
+        if job["method"] == "nodes":
+            if (folder / "nodes.npz").exists():
+                with np.load(folder / "nodes.npz") as z:
+                    for key in z.files:
+                        nodes.setdefault(key, []).append(z[key])
+                    nodes.setdefault("temperature", []).append(np.full(len(z["k"]), job["T"]))
+            continue
+        path = folder / "records.jsonl"
         if not path.exists():
             continue
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -101,20 +152,9 @@ def merge(out: Path, jobs: list[dict], shard_size: int) -> dict:
                 continue
             rec["prompt_index"] = job["shard"] * shard_size + rec["prompt_index"]
             by_key.setdefault((job["T"], job["seed"]), []).append(rec)
-            cols = rec["nodes"]
-            for i, k in enumerate(cols["k"]):
-                node_rows.append((job["T"], job["tree"], job["method"], job["seed"], k, cols["tv"][i], cols["hub_q"][i], cols["hub_p"][i],
-                                  *[(cols["acceptance"].get(m) or [None] * len(cols["k"]))[i] for m in NODE_METHODS_BINARY]))
-    summaries = {f"T={T},seed={seed}": summarize(recs) for (T, seed), recs in sorted(by_key.items())}
-    if node_rows:
-        cols = list(zip(*node_rows))
-        arrays = {"temperature": np.array(cols[0], dtype=np.float32), "tree": np.array(cols[1]), "method": np.array(cols[2]),
-                  "seed": np.array(cols[3], dtype=np.int16), "k": np.array(cols[4], dtype=np.int16),
-                  "tv": np.array(cols[5], dtype=np.float64), "hub_q": np.array(cols[6], dtype=np.float64), "hub_p": np.array(cols[7], dtype=np.float64)}
-        for j, m in enumerate(NODE_METHODS_BINARY):
-            arrays[m] = np.array([np.nan if v is None else v for v in cols[8 + j]], dtype=np.float64)
-        np.savez_compressed(out / "nodes.npz", **arrays)
-    return summaries
+    if nodes:
+        np.savez_compressed(out / "nodes.npz", **{k: np.concatenate(v) for k, v in nodes.items()})
+    return {f"T={T},seed={seed}": summarize(recs) for (T, seed), recs in sorted(by_key.items())}
 
 
 def main():
@@ -131,6 +171,7 @@ def main():
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--time-budget-s", type=float, default=480)
+    ap.add_argument("--node-shards", type=int, default=3, help="prompt shards decoded for the node table, per temperature")
     ap.add_argument("--merge-only", action="store_true")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -139,7 +180,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     args.shard_dir = str(out / "prompt_shards")
     shards = write_shards(args.prompts, args.num_prompts, args.shard_size, Path(args.shard_dir))
-    jobs = plan([float(t) for t in args.temperatures.split(",")], args.seeds_deep, shards)
+    jobs = plan([float(t) for t in args.temperatures.split(",")], args.seeds_deep, shards, min(shards, args.node_shards))
     if not args.merge_only:
         import multiprocessing as mp
 
