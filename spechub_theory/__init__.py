@@ -1,0 +1,42 @@
+r"""spechub-theory: the theory of multi-draft speculative decoding, computable and checked.
+
+Convention everywhere: ``p`` = target, ``q`` = draft, last axis = vocabulary, float64; ``k`` drafts
+per node; the hub ``a = argmax q``. Method names: single, rrs, rrs_wor, kseq, spechub (plus
+optimal_iid, optimal_wor from ``lp``). **Tokens per step** = accepted drafts + 1 (the bonus or
+residual token), per target forward.
+
+This package imports numpy and scipy only (no torch, transformers or matplotlib).
+"""
+
+from .acceptance import AcceptanceRates, acceptance_rates
+from .distributions import check_distribution, check_pq, coverage, probs_from_logits, total_variation
+from .draft_laws import DRAFT_LAWS, HUB, IID, WOR, conditional_law, get_law, hub_set
+from .methods import METHOD_NAMES, METHODS, get_method
+from .trees import Tree
+from .verification import output_law, sample_drafts, verify
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AcceptanceRates",
+    "acceptance_rates",
+    "check_distribution",
+    "check_pq",
+    "coverage",
+    "probs_from_logits",
+    "total_variation",
+    "DRAFT_LAWS",
+    "HUB",
+    "IID",
+    "WOR",
+    "conditional_law",
+    "get_law",
+    "hub_set",
+    "METHOD_NAMES",
+    "METHODS",
+    "get_method",
+    "Tree",
+    "output_law",
+    "sample_drafts",
+    "verify",
+]

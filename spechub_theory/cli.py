@@ -20,7 +20,7 @@ __all__ = ["COMMANDS", "main", "CLIError"]
 
 #: subcommand -> (module implementing ``add_arguments`` and ``run``, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "bound": ("spechub_theory.cli_bound", "exact acceptance rates of every method for one (p, q, k)"),
+    "bound": ("lp.cli_bound", "exact acceptance rates of every method for one (p, q, k)"),
     "simulate": ("spechub_theory.cli_simulate", "Monte Carlo verification: acceptance with intervals and a lossless test"),
     "tree": ("spechub_theory.cli_tree", "exact and simulated tokens per step on token trees with synthetic models"),
     "lp": ("lp.cli", "the optimal-transport LP for a draft law: optimum, certificate and plan"),

@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["NodeRule", "Verification", "ExactLaw", "normalise_residual", "verify_from_rule", "law_from_rule"]
+__all__ = [
+    "NodeRule",
+    "Verification",
+    "ExactLaw",
+    "normalise_residual",
+    "verify_from_rule",
+    "law_from_rule",
+    "slots_from_sequential",
+    "take_last",
+]
 
 #: residual mass below which the rejection branch is treated as unreachable (float64 round-off)
 RESIDUAL_EPS = 1e-15
@@ -138,8 +147,23 @@ def law_from_rule(rule: NodeRule, tuples: np.ndarray, mass: np.ndarray, n: int) 
     """Average a node rule over an enumerated draft law: exact output law and acceptance."""
     k = tuples.shape[1]
     out = np.zeros(n)
-    weighted = mass[:, None] * rule.accept  # (m, k)
+    weighted = mass[:, None] * np.broadcast_to(rule.accept, (len(mass), k))  # (m, k)
     np.add.at(out, tuples.ravel(), weighted.ravel())
-    out += (mass * rule.reject) @ rule.residual
+    reject = np.broadcast_to(mass * rule.reject, mass.shape)
+    out += reject @ np.broadcast_to(rule.residual, (len(mass), n))
     positional = weighted.sum(axis=0) if k else np.zeros(0)
     return ExactLaw(output=out, acceptance=float(weighted.sum()), positional=positional)
+
+
+def slots_from_sequential(cond: np.ndarray) -> np.ndarray:
+    """Slot probabilities from sequential acceptance probabilities:
+    ``accept[j] = cond[j] * prod_{l<j} (1 - cond[l])``, shape (..., k)."""
+    survive = np.cumprod(1.0 - cond, axis=-1)
+    before = np.concatenate([np.ones(cond.shape[:-1] + (1,)), survive[..., :-1]], axis=-1)
+    return cond * before
+
+
+def take_last(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``a[..., idx]`` along the last axis with broadcasting of the leading axes."""
+    lead = np.broadcast_shapes(a.shape[:-1], idx.shape[:-1])
+    return np.take_along_axis(np.broadcast_to(a, lead + a.shape[-1:]), np.broadcast_to(idx, lead + idx.shape[-1:]), axis=-1)

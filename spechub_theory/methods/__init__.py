@@ -1,0 +1,45 @@
+"""Verification methods: one module per method, all with the same small interface.
+
+Each module exposes ``NAME``, ``LAW`` (its draft law), ``FIXED_K`` (1 for single-draft, else None),
+``rule(p, q, drafts)`` (the node rule, :class:`~spechub_theory.methods.base.NodeRule`),
+``acceptance(p, q, k)`` (exact rate, batched) and ``positional(p, q, k)`` (per-slot split).
+:data:`METHODS` is the single registry; loops over methods never branch on names.
+"""
+
+from __future__ import annotations
+
+import difflib
+from types import ModuleType
+
+from . import kseq, rrs, rrs_wor, single, spechub
+
+__all__ = ["METHODS", "METHOD_NAMES", "get_method"]
+
+#: name -> method module; the closed vocabulary used by the API, the CLI, JSON and plots
+METHODS: dict[str, ModuleType] = {m.NAME: m for m in (single, rrs, rrs_wor, kseq, spechub)}
+METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
+
+
+def get_method(name) -> ModuleType:
+    """The method module called ``name``; a ValueError suggests the closest name otherwise."""
+    if isinstance(name, ModuleType) and getattr(name, "NAME", None) in METHODS:
+        return name
+    try:
+        return METHODS[name]
+    except (KeyError, TypeError):
+        close = _closest(str(name))
+        hint = f" (did you mean {close!r}?)" if close else ""
+        raise ValueError(
+            f"`method` {name!r} is not one of {', '.join(map(repr, METHOD_NAMES))}{hint}."
+        ) from None
+
+
+def _closest(name: str) -> str | None:
+    """The method a misspelt name most likely meant: a name it abbreviates (underscores ignored),
+    else difflib's closest match."""
+    stripped = name.replace("_", "").lower()
+    prefixed = [m for m in METHOD_NAMES if m.replace("_", "").startswith(stripped) and stripped]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    close = difflib.get_close_matches(name, METHOD_NAMES, n=1)
+    return close[0] if close else None

@@ -1,0 +1,156 @@
+r"""Recursive rejection sampling without replacement (Jeon et al. 2024, RSD; Sequoia's SpecTree).
+
+Convention: p = target, q = draft, last axis = vocabulary; k distinct drafts by successive sampling.
+Stage j uses q_j = q(. | tokens not yet drafted) (:func:`~spechub_theory.draft_laws.conditional_law`):
+accept x_j with probability min(1, p_j(x_j)/q_j(x_j)); on rejection p_{j+1} = (p_j - q_j)_+ / TV.
+Source: theory.md 4.3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..coverage import SortedCoverage, ratio_order
+from ..distributions import check_k, check_pq
+from ..draft_laws import WOR, conditional_law
+from .base import NodeRule, normalise_residual, slots_from_sequential, take_last
+from .single import ratio_accept
+
+__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "acceptance_bounded", "positional", "BoundedRate"]
+
+NAME = "rrs_wor"
+LAW = WOR
+FIXED_K = None
+
+
+def rule(p, q, drafts) -> NodeRule:
+    """Node rule for distinct drafts of shape (..., k). O(k n) per node (path dependent)."""
+    p, q = check_pq(p, q)
+    drafts = np.asarray(drafts, dtype=np.int64)
+    k = drafts.shape[-1]
+    lead = np.broadcast_shapes(p.shape[:-1], q.shape[:-1], drafts.shape[:-1])
+    target = np.broadcast_to(p, lead + p.shape[-1:])
+    cond = []
+    for j in range(k):
+        qj = conditional_law(q, np.broadcast_to(drafts[..., :j], lead + (j,)))
+        x = drafts[..., j : j + 1]
+        cond.append(ratio_accept(take_last(target, x), take_last(qj, x)))
+        target = normalise_residual(target - qj, target)
+    return NodeRule(accept=slots_from_sequential(np.concatenate(cond, axis=-1)), residual=target)
+
+
+@dataclass(frozen=True)
+class BoundedRate:
+    """An acceptance rate with a proven error bound: the true value is within ``error`` of ``value``.
+
+    ``how`` says how it was computed: "closed form" (k <= 2), "exact recursion" (every branch), or
+    "pruned recursion" (branches of probability <= eps bounded by [0, mass], midpoint returned).
+    """
+
+    value: np.ndarray
+    error: np.ndarray
+    how: str
+
+
+def acceptance(p, q, k: int, *, eps: float = 0.0) -> np.ndarray:
+    r"""Exact acceptance of RRS without replacement with k drafts.
+
+    k = 1: 1 - TV. k = 2 (closed form, theory.md 4.3), with r = (p - q)_+ / TV:
+
+    .. math:: \alpha = A(1) + \sum_{j: q_j > p_j} (q_j - p_j) \sum_{x} \min\big(r(x), q(x)/(1 - q_j)\big)
+
+    evaluated with one sort of p/q per row and prefix sums (O(n log n) per row; the naive form is
+    O(n^2)). 1 - q_j is computed as the sum of the other entries. k >= 3: recursion over the
+    rejected tokens, O(n^{k-2} n log n) per row; with ``eps > 0`` branches of probability <= eps
+    are bounded instead of followed (see :func:`acceptance_bounded`, which also returns the bound).
+
+    Examples
+    --------
+    >>> round(float(acceptance([.3, .3, .4], [.6, .3, .1], 2)), 6)
+    0.775
+    """
+    return acceptance_bounded(p, q, k, eps=eps).value
+
+
+def acceptance_bounded(p, q, k: int, *, eps: float = 0.0) -> BoundedRate:
+    """Acceptance with its error bound and method (see :class:`BoundedRate`)."""
+    p, q = check_pq(p, q)
+    n = p.shape[-1]
+    k = check_k(k, n, distinct=True)
+    shape = np.broadcast_shapes(p.shape, q.shape)
+    p2 = np.broadcast_to(p, shape).reshape(-1, n)
+    q2 = np.broadcast_to(q, shape).reshape(-1, n)
+    if k == 1:
+        val = np.minimum(p2, q2).sum(axis=-1)
+        return BoundedRate(val.reshape(shape[:-1]), np.zeros(shape[:-1]), "closed form")
+    if k == 2:
+        val = _two_stage(p2, q2, np.ones_like(p2, dtype=bool), ratio_order(p2, q2))
+        return BoundedRate(val.reshape(shape[:-1]), np.zeros(shape[:-1]), "closed form")
+    vals, errs = np.empty(len(p2)), np.empty(len(p2))
+    for b in range(len(p2)):
+        vals[b], errs[b] = _recursive(p2[b], q2[b], np.ones(n, dtype=bool), k, 1.0, eps)
+    how = "exact recursion" if not errs.any() else f"pruned recursion (eps={eps:g})"
+    return BoundedRate(vals.reshape(shape[:-1]), errs.reshape(shape[:-1]), how)
+
+
+def positional(p, q, k: int) -> np.ndarray:
+    """P(slot j is the accepted draft), shape (..., k): stage j of k-draft RRS is stage j of
+    j-draft RRS, so the split is the difference of successive rates."""
+    rates = np.stack([acceptance(p, q, j) for j in range(1, k + 1)], axis=-1)
+    return np.diff(rates, axis=-1, prepend=0.0)
+
+
+def _two_stage(p1, q, allowed, order=None):
+    """Two-draft rate for rows of current target p1 (B, n), original q, allowed tokens (not yet drafted)."""
+    qE = np.where(allowed, q, 0.0)
+    sE = qE.sum(axis=-1, keepdims=True)
+    N = allowed.sum(axis=-1, keepdims=True)
+    qj = np.where(sE > 0, qE / np.where(sE > 0, sE, 1.0), allowed / N)
+    first = np.minimum(p1, qj).sum(axis=-1)
+    over = np.maximum(qj - p1, 0.0)  # mass of "x drafted and rejected"
+    r = normalise_residual(p1 - qj, p1)
+    # remaining mass after also removing x: prefix + suffix sums (no 1 - q(x) cancellation)
+    m = _sum_of_others(qE)
+    uniform_next = np.minimum(r, 1.0 / np.maximum(N - 1, 1)).sum(axis=-1, keepdims=True)  # r(x) = 0 there
+    regular = (sE > 0) & (m > 0)
+    if order is None:
+        order = ratio_order(r, qE)
+    G = SortedCoverage(r, qE, order)
+    second = np.where(regular, G(np.where(regular, 1.0 / np.where(m > 0, m, 1.0), 0.0)), uniform_next)
+    return first + (over * second).sum(axis=-1)
+
+
+def _recursive(p1, q, allowed, k, mass, eps):
+    """(value, error) of k-draft RRS w/o replacement from target p1 with drafts from q on `allowed`."""
+    if k == 2:
+        return float(_two_stage(p1[None], q[None], allowed[None])[0]), 0.0
+    qj = conditional_law(q, np.flatnonzero(~allowed))
+    value = float(np.minimum(p1, qj).sum())
+    over = np.maximum(qj - p1, 0.0)
+    r = normalise_residual(p1 - qj, p1)
+    error = 0.0
+    for x in np.argsort(-over, kind="stable"):
+        w = over[x]
+        if w <= 0:
+            break
+        if mass * w <= eps:  # the branch's rate is in [0, 1]: count the midpoint, bound the rest
+            value += w / 2
+            error += w / 2
+            continue
+        nxt = allowed.copy()
+        nxt[x] = False
+        v, e = _recursive(r, q, nxt, k - 1, mass * w, eps)
+        value += w * v
+        error += w * e
+    return value, error
+
+
+def _sum_of_others(w: np.ndarray) -> np.ndarray:
+    """``sum_{y != x} w(y)`` for every x of each row, as prefix + suffix sums (shifted, never by
+    subtracting w(x) from the total, which cancels when w(x) is close to the total)."""
+    zeros = np.zeros(w.shape[:-1] + (1,))
+    before = np.concatenate([zeros, np.cumsum(w, axis=-1)[..., :-1]], axis=-1)
+    after = np.concatenate([np.cumsum(w[..., ::-1], axis=-1)[..., ::-1][..., 1:], zeros], axis=-1)
+    return before + after

@@ -1,0 +1,53 @@
+r"""Single-draft speculative sampling (Leviathan et al. 2023; Chen et al. 2023).
+
+Convention: p = target, q = draft, last axis = vocabulary; k = 1 draft x ~ q.
+Accept x with probability min(1, p(x)/q(x)); otherwise emit y ~ (p - q)_+ / TV (theory.md 4.1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..distributions import check_pq
+from ..draft_laws import IID
+from .base import NodeRule, normalise_residual, take_last
+
+__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "positional", "ratio_accept"]
+
+NAME = "single"
+LAW = IID
+#: single-draft speculative sampling always verifies one draft
+FIXED_K = 1
+
+
+def ratio_accept(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """min(1, num/den) with den = 0 read as "accept iff num > 0" (never divides by zero)."""
+    ok = den > 0
+    return np.where(ok, np.minimum(num / np.where(ok, den, 1.0), 1.0), (num > 0).astype(np.float64))
+
+
+def rule(p, q, drafts) -> NodeRule:
+    """Node rule for one draft: ``accept = min(1, p(x)/q(x))``, residual ``(p - q)_+`` normalised
+    (falls back to p when TV = 0, where rejection has probability 0). O(n) per node."""
+    p, q = check_pq(p, q)
+    x = np.asarray(drafts, dtype=np.int64)[..., :1]
+    return NodeRule(accept=ratio_accept(take_last(p, x), take_last(q, x)), residual=normalise_residual(p - q, p))
+
+
+def acceptance(p, q, k: int = 1) -> np.ndarray:
+    r"""Exact acceptance :math:`1 - \mathrm{TV}(p, q) = \sum_x \min(p(x), q(x))`; O(n) per row.
+
+    ``k`` is accepted for a uniform signature and ignored (one draft).
+
+    Examples
+    --------
+    >>> round(float(acceptance([.4, .4, .2], [.7, .2, .1])), 6)
+    0.7
+    """
+    p, q = check_pq(p, q)
+    return np.minimum(p, q).sum(axis=-1)
+
+
+def positional(p, q, k: int = 1) -> np.ndarray:
+    """P(the single draft is accepted), shape (..., 1)."""
+    return acceptance(p, q)[..., None]
