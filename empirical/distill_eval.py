@@ -7,6 +7,7 @@ Formulas: theory.md 3.4 (SpecHub) and 4.3 (RRS without replacement); parity-test
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 
@@ -189,28 +190,32 @@ def forward_cost(target, draft, *, batch: int = 8, tokens: int = 256, repeats: i
     ids = torch.randint(0, weight.shape[0], (batch, tokens), device=weight.device)  # [batch, tokens]
     times = {}
     for name, model in (("target", target), ("draft", draft)):
-        times[name + "_prefill"] = _median_time(lambda m=model: m(ids, use_cache=False), weight.device, repeats)
-        cache = model(ids[:1], use_cache=True).past_key_values
-        step = ids[:1, :1]  # [1, 1]
+        times[name + "_prefill"] = _median_time(lambda _, m=model: m(ids, use_cache=False), weight.device, repeats)
+        with torch.no_grad():
+            cache = model(ids[:1], use_cache=True).past_key_values  # a KV cache of ``tokens`` positions
 
-        def one_step(m=model, c=cache):
-            c.crop(tokens)  # back to the prefix, so every repeat sees the same cache length
-            return m(step, past_key_values=c, use_cache=True)
+        def one_step(fresh_cache, m=model):
+            return m(ids[:1, :1], past_key_values=fresh_cache, use_cache=True)
 
-        times[name + "_step"] = _median_time(one_step, weight.device, repeats)
+        # a fresh copy per call (made outside the timing), so every repeat sees the same cache length
+        times[name + "_step"] = _median_time(one_step, weight.device, repeats, setup=lambda c=cache: copy.deepcopy(c))
     return ForwardCost(str(weight.device), str(weight.dtype).removeprefix("torch."), (batch, tokens),
                        times["target_prefill"], times["draft_prefill"], times["target_step"], times["draft_step"])
 
 
-def _median_time(fn, device, repeats: int) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` calls after one warm-up, synchronising CUDA."""
+def _median_time(fn, device, repeats: int, setup=None) -> float:
+    """Median seconds of ``fn(setup())`` over ``repeats`` calls after one warm-up, synchronising CUDA.
+
+    ``setup`` (untimed, default: returns None) makes the argument of each call.
+    """
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     samples = []
     with torch.no_grad():
         for index in range(repeats + 1):
+            argument = setup() if setup is not None else None
             sync()
             start = time.perf_counter()
-            fn()
+            fn(argument)
             sync()
             if index:
                 samples.append(time.perf_counter() - start)

@@ -48,6 +48,15 @@ EOS = 1
 SHARP_INIT = 0.3
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine they spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_target(seed: int = 0, layers: int = 3):
     """A random Llama target with tied embedding and head (hidden 32, vocabulary 64), peaked laws."""
     torch.manual_seed(seed)
