@@ -49,8 +49,6 @@ def run(args) -> int:
 
     common = {"seed": args.seed, "device": args.device, "results": args.results}
     config = ReportConfig.quick(**common) if args.quick else ReportConfig(**common, model=not args.no_model)
-    if args.no_model:
-        config = ReportConfig(**{**{f.name: getattr(config, f.name) for f in fields(ReportConfig)}, "model": False})
     out = Path(args.out)
     results = build_report(config, out, progress=not args.quiet)
     skipped = [p["name"] for p in results["parts"] if p["status"] == "skipped"]

@@ -27,7 +27,8 @@ def plot_tokens_per_step(synthetic=None, real=None, paper=None, *, paper_label: 
     Parameters
     ----------
     synthetic : list of dict, optional
-        Exact values: rows ``{"tree", "nodes", "method", "tokens_per_step"}`` (+ ``source``).
+        Exact values: rows ``{"tree", "nodes", "method", "tokens_per_step"}`` (+ ``source``: one
+        panel per source).
     real : list of dict, optional
         Measured: rows ``{"source", "tree", "nodes", "method", "value", "low", "high"}`` (95%
         bootstrap interval); one panel per source.
@@ -47,8 +48,8 @@ def plot_tokens_per_step(synthetic=None, real=None, paper=None, *, paper_label: 
     """
     synthetic, real, paper = list(synthetic or []), list(real or []), list(paper or [])
     panels = []
-    if synthetic:
-        panels.append((synthetic[0].get("source", "synthetic (exact)"), synthetic, "tokens_per_step"))
+    for source in dict.fromkeys(r.get("source", "synthetic (exact)") for r in synthetic):
+        panels.append((source, [r for r in synthetic if r.get("source", "synthetic (exact)") == source], "tokens_per_step"))
     for source in dict.fromkeys(r["source"] for r in real):
         panels.append((source, [r for r in real if r["source"] == source], "value"))
     if not panels and paper:
@@ -95,10 +96,11 @@ def _legend(fig, axes_row, paper_label) -> None:
     """Methods, then the line-style key (binary / ternary / paper), outside the data."""
     from matplotlib.lines import Line2D
 
-    handles = {}
+    found = {}
     for ax in axes_row:
         for h, lab in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(lab, h)
+            found.setdefault(lab, h)
+    handles = {st.label: found[st.label] for st in METHOD_STYLES.values() if st.label in found}
     keys = [Line2D([], [], color="#444444", linestyle="-", label="binary trees 2^d"),
             Line2D([], [], color="#444444", linestyle="-.", label="ternary trees 3^d")]
     if paper_label:

@@ -48,7 +48,7 @@ class ReportConfig:
     model_tree: str = "2^3"
     model_methods: tuple = ("spechub", "rrs", "rrs_wor")
     model_temperature: float = 0.6
-    model_prompts: int = 3
+    model_prompts: int = 2  # a smoke-size run: CPU decoding of a 135M model is slow on 2 cores
     model_new_tokens: int = 24
 
     @classmethod
@@ -229,6 +229,11 @@ def _part_trees(config: ReportConfig, fig_dir: Path, runs: list, log) -> tuple:
         synthetic = table.rows
     except ImportError as exc:
         notes.append(f"skipped the synthetic trees: spechub_theory.tree_exact is not available ({exc})")
+    committed_path = (sources.repo_root() or Path(".")) / "results" / "synthetic_trees.json"
+    committed = sources.committed_tree_rows(committed_path)
+    if committed:
+        synthetic = synthetic + committed
+        log(f"plotting the committed table {committed_path}")
     real = sources.real_tokens_rows(runs)
     if not real:
         notes.append("no real-model tokens per step (no run summaries)")

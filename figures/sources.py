@@ -11,7 +11,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["repo_root", "paper_reference", "paper_rows", "PAPER_DEFAULT", "find_lp_benchmark", "find_runs",
+__all__ = ["repo_root", "paper_reference", "paper_rows", "PAPER_DEFAULT", "find_lp_benchmark", "find_runs", "committed_tree_rows",
            "run_label", "real_tokens_rows", "real_acceptance_rows", "node_columns", "LP_BENCHMARK_PATHS"]
 
 #: the reference subset plotted by default (issue 9): 68m -> 7B chat, CNN/DailyMail, T = 0.6
@@ -61,9 +61,26 @@ def find_lp_benchmark(roots) -> dict | None:
             rows = (data.get("part1") or {}).get("rows") or data.get("rows")
             if not rows:
                 continue
-            source = ", ".join(str(data[k]) for k in ("date", "cpu") if data.get(k))
+            source = ", ".join(" ".join(str(data[k]).replace("Model name:", "").split()) for k in ("date", "cpu") if data.get(k))
             return {"path": str(path), "rows": rows, "fast_rows": data.get("part2") or [], "source": source}
     return None
+
+
+def committed_tree_rows(path) -> list:
+    """Rows ``{"source", "tree", "nodes", "method", "tokens_per_step"}`` from a committed
+    ``spechub tree`` table (``results/synthetic_trees.json``: trees, nodes, methods -> long_run),
+    or [] when absent or malformed."""
+    data = _read_json(Path(path))
+    if not isinstance(data, dict) or not isinstance(data.get("methods"), dict):
+        return []
+    pair = data.get("pair") or {}
+    source = f"committed {Path(path).name} (exact)" + (
+        f", n = {pair['vocab']}, 1 - TV = {pair['mean_acceptance']:.2f}" if {"vocab", "mean_acceptance"} <= set(pair) else "")
+    try:
+        return [{"source": source, "tree": t, "nodes": data["nodes"][i], "method": m, "tokens_per_step": v["long_run"][i]}
+                for m, v in data["methods"].items() for i, t in enumerate(data["trees"])]
+    except (KeyError, IndexError, TypeError):
+        return []
 
 
 def find_runs(folder) -> list:
