@@ -23,6 +23,7 @@ __all__ = ["ReportConfig", "Part", "build_report", "FIGURE_DIR"]
 
 FIGURE_DIR = "figures"  # inside the report folder
 _STAGES = 6
+_MAX_REAL_PANELS = 3  # real-model panels per figure; every run stays in the CSV
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ def build_report(config: ReportConfig, out_dir, *, progress: bool = True) -> dic
     committed = sources.find_runs(results_dir)
     for run in committed:
         run["label"] = sources.run_label(run["summary"], default=Path(run["path"]).parent.name)
+        run["pair_label"] = sources.run_label(run["summary"], default=Path(run["path"]).parent.name, temperature=False)
     runs = local_runs + committed
     log(f"{len(committed)} committed run summaries under {results_dir}" if committed else f"no committed results under {results_dir}")
 
@@ -142,12 +144,13 @@ def _part_model(config: ReportConfig, out: Path, log) -> tuple:
     if not run.ran:
         log(run.note)
         return Part("real_model", title, "skipped", run.note), []
+    pair_label = f"SmolLM2-135M <- {run.draft}, {config.device} (this run)"
     label = f"SmolLM2-135M <- {run.draft}, T = {config.model_temperature:g}, {config.device} (this run)"
     records = str(Path(run.out) / "records.jsonl")
     summary = {"out": run.out, "draft": run.draft, "runs": run.summary.get("runs", []),
                "nodes": (run.summary.get("nodes") or {}).get("all", {})}
     return Part("real_model", title, "done", run.note, summary=summary), [
-        {"path": str(Path(run.out) / "summary.json"), "summary": run.summary, "records": records, "label": label}]
+        {"path": str(Path(run.out) / "summary.json"), "summary": run.summary, "records": records, "label": label, "pair_label": pair_label}]
 
 
 def _part_temperature(config: ReportConfig, fig_dir: Path, runs: list, log) -> tuple:
@@ -192,8 +195,8 @@ def _part_fractions(config: ReportConfig, fig_dir: Path, sweep, runs: list, log)
             fractions.append(optimum_fractions(values, f"synthetic LLM-like, T = {t:g}\n(all noise levels)"))
         except ValueError as exc:
             notes.append(f"synthetic T = {t:g}: {exc}")
-    for run in runs:
-        cols = sources.node_columns(run["records"]) if run.get("records") else {}
+    for run in [r for r in runs if r.get("records")][:_MAX_REAL_PANELS]:
+        cols = sources.node_columns(run["records"])
         if not cols:
             continue
         try:
@@ -237,7 +240,10 @@ def _part_trees(config: ReportConfig, fig_dir: Path, runs: list, log) -> tuple:
     real = sources.real_tokens_rows(runs)
     if not real:
         notes.append("no real-model tokens per step (no run summaries)")
-    fig = plot_tokens_per_step(synthetic, real, paper, paper_label=paper_label)
+    shown = _first_sources(real, _MAX_REAL_PANELS, prefer="T = 0.6")
+    if len(shown) < len({r["source"] for r in real}):
+        notes.append(f"plotted {len(shown)} of {len({r['source'] for r in real})} real runs (T = 0.6 first); all are in the CSV")
+    fig = plot_tokens_per_step(synthetic, [r for r in real if r["source"] in shown], paper, paper_label=paper_label)
     rows = ([{**r, "kind": "synthetic exact"} for r in synthetic] + [{**r, "kind": "measured"} for r in real]
             + [{**r, "kind": "paper", "source": "paper"} for r in paper])
     saved = save_figure(fig, fig_dir, "tokens_per_step", rows=rows,
@@ -266,6 +272,12 @@ def _part_lp(config: ReportConfig, fig_dir: Path, log) -> tuple:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _first_sources(rows: list, limit: int, *, prefer: str) -> list:
+    """Up to ``limit`` distinct sources of ``rows``, those containing ``prefer`` first."""
+    names = list(dict.fromkeys(r["source"] for r in rows))
+    return sorted(names, key=lambda s: prefer not in s)[:limit]
+
+
 def _timed(fn, *args):
     """Run a part; on an unexpected error return a skipped Part naming it (the report goes on)."""
     start = time.perf_counter()

@@ -99,8 +99,9 @@ def find_runs(folder) -> list:
     return out
 
 
-def run_label(summary: dict, default: str = "real") -> str:
-    """Short label of a run: "target <- draft, T = t, device" from its metadata."""
+def run_label(summary: dict, default: str = "real", *, temperature: bool = True) -> str:
+    """Short label of a run: "target <- draft, T = t, device" from its metadata (without the
+    temperature when ``temperature`` is False, to group runs of one model pair)."""
     meta = summary.get("meta") or {}
     cfg = meta.get("config") or {}
     models = meta.get("models") or {}
@@ -109,7 +110,7 @@ def run_label(summary: dict, default: str = "real") -> str:
     if not target:
         return default
     parts = [f"{_short(target)} <- {_short(draft)}"]
-    if cfg.get("temperature") is not None:
+    if temperature and cfg.get("temperature") is not None:
         parts.append(f"T = {cfg['temperature']:g}")
     if meta.get("gpu") or meta.get("device"):
         parts.append(str(meta.get("gpu") or meta.get("device")))
@@ -145,7 +146,7 @@ def real_acceptance_rows(runs, k: int = 2) -> list:
         table = ((summary.get("nodes") or {}).get("all") or {}).get(str(k))
         if temperature is None or not table:
             continue
-        label = run.get("label") or run_label(summary)
+        label = run.get("pair_label") or run_label(summary, temperature=False)
         for method, mean in (table.get("mean") or {}).items():
             out.append({"source": label, "temperature": float(temperature), "method": method, "mean": mean,
                         "nodes": table.get("count"), "k": k})
