@@ -20,7 +20,7 @@ from .methods.base import verify_from_rule
 from .trees import Tree
 from .verification import check_method_k
 
-__all__ = ["TreeWalk", "draft_tree_level", "draft_tree", "walk_tree"]
+__all__ = ["TreeWalk", "tree_for_method", "draft_tree_level", "draft_tree", "draft_trees", "walk_tree", "walk_trees"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,26 @@ class TreeWalk:
     def accepted(self) -> int:
         """Number of accepted drafts (tokens per step minus one)."""
         return len(self.path) - 1
+
+
+def tree_for_method(tree: Tree, method) -> Tree:
+    """The tree a method actually drafts: ``tree`` itself, except for a single-draft method
+    (``FIXED_K = 1``, i.e. ``single``) on a tree with branching, which is defined as the chain
+    with the same number of draft levels (``Tree.chain(tree.depth)``).
+
+    Examples
+    --------
+    >>> tree_for_method(Tree.from_name("2^3"), "single").parents
+    (-1, 0, 1)
+    >>> tree_for_method(Tree.from_name("2^3"), "rrs").size
+    7
+    """
+    m = get_method(method)
+    if m.FIXED_K is not None and any(len(kids) not in (0, m.FIXED_K) for kids in tree.children):
+        if m.FIXED_K != 1:  # pragma: no cover - no such method today
+            raise ValueError(f"method {m.NAME!r} verifies exactly {m.FIXED_K} drafts per node; tree has other counts.")
+        return Tree.chain(tree.depth)
+    return tree
 
 
 def draft_tree_level(method, q_rows, counts, rng) -> list[np.ndarray]:
@@ -80,16 +100,46 @@ def draft_tree_level(method, q_rows, counts, rng) -> list[np.ndarray]:
 def draft_tree(method, tree: Tree, q_of, rng) -> np.ndarray:
     """Draft every node of ``tree``; ``q_of(level_nodes, tokens) -> (len(level_nodes), n)`` returns
     the draft laws after the given nodes (tokens so far are passed for synthetic/real models).
-    Returns the token of each node (root entry -1, filled by the caller)."""
-    tokens = np.full(tree.size, -1, dtype=np.int64)
+    Returns the token of each node (root entry -1, filled by the caller). One tree of
+    :func:`draft_trees`."""
+    return draft_trees(method, tree, lambda nodes, toks: np.asarray(q_of(nodes, toks[0]))[None], rng, batch=1)[0]
+
+
+def draft_trees(method, tree: Tree, q_of, rng, *, batch: int) -> np.ndarray:
+    """Draft ``batch`` independent copies of ``tree`` at once.
+
+    Parameters
+    ----------
+    method : str or module
+    tree : Tree
+    q_of : callable ``q_of(level_nodes, tokens) -> (batch, len(level_nodes), n)``
+        Draft laws after the given nodes of each copy; ``tokens`` (batch, size) holds the tokens
+        drafted so far (ancestors of ``level_nodes`` are filled).
+    rng : numpy Generator
+    batch : int
+
+    Returns
+    -------
+    ndarray of int64, shape (batch, size): token of each node (root column -1).
+
+    Notes
+    -----
+    Level by level; the children of every node are drafted from that node's own q with the
+    method's law at k = its number of children, one batched sampler call per distinct k and level.
+    O(batch * size * k n).
+    """
+    m = get_method(method)
+    tokens = np.full((batch, tree.size), -1, dtype=np.int64)
     for level in tree.levels[:-1]:
         parents = [v for v in level if tree.children[v]]
         if not parents:
             continue
-        q_rows = q_of(parents, tokens)
-        kids = draft_tree_level(method, q_rows, [len(tree.children[v]) for v in parents], rng)
-        for v, toks in zip(parents, kids):
-            tokens[list(tree.children[v])] = toks
+        q_rows = np.asarray(q_of(parents, tokens), dtype=np.float64)  # [batch, len(parents), n]
+        for c in sorted({len(tree.children[v]) for v in parents}):
+            sel = [i for i, v in enumerate(parents) if len(tree.children[v]) == c]
+            kids = np.array([tree.children[parents[i]] for i in sel], dtype=np.int64)  # [len(sel), c]
+            rows = q_rows[:, sel].reshape(-1, q_rows.shape[-1])
+            tokens[:, kids] = m.LAW.sample(rows, check_method_k(m, c), rng=rng).reshape(batch, len(sel), c)
     return tokens
 
 
@@ -107,28 +157,79 @@ def walk_tree(tree: Tree, method, tokens, p, q, rng) -> TreeWalk:
 
     Notes
     -----
-    O(depth * k n): one node rule per visited node.
+    O(depth * k n): one node rule per visited node. One tree of :func:`walk_trees`.
     """
-    m = get_method(method)
     get_p = p if callable(p) else (lambda v, a=np.asarray(p, dtype=np.float64): a[v])
     get_q = q if callable(q) else (lambda v, a=np.asarray(q, dtype=np.float64): a[v])
+
+    def rows_of(get):
+        return lambda seqs, nodes: np.stack([np.asarray(get(int(v)), dtype=np.float64) for v in nodes])
+
+    tokens = np.asarray(tokens, dtype=np.int64)[None]
+    return walk_trees(tree, method, tokens, rows_of(get_p), rows_of(get_q), rng)[0]
+
+
+def walk_trees(tree: Tree, method, tokens, p_of, q_of, rng) -> list[TreeWalk]:
+    """Verify ``batch`` drafted copies of ``tree`` at once.
+
+    Parameters
+    ----------
+    tree : Tree
+    method : str or module
+    tokens : array_like of int, shape (batch, size)
+    p_of, q_of : callables ``f(seqs, nodes) -> (len(seqs), n)``
+        Target / draft laws after node ``nodes[i]`` of copy ``seqs[i]``.
+    rng : numpy Generator
+
+    Returns
+    -------
+    list of :class:`TreeWalk`, one per copy.
+
+    Notes
+    -----
+    All copies advance one level per round; at each round the copies standing on nodes with the
+    same number of children are verified in one batched node rule (uniforms ``(m, k + 1)``),
+    and those standing on leaves draw the bonus token from p by inverse CDF. O(batch * depth * k n).
+    """
+    m = get_method(method)
     tokens = np.asarray(tokens, dtype=np.int64)
-    v, path, emitted, visited, slots = 0, [0], [], [], []
-    while True:
-        kids = tree.children[v]
-        pv = np.asarray(get_p(v), dtype=np.float64)
-        if not kids:  # leaf: bonus token from the target
-            cdf = np.cumsum(pv)
-            emitted.append(int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(pv) - 1)))
-            break
-        check_method_k(m, len(kids))
-        drafts = tokens[list(kids)]
-        res = verify_from_rule(m.rule(pv, get_q(v), drafts), drafts, rng.random(len(kids) + 1))
-        visited.append(v)
-        slots.append(int(res.slot))
-        emitted.append(int(res.token))
-        if res.slot < 0:
-            break
-        v = kids[int(res.slot)]
-        path.append(v)
-    return TreeWalk(path=tuple(path), tokens=tuple(emitted), visited=tuple(visited), slots=tuple(slots))
+    batch = tokens.shape[0]
+    kid_count = np.array([len(kids) for kids in tree.children])
+    cur = np.zeros(batch, dtype=np.int64)
+    live = np.ones(batch, dtype=bool)
+    paths = [[0] for _ in range(batch)]
+    emitted: list[list[int]] = [[] for _ in range(batch)]
+    visited: list[list[int]] = [[] for _ in range(batch)]
+    slots: list[list[int]] = [[] for _ in range(batch)]
+    while live.any():
+        counts = np.where(live, kid_count[cur], -1)  # snapshot: every copy moves at most one level per round
+        for c in sorted(set(counts[live].tolist())):
+            seqs = np.flatnonzero(counts == c)
+            nodes = cur[seqs]
+            pv = np.asarray(p_of(seqs, nodes), dtype=np.float64)  # [m, n]
+            if c == 0:  # leaves: bonus token from the target
+                cdf = np.cumsum(pv, axis=-1)
+                u = rng.random(len(seqs))
+                y = np.minimum((cdf <= (u * cdf[:, -1])[:, None]).sum(axis=-1), pv.shape[-1] - 1)
+                for s, tok in zip(seqs, y):
+                    emitted[s].append(int(tok))
+                live[seqs] = False
+                continue
+            check_method_k(m, c)
+            kids = np.array([tree.children[v] for v in nodes], dtype=np.int64)  # [m, c]
+            drafts = np.take_along_axis(tokens[seqs], kids, axis=1)
+            res = verify_from_rule(m.rule(pv, q_of(seqs, nodes), drafts), drafts, rng.random((len(seqs), c + 1)))
+            for i, s in enumerate(seqs):
+                slot = int(res.slot[i])
+                visited[s].append(int(nodes[i]))
+                slots[s].append(slot)
+                emitted[s].append(int(res.token[i]))
+                if slot < 0:
+                    live[s] = False
+                else:
+                    cur[s] = kids[i, slot]
+                    paths[s].append(int(cur[s]))
+    return [
+        TreeWalk(path=tuple(paths[s]), tokens=tuple(emitted[s]), visited=tuple(visited[s]), slots=tuple(slots[s]))
+        for s in range(batch)
+    ]

@@ -15,7 +15,34 @@ from functools import cached_property
 
 import numpy as np
 
-__all__ = ["Tree"]
+__all__ = ["Tree", "SubtreeClasses"]
+
+
+@dataclass(frozen=True)
+class SubtreeClasses:
+    """Nodes grouped by the shape of the subtree below them (ordered children, slots matter).
+
+    Attributes
+    ----------
+    of_node : tuple of int
+        Class id of each node's subtree.
+    children : tuple of tuple of int
+        Class ids of the children of a class, in slot order. Ids are numbered bottom-up
+        (a class's children have smaller ids), so a loop over ``range(len(children))`` visits
+        children before parents; class 0 is the leaf.
+    """
+
+    of_node: tuple
+    children: tuple
+
+    @property
+    def root(self) -> int:
+        """Class id of the whole tree."""
+        return self.of_node[0]
+
+    def to_dict(self) -> dict:
+        """Plain-Python form (for JSON)."""
+        return {"of_node": list(self.of_node), "children": [list(c) for c in self.children]}
 
 
 @dataclass(frozen=True)
@@ -86,6 +113,19 @@ class Tree:
         return cls(tuple(parents))
 
     @classmethod
+    def chain(cls, length: int) -> "Tree":
+        """A chain of ``length`` drafts (``length + 1`` nodes); ``chain(0)`` is the bare root.
+
+        Examples
+        --------
+        >>> Tree.chain(3).parents
+        (-1, 0, 1, 2)
+        """
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
+            raise ValueError(f"`length` must be an integer >= 0; got {length!r}.")
+        return cls(tuple(range(-1, int(length))))
+
+    @classmethod
     def from_name(cls, name: str) -> "Tree":
         """``"k^d"``: complete k-ary tree with d levels counting the root (k^d naming of the paper);
         ``"chain-L"``: a chain of L drafts. Branching lists such as ``"2,2,1"`` are accepted too."""
@@ -98,7 +138,7 @@ class Tree:
             return cls.from_branching([k] * (d - 1))
         m = re.fullmatch(r"chain-(\d+)", text)
         if m:
-            return cls.from_branching([1] * int(m.group(1)))
+            return cls.chain(int(m.group(1)))
         if re.fullmatch(r"\d+(\s*,\s*\d+)*", text):
             return cls.from_branching([int(x) for x in text.split(",")])
         raise ValueError(f"tree {name!r} is not 'k^d' (e.g. '2^4'), 'chain-L' or a branching list like '2,2,1'.")
@@ -151,6 +191,54 @@ class Tree:
         for v in range(1, self.size):
             m[v] |= m[self.parents[v]]
         return m
+
+    @property
+    def num_drafts(self) -> int:
+        """Number of draft tokens (nodes other than the root)."""
+        return self.size - 1
+
+    @cached_property
+    def branching(self) -> tuple[tuple[int, ...], ...]:
+        """Children per node of each level that has a next level (the per-node form accepted by
+        :meth:`from_branching`, so ``Tree.from_branching(t.branching) == t``)."""
+        return tuple(tuple(len(self.children[v]) for v in level) for level in self.levels[:-1])
+
+    @cached_property
+    def leaves(self) -> tuple[int, ...]:
+        """Nodes without children, in order."""
+        return tuple(v for v, kids in enumerate(self.children) if not kids)
+
+    @property
+    def is_chain(self) -> bool:
+        """True when every node has at most one child (single-draft speculative decoding)."""
+        return all(len(kids) <= 1 for kids in self.children)
+
+    @cached_property
+    def subtree_classes(self) -> SubtreeClasses:
+        """Group nodes by subtree shape, for dynamic programmes that memoise on the shape.
+
+        O(size) dictionary look-ups. A complete k-ary tree has depth + 1 classes.
+
+        Examples
+        --------
+        >>> Tree.from_name("2^4").subtree_classes.children
+        ((), (0, 0), (1, 1), (2, 2))
+        """
+        ids: dict[tuple, int] = {}
+        of_node = [0] * self.size
+        for v in range(self.size - 1, -1, -1):  # children have larger numbers than parents
+            key = tuple(of_node[c] for c in self.children[v])
+            of_node[v] = ids.setdefault(key, len(ids))
+        return SubtreeClasses(of_node=tuple(of_node), children=tuple(ids))
+
+    def to_dict(self) -> dict:
+        """Plain-Python description: parents, size, depth, per-level branching (for JSON)."""
+        return {
+            "parents": list(self.parents),
+            "size": self.size,
+            "depth": self.depth,
+            "branching": [list(b) for b in self.branching],
+        }
 
     def path_to(self, v: int) -> list[int]:
         """Nodes from the root to ``v`` inclusive."""
