@@ -46,6 +46,9 @@ def plot_acceptance_vs_temperature(sweep, real_points=None):
             ax.set_xlabel("temperature T (both models)")
         if real_points:
             _real_panel(axes[0, -1], real_points)
+            ts = list(temps) + [r["temperature"] for r in real_points]
+            pad = 0.05 * (max(ts) - min(ts)) or 0.1
+            axes[0, -1].set_xlim(min(ts) - pad, max(ts) + pad)  # the synthetic panels' range, for comparison
         axes[0, 0].set_ylabel(f"acceptance rate, k = {sweep.k} drafts")
         handles, labels = _unique_legend(axes[0])
         fig.legend(handles, labels, loc="outside right center", title="method")

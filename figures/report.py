@@ -50,7 +50,7 @@ class ReportConfig:
     model_methods: tuple = ("spechub", "rrs", "rrs_wor")
     model_temperature: float = 0.6
     model_prompts: int = 2  # a smoke-size run: CPU decoding of a 135M model is slow on 2 cores
-    model_new_tokens: int = 24
+    model_new_tokens: int = 16
 
     @classmethod
     def quick(cls, **changes) -> "ReportConfig":
