@@ -36,8 +36,9 @@ def bound(p, q, k: int):
         from . import optimal_rates
     except ImportError:  # the optimum is added once lp provides optimal_rates
         return rates
-    extra, notes = optimal_rates(p, q, k)
-    return rates.with_rates(extra, notes)
+    optima = optimal_rates(p, q, k)
+    notes = optima.pop("notes")
+    return rates.with_rates({name: v for name, v in optima.items() if v is not None}, notes)
 
 
 def run(args) -> int:

@@ -20,8 +20,9 @@ def check_method_k(method, k, n: int | None = None) -> int:
     """Validate k for a method (single-draft methods need k = 1; distinct laws need k <= n)."""
     m = get_method(method)
     k = check_k(k, n, distinct=m.LAW.distinct)
-    if m.FIXED_K is not None and k != m.FIXED_K:
-        raise ValueError(f"method {m.NAME!r} verifies exactly {m.FIXED_K} draft(s); got k = {k}.")
+    fixed = getattr(m, "FIXED_K", None)
+    if fixed is not None and k != fixed:
+        raise ValueError(f"method {m.NAME!r} verifies exactly {fixed} draft(s); got k = {k}.")
     return k
 
 

@@ -21,8 +21,15 @@ METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 
 
 def get_method(name) -> ModuleType:
-    """The method module called ``name``; a ValueError suggests the closest name otherwise."""
+    """The method module called ``name``; a ValueError suggests the closest name otherwise.
+
+    Any object with the attributes ``NAME``, ``LAW`` and ``rule`` (a user's method, or one of
+    :mod:`spechub_theory.mutants`) is accepted as is (duck typing), so :func:`verify` and
+    :func:`output_law` run on methods that are not registered.
+    """
     if isinstance(name, ModuleType) and getattr(name, "NAME", None) in METHODS:
+        return name
+    if not isinstance(name, str) and all(hasattr(name, a) for a in ("NAME", "LAW", "rule")):
         return name
     try:
         return METHODS[name]

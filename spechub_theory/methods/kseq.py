@@ -22,6 +22,8 @@ __all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "optimal_rho", "posit
 NAME = "kseq"
 LAW = IID
 FIXED_K = None
+#: whether ``rule(...).residual`` depends on the drafts (the residual depends on (p, q, k) only); Monte Carlo uses it
+RESIDUAL_DEPENDS_ON_DRAFTS = False
 
 #: round-off allowance in the validity test: A(rho) is a sum of n terms, exact only to ~1e-16 n, and
 #: near rho = 1 an error e in A moves the exact root by sqrt(e); the residual stays >= -1e-14

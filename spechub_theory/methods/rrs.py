@@ -20,6 +20,8 @@ __all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "positional", "stage_
 NAME = "rrs"
 LAW = IID
 FIXED_K = None
+#: whether ``rule(...).residual`` depends on the drafts (the stage targets p_j do not depend on which drafts were rejected); Monte Carlo uses it
+RESIDUAL_DEPENDS_ON_DRAFTS = False
 
 
 def stage_targets(p: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:

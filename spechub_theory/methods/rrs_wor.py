@@ -23,6 +23,8 @@ __all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "acceptance_bounded",
 NAME = "rrs_wor"
 LAW = WOR
 FIXED_K = None
+#: whether ``rule(...).residual`` depends on the drafts (q_j and p_j depend on the drafts rejected before slot j); Monte Carlo uses it
+RESIDUAL_DEPENDS_ON_DRAFTS = True
 
 
 def rule(p, q, drafts) -> NodeRule:

@@ -18,6 +18,8 @@ NAME = "single"
 LAW = IID
 #: single-draft speculative sampling always verifies one draft
 FIXED_K = 1
+#: whether ``rule(...).residual`` depends on the drafts (the residual (p - q)_+ is the same for every draft); Monte Carlo uses it
+RESIDUAL_DEPENDS_ON_DRAFTS = False
 
 
 def ratio_accept(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -33,11 +33,13 @@ from ..draft_laws import HUB, conditional_law, hub_set
 from .base import NodeRule, normalise_residual, take_last
 from .single import ratio_accept
 
-__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "positional", "HubParts"]
+__all__ = ["NAME", "LAW", "FIXED_K", "rule", "rule_from_parts", "acceptance", "positional", "HubParts"]
 
 NAME = "spechub"
 LAW = HUB
 FIXED_K = None
+#: whether ``rule(...).residual`` depends on the drafts (the residual depends on (p, q, k) only (the hub set is fixed by q)); Monte Carlo uses it
+RESIDUAL_DEPENDS_ON_DRAFTS = False
 
 
 class HubParts:
@@ -150,8 +152,13 @@ def rule(p, q, drafts) -> NodeRule:
     """Node rule for hub-law tuples of shape (..., k) (module docstring, steps 1-5). O(n) per row."""
     p, q = check_pq(p, q)
     drafts = np.asarray(drafts, dtype=np.int64)
+    return rule_from_parts(HubParts(p, q, drafts.shape[-1]), drafts)
+
+
+def rule_from_parts(hp: HubParts, drafts: np.ndarray) -> NodeRule:
+    """The node rule of steps 1-5 from precomputed :class:`HubParts` (``rule`` = this on the
+    true parts; :mod:`spechub_theory.mutants` feeds deliberately wrong parts)."""
     k = drafts.shape[-1]
-    hp = HubParts(p, q, k)
     in_hub_d = take_last(hp.in_hub, drafts)  # (..., k)
     type1 = ~in_hub_d[..., 0]
     i = np.where(type1, drafts[..., 0], drafts[..., k - 1])[..., None]

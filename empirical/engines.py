@@ -1,0 +1,130 @@
+"""Where a decoding step samples drafts and walks the tree: the numpy core or its torch mirror.
+
+Convention: p = target, q = draft, rows = nodes, last axis = vocabulary, float64. Both engines
+consume the numpy Generator identically, so they emit the same tokens for the same inputs.
+``torch`` keeps laws on the model's device (a few host syncs per step); ``numpy`` copies them to
+the host and runs ``spechub_theory`` itself (every method, the reference).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spechub_theory import tree_walk
+
+from . import fast_verify
+from .probs import to_float64_law
+
+__all__ = ["ENGINES", "get_engine", "NumpyEngine", "TorchEngine"]
+
+
+class NumpyEngine:
+    """The float64 numpy core (``spechub_theory.tree_walk``): the reference, all methods."""
+
+    name = "numpy"
+
+    @staticmethod
+    def supports(method: str) -> bool:
+        """Every core method."""
+        return True
+
+    @staticmethod
+    def rows(probs):
+        """Device float32 laws [m, n] -> host float64, renormalised."""
+        return to_float64_law(probs)
+
+    @staticmethod
+    def empty(m: int, n: int, device):
+        """Storage for m rows of laws."""
+        return np.empty((m, n))
+
+    @staticmethod
+    def draft_level(method, q_rows, counts, rng, device) -> list:
+        """Children tokens per node of a level (device int64 tensors)."""
+        import torch
+
+        return [torch.as_tensor(t, device=device) for t in tree_walk.draft_tree_level(method, q_rows, counts, rng)]
+
+    @staticmethod
+    def walk(tree, method, tokens, p_probs, q_rows, rng):
+        """The core walk; p rows are copied to the host only for the nodes it visits.
+
+        Returns (TreeWalk, host p rows of the visited nodes as a dict node -> row).
+        """
+        cache: dict = {}
+
+        def get_p(v):
+            if v not in cache:
+                cache[v] = to_float64_law(p_probs[v])
+            return cache[v]
+
+        walk = tree_walk.walk_tree(tree, method, tokens.cpu().numpy(), get_p, lambda v: q_rows[v], rng)
+        return walk, lambda v: cache[v]
+
+    @staticmethod
+    def host(rows):
+        """Host float64 copy of stored rows."""
+        return np.asarray(rows)
+
+
+class TorchEngine:
+    """The torch mirror of the core (:mod:`empirical.fast_verify`), on the model's device."""
+
+    name = "torch"
+
+    @staticmethod
+    def supports(method: str) -> bool:
+        """single, rrs, rrs_wor and spechub."""
+        return method in fast_verify.FAST_METHODS
+
+    @staticmethod
+    def rows(probs):
+        """Device float32 laws [m, n] -> device float64, renormalised (as the numpy engine)."""
+        rows = probs.double()
+        return rows / rows.sum(-1, keepdim=True)
+
+    @staticmethod
+    def empty(m: int, n: int, device):
+        """Device storage for m rows of laws."""
+        import torch
+
+        return torch.empty(m, n, dtype=torch.float64, device=device)
+
+    @staticmethod
+    def draft_level(method, q_rows, counts, rng, device) -> list:
+        """Children tokens per node of a level (device int64 tensors)."""
+        return fast_verify.draft_tree_level(method, q_rows, counts, rng)
+
+    @staticmethod
+    def walk(tree, method, tokens, p_probs, q_rows, rng):
+        """The walk on the device; returns (TreeWalk, node -> host float64 p row)."""
+        p_rows = TorchEngine.rows(p_probs)
+        walk = fast_verify.walk_tree(tree, method, tokens, p_rows, q_rows, rng)
+        return walk, lambda v: p_rows[v].cpu().numpy()
+
+    @staticmethod
+    def host(rows):
+        """Host float64 copy of stored rows."""
+        return rows.cpu().numpy()
+
+
+#: engine name -> engine; ``auto`` picks torch on CUDA when it supports the method, else numpy
+ENGINES = {"numpy": NumpyEngine, "torch": TorchEngine}
+
+
+def get_engine(name: str, method: str, device="cpu"):
+    """The engine called ``name`` (``auto``, ``torch`` or ``numpy``) for ``method`` on ``device``.
+
+    ``auto`` is torch on CUDA (laws stay on the GPU) and numpy on CPU (there the float64 core is
+    as fast, and torch's thread pool suffers most on a busy machine). Raises ValueError for an
+    unknown name or torch with a method it lacks (kseq).
+    """
+    if name == "auto":
+        on_gpu = getattr(device, "type", str(device).split(":")[0]) == "cuda"
+        return TorchEngine if on_gpu and TorchEngine.supports(method) else NumpyEngine
+    if name not in ENGINES:
+        raise ValueError(f"`engine` {name!r} is not one of 'auto', 'torch', 'numpy'.")
+    engine = ENGINES[name]
+    if not engine.supports(method):
+        raise ValueError(f"`engine` {name!r} has no {method!r}; use 'numpy' or 'auto'.")
+    return engine

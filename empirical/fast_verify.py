@@ -1,0 +1,259 @@
+"""The core's draft laws, node rules and tree walk, in torch float64 on the model's device.
+
+Convention: p = target, q = draft, last axis = vocabulary. Same names, arguments and randomness
+as ``spechub_theory.tree_walk`` (uniforms drawn from the same numpy Generator in the same order),
+so that for equal inputs both paths emit the same tokens; parity is tested. Methods: single, rrs,
+rrs_wor, spechub (hub set for k > 2); K-SEQ stays on the numpy path (:data:`FAST_METHODS`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from spechub_theory.methods.base import RESIDUAL_EPS
+from spechub_theory.tree_walk import TreeWalk
+
+__all__ = ["FAST_METHODS", "TorchNodeRule", "rule", "sample_drafts", "draft_tree_level", "walk_tree"]
+
+
+@dataclass(frozen=True)
+class TorchNodeRule:
+    """Node rule of one node on the device: ``accept`` [k] (P(slot j accepted | drafts)) and the
+    normalised ``residual`` [n] (float64 tensors)."""
+
+    accept: object
+    residual: object
+
+
+def rule(method: str, p, q, drafts) -> TorchNodeRule:
+    """Node rule of ``method`` for one node: p, q float64 [n], drafts int64 [k].
+
+    Mirrors ``spechub_theory.methods.<method>.rule``; O(k n) device work, no host sync.
+    """
+    return _RULES[method](p, q, drafts)
+
+
+def sample_drafts(method: str, q, k: int, u):
+    """Draft tuples [m, k] for rows q [m, n] (float64) from uniforms u [m, k] (the method's law)."""
+    return _LAWS[method](q, k, u)
+
+
+def draft_tree_level(method: str, q_rows, counts, rng) -> list:
+    """Children tokens of the nodes of one level (as ``spechub_theory.tree_walk.draft_tree_level``).
+
+    q_rows: float64 tensor [m, n]; counts: children per node; rng: numpy Generator. Returns a list
+    of m int64 tensors. One uniform draw and one batched sample per distinct child count.
+    """
+    import torch
+
+    out = [None] * len(counts)
+    for c in sorted(set(counts) - {0}):
+        idx = [i for i, ci in enumerate(counts) if ci == c]
+        u = torch.as_tensor(rng.random((len(idx), c)), device=q_rows.device)
+        tuples = sample_drafts(method, q_rows[idx], c, u)  # [len(idx), c]
+        for row, i in enumerate(idx):
+            out[i] = tuples[row]
+    return out
+
+
+def walk_tree(tree, method: str, tokens, p, q, rng) -> TreeWalk:
+    """Verify a drafted tree on the device (as ``spechub_theory.tree_walk.walk_tree``).
+
+    tokens: int64 tensor [size]; p: float64 tensor [size, n]; q: float64 tensor [>= internal
+    nodes, n]; rng: numpy Generator. One host sync per visited node (the accepted slot).
+    """
+    import torch
+
+    device = p.device
+    v, path, emitted, visited, slots = 0, [0], [], [], []
+    while True:
+        kids = tree.children[v]
+        if not kids:
+            emitted.append(int(_inverse_cdf(p[v], torch.tensor(rng.random(), dtype=torch.float64, device=device))))
+            break
+        drafts = tokens[list(kids)]
+        u = torch.as_tensor(rng.random(len(kids) + 1), device=device)
+        token, slot = _verify(rule(method, p[v], q[v], drafts), drafts, u)
+        slot, token = (int(x) for x in torch.stack([slot, token]).tolist())
+        visited.append(v)
+        slots.append(slot)
+        emitted.append(token)
+        if slot < 0:
+            break
+        v = kids[slot]
+        path.append(v)
+    return TreeWalk(path=tuple(path), tokens=tuple(emitted), visited=tuple(visited), slots=tuple(slots))
+
+
+# -- verification and residuals ---------------------------------------------------------------
+def _verify(node_rule: TorchNodeRule, drafts, u):
+    """(token, slot) tensors: slot j tested against P(j | slots < j rejected), residual by inverse CDF."""
+    import torch
+
+    accept = node_rule.accept
+    k = accept.shape[-1]
+    left = 1.0 - (torch.cumsum(accept, -1) - accept)
+    cond = torch.where(left > 0, torch.clamp(accept / torch.where(left > 0, left, 1.0), max=1.0), 0.0)
+    hit = u[:k] < cond
+    slot = torch.where(hit.any(), torch.argmax(hit.to(torch.int8)), -1)
+    token = torch.where(slot >= 0, drafts[slot.clamp(min=0)], _inverse_cdf(node_rule.residual, u[k]))
+    return token, slot
+
+
+def _inverse_cdf(w, t):
+    """One draw from w [n] at uniform t (scalar tensor), as the core: first index with cdf > t*total."""
+    import torch
+
+    cdf = torch.cumsum(w, -1)
+    return torch.searchsorted(cdf, (t * cdf[-1]).reshape(1), right=True).clamp(max=w.shape[-1] - 1)[0]
+
+
+def _ratio(num, den):
+    """min(1, num/den), with den = 0 read as "accept iff num > 0"."""
+    import torch
+
+    ok = den > 0
+    return torch.where(ok, torch.clamp(num / torch.where(ok, den, 1.0), max=1.0), (num > 0).to(num.dtype))
+
+
+def _normalise(r, fallback):
+    import torch
+
+    r = r.clamp(min=0.0)
+    s = r.sum(-1, keepdim=True)
+    ok = s > RESIDUAL_EPS
+    return torch.where(ok, r / torch.where(ok, s, 1.0), fallback)
+
+
+def _conditional(q, excluded):
+    """q(. | V minus excluded) for rows q [..., n] and excluded [..., j]; uniform when no mass left."""
+    import torch
+
+    allowed = torch.ones_like(q, dtype=torch.bool)
+    if excluded.shape[-1]:
+        allowed = allowed.scatter(-1, excluded, False)
+    w = torch.where(allowed, q, 0.0)
+    s = w.sum(-1, keepdim=True)
+    uniform = allowed / allowed.sum(-1, keepdim=True).clamp(min=1)
+    return torch.where(s > 0, w / torch.where(s > 0, s, 1.0), uniform)
+
+
+def _slots(cond):
+    """accept[j] = cond[j] prod_{l<j} (1 - cond[l])."""
+    import torch
+
+    survive = torch.cumprod(1.0 - cond, -1)
+    return cond * torch.cat([torch.ones_like(cond[:1]), survive[:-1]])
+
+
+# -- node rules ---------------------------------------------------------------------------------
+def _single(p, q, drafts):
+    return TorchNodeRule(_ratio(p[drafts[:1]], q[drafts[:1]]), _normalise(p - q, p))
+
+
+def _rrs(p, q, drafts):
+    import torch
+
+    target, cond = p, []
+    for j in range(drafts.shape[-1]):
+        x = drafts[j : j + 1]
+        cond.append(_ratio(target[x], q[x]))
+        target = _normalise(target - q, target)
+    return TorchNodeRule(_slots(torch.cat(cond)), target)
+
+
+def _rrs_wor(p, q, drafts):
+    import torch
+
+    target, cond = p, []
+    for j in range(drafts.shape[-1]):
+        qj = _conditional(q, drafts[:j])
+        x = drafts[j : j + 1]
+        cond.append(_ratio(target[x], qj[x]))
+        target = _normalise(target - qj, target)
+    return TorchNodeRule(_slots(torch.cat(cond)), target)
+
+
+def _spechub(p, q, drafts):
+    """Hub-set rule (spechub_theory.methods.spechub, steps 1-5), one node, no host sync."""
+    import torch
+
+    k = drafts.shape[-1]
+    H = _hub_set(q[None], k - 1)[0]  # [k-1]
+    in_hub = torch.zeros_like(q, dtype=torch.bool).scatter(-1, H, True)
+    out = ~in_hub
+    r = torch.where(out, q[H].sum() * _conditional(q, H), 0.0)
+    pp = torch.where(out, (p - q).clamp(min=0.0), 0.0)
+    pH = torch.where(in_hub, p, 0.0).sum()
+    S1 = torch.where(out, (q - p).clamp(min=0.0), 0.0).sum()
+    S2 = (r - pp).clamp(min=0.0).sum()
+    share = torch.where(in_hub & (pH > 0), p / torch.where(pH > 0, pH, 1.0), 0.0)  # p(h)/p(H)
+    in_hub_d = in_hub[drafts]
+    type1 = ~in_hub_d[0]
+    i = torch.where(type1, drafts[0], drafts[k - 1])
+    c_i = torch.where(type1, _ratio(p[i], q[i]), _ratio(pp[i], r[i]))
+    hub_accept = (1.0 - c_i) * torch.where(type1, _ratio((pH - S2).clamp(min=0.0), S1), _ratio(pH, S2))
+    accept = torch.where(in_hub_d, hub_accept * share[drafts], 0.0)
+    slot_i = torch.where(type1, 0, k - 1)
+    accept = accept + (torch.arange(k, device=q.device) == slot_i) * c_i
+    residual = torch.where(in_hub, share * (pH - S1 - S2).clamp(min=0.0), (pp - r).clamp(min=0.0))
+    return TorchNodeRule(accept, _normalise(residual, p))
+
+
+# -- draft laws -----------------------------------------------------------------------------------
+def _inverse_cdf_rows(w, u):
+    """Per-row inverse CDF of w [m, n] at u [m, j] -> [m, j], moved off zero-mass tokens."""
+    import torch
+
+    cdf = torch.cumsum(w, -1)
+    x = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp(max=w.shape[-1] - 1)
+    bad = torch.gather(w, 1, x) <= 0
+    positive_upto = torch.cummax(torch.where(w > 0, torch.arange(w.shape[-1], device=w.device), -1), dim=-1).values
+    fixed = torch.gather(positive_upto, 1, x)
+    return torch.where(bad & (fixed >= 0), fixed, x)
+
+
+def _hub_set(q, size: int):
+    """The ``size`` most probable tokens per row, descending, ties to the lowest index: [m, size]."""
+    import torch
+
+    if size <= 0:
+        return torch.zeros(q.shape[:-1] + (0,), dtype=torch.long, device=q.device)
+    if size == 1:
+        return torch.argmax(q, -1, keepdim=True)
+    return torch.sort(-q, dim=-1, stable=True).indices[..., :size]
+
+
+def _iid(q, k, u):
+    return _inverse_cdf_rows(q, u)
+
+
+def _wor(q, k, u):
+    import torch
+
+    out = torch.empty(q.shape[0], k, dtype=torch.long, device=q.device)
+    for j in range(k):
+        out[:, j] = _inverse_cdf_rows(_conditional(q, out[:, :j]), u[:, j : j + 1])[:, 0]
+    return out
+
+
+def _hub(q, k, u):
+    """Hub-set law: first ~ q; the hubs follow, or (first in H) H without it then last ~ q(. | V minus H)."""
+    import torch
+
+    H = _hub_set(q, k - 1)  # [m, k-1]
+    first = _inverse_cdf_rows(q, u[:, :1])[:, 0]
+    if k == 1:
+        return first[:, None]
+    last = _inverse_cdf_rows(_conditional(q, H), u[:, 1:2])[:, 0]
+    in_hub = (H == first[:, None]).any(-1)
+    keep = H != first[:, None]  # for in-hub rows exactly k-2 entries, in order
+    order = torch.sort((~keep).to(torch.int8), dim=-1, stable=True).indices[:, : k - 2]
+    filled = torch.cat([torch.gather(H, 1, order), last[:, None]], dim=1)
+    return torch.cat([first[:, None], torch.where(in_hub[:, None], filled, H)], dim=1)
+
+
+_RULES = {"single": _single, "rrs": _rrs, "rrs_wor": _rrs_wor, "spechub": _spechub}
+_LAWS = {"single": _iid, "rrs": _iid, "rrs_wor": _wor, "spechub": _hub}
+#: methods with a torch path; others (kseq) verify through the numpy core
+FAST_METHODS = frozenset(_RULES)

@@ -1,0 +1,60 @@
+"""Run metadata recorded with every result file: versions, git SHA, seed, argv, device, dtype, date.
+
+Convention: JSON-ready values only; anything unavailable (no git, no CUDA) is ``None``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import subprocess
+from pathlib import Path
+
+from .summary import TOKENS_PER_STEP_CONVENTION
+
+__all__ = ["run_metadata", "git_sha", "package_version"]
+
+
+def run_metadata(*, config: dict, models: dict, argv, device, dtype, seed: int) -> dict:
+    """Metadata of a run: package/torch/transformers versions, git SHA, seed, argv, device (with
+    the GPU name on CUDA), dtype, UTC date, the tokens-per-step convention, the models actually
+    used (``models``: names of target and draft) and the settings."""
+    import torch
+    import transformers
+
+    device = torch.device(device)
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {
+        "package": "spechub-theory",
+        "version": package_version(),
+        "git_sha": git_sha(),
+        "seed": int(seed),
+        "argv": [str(a) for a in argv],
+        "device": str(device),
+        "gpu": gpu,
+        "dtype": str(dtype).replace("torch.", ""),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "tokens_per_step": TOKENS_PER_STEP_CONVENTION,
+        "models": models,
+        "config": config,
+    }
+
+
+def package_version() -> str:
+    """Installed version of spechub-theory ("0+unknown" from a bare source tree)."""
+    try:
+        from importlib.metadata import version
+
+        return version("spechub-theory")
+    except Exception:
+        return "0+unknown"
+
+
+def git_sha() -> str | None:
+    """HEAD commit of the source tree holding this package, or None without git."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None

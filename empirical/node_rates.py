@@ -1,0 +1,110 @@
+"""Exact acceptance of every method (and the optimum) at the verified nodes of a real decoding run.
+
+Convention: p = target, q = draft, last axis = vocabulary; one row per verified node, with the
+node's own k (children count). Rates come from the float64 core (``acceptance_rates``) and, when
+the ``lp`` package provides it, ``lp.optimal_acceptance`` for optimal_iid / optimal_wor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spechub_theory.acceptance import acceptance_rates
+from spechub_theory.methods import METHOD_NAMES
+
+__all__ = ["NODE_METHODS", "OPTIMAL_METHODS", "RRS_WOR_RECURSION_MAX_N", "available_node_methods", "node_rates"]
+
+#: RRS without replacement at k >= 3 has no closed form; its recursion costs ~17 s per node at
+#: n = 49,152 (measured), so above this vocabulary size it is recorded as missing (None)
+RRS_WOR_RECURSION_MAX_N = 64
+#: the optimum over couplings for i.i.d. / without-replacement drafts, by method name
+OPTIMAL_METHODS = {"optimal_iid": "iid", "optimal_wor": "wor"}
+#: every name a node row may carry, in report order
+NODE_METHODS = tuple(METHOD_NAMES) + tuple(OPTIMAL_METHODS)
+
+
+def available_node_methods() -> tuple:
+    """The node methods computable here (optimal_* only when ``lp.optimal_acceptance`` exists)."""
+    return tuple(METHOD_NAMES) + (tuple(OPTIMAL_METHODS) if _optimal_fn() is not None else ())
+
+
+def node_rates(p, q, k, *, methods=None) -> dict:
+    """Per-node exact acceptance rates and the node's TV and hub masses, as JSON-ready columns.
+
+    Parameters
+    ----------
+    p, q : ndarray, shape (m, n)
+        Target and draft laws at m verified nodes (float64).
+    k : sequence of int, length m
+        Drafts verified at each node.
+    methods : iterable of str, optional
+        Names from :data:`NODE_METHODS` (default: :func:`available_node_methods`).
+
+    Returns
+    -------
+    dict with lists of length m: ``k``, ``tv``, ``hub_q`` (q(a) for a = argmax q), ``hub_p``
+    (p(a)), and ``acceptance``: {method: list of float or None}. ``None`` marks a rate that could
+    not be computed at that node (k > n for distinct drafts, a failed or unavailable optimum,
+    rrs_wor at k >= 3 above :data:`RRS_WOR_RECURSION_MAX_N` tokens), counted by the summary and
+    never averaged in.
+
+    Notes
+    -----
+    Rows sharing k are one batched core call; O(n log n) per row and method for the closed forms;
+    the optimum costs what ``lp.optimal_acceptance`` costs.
+    """
+    names = available_node_methods() if methods is None else tuple(methods)
+    unknown = [m for m in names if m not in NODE_METHODS]
+    if unknown:
+        raise ValueError(f"node method {unknown[0]!r} is not one of {', '.join(map(repr, NODE_METHODS))}.")
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    ks = np.asarray(k, dtype=np.int64)
+    m = len(ks)
+    hub = np.argmax(q, axis=-1) if m else np.zeros(0, dtype=np.int64)
+    out = {
+        "k": ks.tolist(),
+        "tv": (0.5 * np.abs(p - q).sum(axis=-1)).tolist() if m else [],
+        "hub_q": q[np.arange(m), hub].tolist() if m else [],
+        "hub_p": p[np.arange(m), hub].tolist() if m else [],
+        "acceptance": {name: [None] * m for name in names},
+    }
+    optimal = [n for n in names if n in OPTIMAL_METHODS]
+    for kk in sorted(set(ks.tolist())):
+        rows = np.flatnonzero(ks == kk)
+        closed = [n for n in names if n in METHOD_NAMES and not _too_costly(n, kk, p.shape[-1])]
+        if closed:
+            rates = acceptance_rates(p[rows], q[rows], kk, methods=closed).acceptance
+            for name, values in rates.items():
+                _fill(out["acceptance"][name], rows, values)
+        for name in optimal:
+            _fill(out["acceptance"][name], rows, _optimum(p[rows], q[rows], kk, OPTIMAL_METHODS[name]))
+    return out
+
+
+def _too_costly(method: str, k: int, n: int) -> bool:
+    return method == "rrs_wor" and k >= 3 and n > RRS_WOR_RECURSION_MAX_N
+
+
+def _fill(column: list, rows, values) -> None:
+    values = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    for r, v in zip(rows, values):
+        column[int(r)] = float(v) if np.isfinite(v) else None
+
+
+def _optimum(p, q, k, drafts):
+    fn = _optimal_fn()
+    if fn is None:
+        return np.full(len(p), np.nan)
+    try:
+        return np.asarray(fn(p, q, k, drafts=drafts), dtype=np.float64)
+    except (ValueError, RuntimeError, ArithmeticError):  # a failed solve is recorded as missing
+        return np.full(len(p), np.nan)
+
+
+def _optimal_fn():
+    try:
+        import lp
+    except ImportError:
+        return None
+    return getattr(lp, "optimal_acceptance", None)

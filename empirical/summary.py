@@ -1,0 +1,157 @@
+"""Summary of a decoding run: tokens per step with bootstrap intervals, speed, and the node table.
+
+Convention: tokens per step = emitted tokens / target forwards = accepted drafts + 1 (bonus or
+residual token included), pooled over prompts; intervals resample prompts (percentile bootstrap).
+Timing lives under ``timing`` in each run so that deterministic parts can be compared alone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TOKENS_PER_STEP_CONVENTION", "BootstrapInterval", "bootstrap_ratio", "summarize"]
+
+TOKENS_PER_STEP_CONVENTION = (
+    "tokens per step = accepted drafts + 1 (the bonus or residual token is included), "
+    "pooled over prompts: sum of emitted tokens / sum of target forwards"
+)
+#: bootstrap resamples of prompts for the tokens-per-step interval
+N_BOOTSTRAP = 2000
+_PHASES = ("draft", "target", "verify", "cache")
+
+
+@dataclass(frozen=True)
+class BootstrapInterval:
+    """Pooled ratio ``value`` and its percentile-bootstrap interval [low, high] at ``level``."""
+
+    value: float
+    low: float
+    high: float
+    level: float
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict."""
+        return {"value": self.value, "low": self.low, "high": self.high, "level": self.level}
+
+
+def bootstrap_ratio(numerator, denominator, *, level: float = 0.95, n_boot: int = N_BOOTSTRAP, rng=None) -> BootstrapInterval:
+    """Interval for ``sum(numerator) / sum(denominator)`` by resampling units (prompts).
+
+    Parameters
+    ----------
+    numerator, denominator : array_like, shape (m,)
+        Per-prompt totals (e.g. emitted tokens and target forwards), ``m >= 1``.
+    level : float
+        Coverage of the percentile interval.
+    n_boot : int
+        Resamples; O(n_boot * m) time.
+    rng : numpy Generator or seed
+
+    Returns
+    -------
+    BootstrapInterval (degenerate when m = 1).
+    """
+    num = np.asarray(numerator, dtype=np.float64)
+    den = np.asarray(denominator, dtype=np.float64)
+    if num.shape != den.shape or num.ndim != 1 or len(num) == 0:
+        raise ValueError(f"`numerator` and `denominator` must be equal non-empty vectors; got {num.shape} and {den.shape}.")
+    value = float(num.sum() / den.sum())
+    idx = np.random.default_rng(rng).integers(0, len(num), size=(n_boot, len(num)))
+    ratios = num[idx].sum(axis=1) / np.maximum(den[idx].sum(axis=1), 1e-300)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(ratios, [alpha, 1.0 - alpha])
+    return BootstrapInterval(value, float(low), float(high), float(level))
+
+
+def summarize(records, *, seed: int = 0) -> dict:
+    """Summarise prompt records (see ``empirical.run``) per (tree, method) and per node.
+
+    Returns
+    -------
+    dict with ``convention``, ``runs`` (one entry per tree and method, in first-seen order:
+    prompts, tokens, steps, ``tokens_per_step`` interval, mean accepted depth, finish counts,
+    ``acceptance_check`` (observed acceptance at verified nodes vs the mean exact rate) and
+    ``timing``) and ``nodes`` (``all`` and ``by_run``: per k, the count and mean exact
+    acceptance of every method at the verified nodes, mean TV, hub masses; missing rates counted
+    under ``missing``). Records are sorted by prompt so a resumed run summarises identically.
+    """
+    groups: dict[tuple, list] = defaultdict(list)
+    for r in sorted(records, key=lambda r: (r["prompt_index"], r["tree"], r["method"])):
+        groups[(r["tree"], r["method"])].append(r)
+    runs, by_run, all_nodes = [], {}, []
+    for (tree, method), recs in groups.items():
+        tokens = np.array([len(r["tokens"]) for r in recs])
+        steps = np.array([len(r["steps"]["emitted"]) for r in recs])
+        accepted = np.concatenate([r["steps"]["accepted"] for r in recs]).astype(float)
+        interval = bootstrap_ratio(tokens, steps, rng=np.random.default_rng([seed, len(runs)]))
+        runs.append({
+            "tree": tree,
+            "method": method,
+            "prompts": len(recs),
+            "tokens": int(tokens.sum()),
+            "steps": int(steps.sum()),
+            "tokens_per_step": interval.to_dict(),
+            "mean_accepted": float(accepted.mean()) if len(accepted) else None,
+            "finish": {f: sum(r["finish"] == f for r in recs) for f in ("eos", "length")},
+            "acceptance_check": _acceptance_check(method, [r["nodes"] for r in recs]),
+            "timing": _timing(recs, int(tokens.sum()), int(steps.sum())),
+        })
+        nodes = [r["nodes"] for r in recs]
+        by_run[f"{tree}|{method}"] = _node_table(nodes)
+        all_nodes.extend(nodes)
+    return {"convention": TOKENS_PER_STEP_CONVENTION, "runs": runs,
+            "nodes": {"all": _node_table(all_nodes), "by_run": by_run}}
+
+
+def _timing(recs, tokens: int, steps: int) -> dict:
+    sums = {ph: float(sum(sum(r["steps"][f"{ph}_s"]) for r in recs)) for ph in _PHASES}
+    prefill = float(sum(r["prefill_s"] for r in recs))
+    decode = sum(sums.values())
+    return {
+        "seconds": {**sums, "prefill": prefill},
+        "ms_per_step": {ph: 1e3 * s / max(steps, 1) for ph, s in sums.items()},
+        "tokens_per_second": tokens / (decode + prefill) if decode + prefill > 0 else None,
+        "decode_tokens_per_second": tokens / decode if decode > 0 else None,
+        "verify_fraction_of_target": sums["verify"] / sums["target"] if sums["target"] > 0 else None,
+    }
+
+
+def _acceptance_check(method: str, node_columns: list) -> dict | None:
+    """Observed acceptance frequency at the run's verified nodes against the mean exact rate of
+    the run's own method there (equal in expectation: a check that the decoder does what the
+    theory says). None when the method's rate was not recorded or no node was verified."""
+    slots = [s for cols in node_columns for s in cols["slot"]]
+    rates = [x for cols in node_columns for x in cols["acceptance"].get(method, [])]
+    if not slots or len(rates) != len(slots) or any(x is None for x in rates):
+        return None
+    observed = np.asarray(slots) >= 0
+    return {"nodes": len(slots), "observed": float(observed.mean()), "exact_mean": float(np.mean(rates)),
+            "standard_error": float(np.sqrt(np.sum(np.asarray(rates) * (1 - np.asarray(rates)))) / len(slots))}
+
+
+def _node_table(node_columns: list) -> dict:
+    """Per k: count, mean acceptance per method (missing values counted, never averaged)."""
+    rows: dict[int, dict] = {}
+    for cols in node_columns:
+        for i, k in enumerate(cols["k"]):
+            row = rows.setdefault(int(k), {"tv": [], "hub_q": [], "hub_p": [], "acceptance": defaultdict(list), "missing": defaultdict(int)})
+            for key in ("tv", "hub_q", "hub_p"):
+                row[key].append(cols[key][i])
+            for method, values in cols["acceptance"].items():
+                if values[i] is None:
+                    row["missing"][method] += 1
+                else:
+                    row["acceptance"][method].append(values[i])
+    table = {}
+    for k in sorted(rows):
+        row = rows[k]
+        table[str(k)] = {
+            "count": len(row["tv"]),
+            "mean": {m: float(np.mean(v)) for m, v in row["acceptance"].items()},
+            "missing": dict(row["missing"]),
+            **{f"mean_{key}": float(np.mean(row[key])) for key in ("tv", "hub_q", "hub_p")},
+        }
+    return table

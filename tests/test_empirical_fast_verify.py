@@ -1,0 +1,79 @@
+"""The torch mirror of the core (empirical.fast_verify) against the numpy reference: node rules,
+draft laws from shared uniforms, and whole decodes giving identical tokens."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from empirical import fast_verify  # noqa: E402
+from empirical.decoder import decode  # noqa: E402
+from empirical.tiny import one_thread, tiny_pair  # noqa: E402
+from spechub_theory.methods import get_method  # noqa: E402
+
+pytestmark = pytest.mark.hf
+FAST = sorted(fast_verify.FAST_METHODS)
+
+
+def _pq(n, seed, concentration=0.3):
+    rng = np.random.default_rng(seed)
+    p, q = rng.dirichlet(np.full(n, concentration)), rng.dirichlet(np.full(n, concentration))
+    q[rng.integers(n)] = 0.0  # a zero-mass token, and an exact tie below
+    q[1] = q[2]
+    return p, q / q.sum()
+
+
+@pytest.mark.parametrize("method", FAST)
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_rule_matches_the_core(method, k):
+    if method == "single" and k > 1:
+        pytest.skip("single verifies one draft")
+    m = get_method(method)
+    for seed in range(6):
+        p, q = _pq(12, seed)
+        drafts = m.LAW.sample(q, k, rng=seed)
+        ref = m.rule(p, q, drafts)
+        got = fast_verify.rule(method, torch.as_tensor(p), torch.as_tensor(q), torch.as_tensor(drafts))
+        np.testing.assert_allclose(got.accept.numpy(), ref.accept, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(got.residual.numpy(), ref.residual, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("method", FAST)
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_draft_law_matches_the_core_from_the_same_uniforms(method, k):
+    law = get_method(method).LAW
+    p, q = _pq(10, k)
+    rows = np.stack([q, np.roll(q, 3), np.eye(10)[4]])  # includes a one-hot q
+    u = np.random.default_rng(k).random((3, k))
+    ref = law.sample_from_uniforms(rows, k, u)
+    got = fast_verify.sample_drafts(method, torch.as_tensor(rows), k, torch.as_tensor(u))
+    np.testing.assert_array_equal(got.numpy(), ref)
+
+
+@pytest.mark.parametrize("method, tree", [("spechub", "2^3"), ("rrs", "3^2"), ("rrs_wor", "2,3,1"), ("single", "chain-3")])
+def test_torch_and_numpy_engines_emit_the_same_tokens(method, tree):
+    with one_thread():
+        pair = tiny_pair(64)
+        runs = [decode(pair, [3, 4], tree=tree, method=method, max_new_tokens=25, rng=9, engine=e) for e in ("torch", "numpy")]
+    assert runs[0].tokens == runs[1].tokens
+    assert [s.visited for s in runs[0].steps] == [s.visited for s in runs[1].steps]
+
+
+def test_engine_errors():
+    from empirical.engines import get_engine
+
+    with pytest.raises(ValueError, match="`engine` 'torch' has no 'kseq'"):
+        get_engine("torch", "kseq")
+    with pytest.raises(ValueError, match="`engine` 'gpu' is not one of"):
+        get_engine("gpu", "rrs")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("method", ["spechub", "rrs_wor"])
+def test_cuda_decode_matches_cpu_numpy_reference(method):
+    """On the GPU: tree decoding with the torch engine emits the tokens of the numpy core on CPU."""
+    cuda = decode(tiny_pair(64, device="cuda"), [3, 4], tree="2^3", method=method, max_new_tokens=20, rng=5)
+    cpu = decode(tiny_pair(64), [3, 4], tree="2^3", method=method, max_new_tokens=20, rng=5, engine="numpy")
+    assert cuda.tokens == cpu.tokens
