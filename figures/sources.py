@@ -1,0 +1,182 @@
+"""Data the report reads but does not compute: the paper's numbers, LP benchmarks, real-model runs.
+
+Convention: every loader returns plain rows (lists of dicts) or None when its input is absent, and
+never raises for a missing or malformed optional file (the report notes what it skipped).
+Source: seed-notes 4.1/4.2 (paper), lp benchmarks, empirical.run (``summary.json``, ``records.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+__all__ = ["repo_root", "paper_reference", "paper_rows", "PAPER_DEFAULT", "find_lp_benchmark", "find_runs", "committed_tree_rows",
+           "run_label", "real_tokens_rows", "real_acceptance_rows", "node_columns", "LP_BENCHMARK_PATHS"]
+
+#: the reference subset plotted by default (issue 9): 68m -> 7B chat, CNN/DailyMail, T = 0.6
+PAPER_DEFAULT = {"target": "Llama-2-7b-chat", "draft": "JackFram/llama-68m", "data": "cnn_dailymail", "temperature": 0.6}
+#: where the lp helper's benchmark JSON may live, relative to the repository root (first found wins)
+LP_BENCHMARK_PATHS = ("results/bench_lp.json", "results/benchmarks-lp.json", "results/lp_benchmark.json",
+                      "docs/bench_lp.json", "docs/benchmarks-lp.json")
+
+
+def repo_root() -> Path | None:
+    """The source checkout holding this package (it has ``pyproject.toml``), or None when installed."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def paper_reference() -> dict:
+    """The packaged table ``figures/data/paper_reference.json`` (source, protocol, records)."""
+    text = resources.files("figures").joinpath("data/paper_reference.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def paper_rows(reference: dict | None = None, **match) -> list:
+    """Records of the reference table matching ``match`` (default :data:`PAPER_DEFAULT`).
+
+    Examples
+    --------
+    >>> rows = paper_rows()
+    >>> sorted({(r["tree"], r["method"]) for r in rows})[:3]
+    [('2^2', 'rrs'), ('2^2', 'rrs_wor'), ('2^2', 'spechub')]
+    >>> next(r["tokens_per_step"] for r in rows if r["tree"] == "2^5" and r["method"] == "spechub")
+    2.403
+    """
+    reference = paper_reference() if reference is None else reference
+    match = match or PAPER_DEFAULT
+    return [r for r in reference["records"] if all(r.get(k) == v for k, v in match.items())]
+
+
+def find_lp_benchmark(roots) -> dict | None:
+    """The first LP benchmark JSON under ``roots`` (:data:`LP_BENCHMARK_PATHS`) as
+    ``{"path", "rows", "fast_rows", "source"}``, or None."""
+    for root in [Path(r) for r in roots if r is not None]:
+        for rel in LP_BENCHMARK_PATHS:
+            path = root / rel
+            data = _read_json(path)
+            if not isinstance(data, dict):
+                continue
+            rows = (data.get("part1") or {}).get("rows") or data.get("rows")
+            if not rows:
+                continue
+            source = ", ".join(" ".join(str(data[k]).replace("Model name:", "").split()) for k in ("date", "cpu") if data.get(k))
+            return {"path": str(path), "rows": rows, "fast_rows": data.get("part2") or [], "source": source}
+    return None
+
+
+def committed_tree_rows(path) -> list:
+    """Rows ``{"source", "tree", "nodes", "method", "tokens_per_step"}`` from a committed
+    ``spechub tree`` table (``results/synthetic_trees.json``: trees, nodes, methods -> long_run),
+    or [] when absent or malformed."""
+    data = _read_json(Path(path))
+    if not isinstance(data, dict) or not isinstance(data.get("methods"), dict):
+        return []
+    pair = data.get("pair") or {}
+    source = f"committed {Path(path).name} (exact)" + (
+        f", n = {pair['vocab']}, 1 - TV = {pair['mean_acceptance']:.2f}" if {"vocab", "mean_acceptance"} <= set(pair) else "")
+    try:
+        return [{"source": source, "tree": t, "nodes": data["nodes"][i], "method": m, "tokens_per_step": v["long_run"][i]}
+                for m, v in data["methods"].items() for i, t in enumerate(data["trees"])]
+    except (KeyError, IndexError, TypeError):
+        return []
+
+
+def find_runs(folder) -> list:
+    """Real decoding runs under ``folder``: ``[{"path", "summary", "records"}]`` for every
+    ``summary.json`` (or ``*summary*.json``) holding a ``runs`` list; ``records`` is the sibling
+    ``records.jsonl`` path or None. Sorted by path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(set(folder.rglob("summary.json")) | set(folder.rglob("*summary*.json"))):
+        data = _read_json(path)
+        if isinstance(data, dict) and isinstance(data.get("runs"), list):
+            rec = path.with_name("records.jsonl")
+            out.append({"path": str(path), "summary": data, "records": str(rec) if rec.is_file() else None})
+    return out
+
+
+def run_label(summary: dict, default: str = "real", *, temperature: bool = True) -> str:
+    """Short label of a run: "target <- draft, T = t, device" from its metadata (without the
+    temperature when ``temperature`` is False, to group runs of one model pair)."""
+    meta = summary.get("meta") or {}
+    cfg = meta.get("config") or {}
+    models = meta.get("models") or {}
+    target = models.get("target") or cfg.get("target")
+    draft = models.get("draft") or cfg.get("draft")
+    if not target:
+        return default
+    parts = [f"{_short(target)} <- {_short(draft)}"]
+    if temperature and cfg.get("temperature") is not None:
+        parts.append(f"T = {cfg['temperature']:g}")
+    if meta.get("gpu") or meta.get("device"):
+        parts.append(str(meta.get("gpu") or meta.get("device")))
+    return ", ".join(parts)
+
+
+def real_tokens_rows(runs) -> list:
+    """Tokens per step with 95% intervals per (run, tree, method): rows for the tree figure."""
+    from spechub_theory.trees import Tree
+
+    out = []
+    for run in runs:
+        label = run.get("label") or run_label(run["summary"])
+        for r in run["summary"]["runs"]:
+            tps = r.get("tokens_per_step") or {}
+            try:
+                nodes = Tree.from_name(r["tree"]).size
+            except (ValueError, KeyError, TypeError):
+                continue  # e.g. the "none" tree of plain sampling
+            if tps.get("value") is None:
+                continue
+            out.append({"source": label, "tree": r["tree"], "nodes": nodes, "method": r["method"], "value": tps["value"],
+                        "low": tps.get("low"), "high": tps.get("high"), "prompts": r.get("prompts")})
+    return out
+
+
+def real_acceptance_rows(runs, k: int = 2) -> list:
+    """Mean exact node acceptance per (run, method) at k drafts, with the run's temperature."""
+    out = []
+    for run in runs:
+        summary = run["summary"]
+        temperature = ((summary.get("meta") or {}).get("config") or {}).get("temperature")
+        table = ((summary.get("nodes") or {}).get("all") or {}).get(str(k))
+        if temperature is None or not table:
+            continue
+        label = run.get("pair_label") or run_label(summary, temperature=False)
+        for method, mean in (table.get("mean") or {}).items():
+            out.append({"source": label, "temperature": float(temperature), "method": method, "mean": mean,
+                        "nodes": table.get("count"), "k": k})
+    return out
+
+
+def node_columns(records_path, k: int = 2) -> dict:
+    """Per-node exact acceptance at k-draft nodes from a ``records.jsonl``: name -> list (None kept)."""
+    cols: dict = {}
+    path = Path(records_path)
+    if not path.is_file():
+        return cols
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                nodes = json.loads(line).get("nodes") or {}
+            except json.JSONDecodeError:
+                continue
+            keep = [i for i, kk in enumerate(nodes.get("k", [])) if kk == k]
+            for name, values in (nodes.get("acceptance") or {}).items():
+                cols.setdefault(name, []).extend(values[i] for i in keep)
+    return cols
+
+
+def _short(name) -> str:
+    return str(name).rstrip("/").split("/")[-1].removesuffix(".gguf") if name else "?"
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
