@@ -96,7 +96,42 @@ def find_runs(folder) -> list:
         if isinstance(data, dict) and isinstance(data.get("runs"), list):
             rec = path.with_name("records.jsonl")
             out.append({"path": str(path), "summary": data, "records": str(rec) if rec.is_file() else None})
+        elif isinstance(data, dict) and isinstance(data.get("summaries"), dict):
+            out.extend(_experiment_runs(path, data))
     return out
+
+
+def _experiment_runs(path: Path, data: dict) -> list:
+    """Runs of a validation experiment (``benchmarks/device/experiment.py``): one per temperature,
+    its node table taken from the sibling ``nodes.npz`` (exact rates at real (p, q))."""
+    import numpy as np
+
+    meta = data.get("meta") or {}
+    argv = meta.get("argv") or []
+    pair = {"target": _arg(argv, "--target", "smollm2"), "draft": _arg(argv, "--draft", "smollm2-draft")}
+    tables: dict = {}
+    if path.with_name("nodes.npz").is_file():
+        with np.load(path.with_name("nodes.npz")) as z:
+            for t in sorted(set(z["temperature"].tolist())):
+                m = (z["temperature"] == t) & (z["k"] == 2)
+                means = {k: float(np.nanmean(z[k][m])) for k in z.files if k not in ("k", "tv", "hub_q", "hub_p", "temperature")}
+                tables[float(t)] = {"count": int(m.sum()), "mean": means}
+    out, seen = [], set()
+    for key, summary in data["summaries"].items():
+        t = float(key.split(",")[0].split("=")[1])
+        seen.add(t)
+        nodes = {"all": {"2": tables[t]}} if t in tables else {}
+        out.append({"path": f"{path}#{key}", "records": None,
+                    "summary": {**summary, "nodes": nodes, "meta": {"config": {**pair, "temperature": t}, "gpu": meta.get("gpu")}}})
+    for t, table in tables.items():  # temperatures with a node table but no decoding runs
+        if t not in seen:
+            out.append({"path": f"{path}#T={t}", "records": None,
+                        "summary": {"runs": [], "nodes": {"all": {"2": table}}, "meta": {"config": {**pair, "temperature": t}, "gpu": meta.get("gpu")}}})
+    return out
+
+
+def _arg(argv: list, flag: str, default: str) -> str:
+    return argv[argv.index(flag) + 1] if flag in argv and argv.index(flag) + 1 < len(argv) else default
 
 
 def run_label(summary: dict, default: str = "real", *, temperature: bool = True) -> str:

@@ -15,14 +15,19 @@ __all__ = ["ratio_order", "SortedCoverage", "SortedPair"]
 
 
 def _ratio(f: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """f/q with q = 0 read as +inf (f > 0) or 0 (f = 0)."""
+    """f/q with q = 0 read as +inf (f > 0) or 0 (f = 0). One division; the q = 0 entries are
+    patched in place only when there are any (no full-size temporaries otherwise)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(q > 0, f / np.where(q > 0, q, 1.0), np.where(f > 0, np.inf, 0.0))
+        r = f / q
+    zero = q == 0
+    if zero.any():
+        r[zero] = np.where(f[zero] > 0, np.inf, 0.0)
+    return r
 
 
 def ratio_order(f: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Indices sorting each row by ascending f/q (q = 0 counts as +inf). O(n log n) per row."""
-    return np.argsort(_ratio(f, q), axis=-1)
+    return np.argsort(_ratio(np.asarray(f, dtype=np.float64), np.asarray(q, dtype=np.float64)), axis=-1)
 
 
 def _take_rows(a: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -70,7 +75,7 @@ class SortedCoverage:
         self.F = np.zeros((B, n + 1))
         np.cumsum(fs, axis=-1, out=self.F[:, 1:])
         self.Qtail = np.zeros((B, n + 1))
-        self.Qtail[:, :n] = np.cumsum(qs[:, ::-1], axis=-1)[:, ::-1]
+        np.cumsum(qs[:, ::-1], axis=-1, out=self.Qtail[:, n - 1::-1] if n > 0 else None)
 
     def count(self, c) -> np.ndarray:
         """m(c): number of ratios <= c per row, for c of shape (B,) or (B, m)."""
@@ -101,8 +106,9 @@ class SortedPair:
     def __init__(self, p: np.ndarray, q: np.ndarray):
         p = np.atleast_2d(p)
         q = np.atleast_2d(q)
-        order = ratio_order(p, q)
+        ratio = _ratio(p, q)
+        order = np.argsort(ratio, axis=-1)
         self.q = _take_rows(q, order)
         self.p = _take_rows(p, order)
-        self.ratio = _ratio(self.p, self.q)
+        self.ratio = _take_rows(ratio, order)
         self.coverage = SortedCoverage.from_sorted(self.ratio, self.p, self.q)
