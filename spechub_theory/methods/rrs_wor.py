@@ -109,7 +109,8 @@ def rate_sorted(sp: SortedPair) -> np.ndarray:
 
     With r = (p - q)_+ / TV sorted like p/q, G(c) = sum min(r, c q) is read off prefix sums at
     m = #{p/q <= 1 + c TV}; the queries c_x = 1 / sum_{y != x} q(y) for the rejected-first tokens
-    (p/q < 1) need one binary search each. O(n log n) per row.
+    (p/q < 1) are answered in one vectorised pass when they fall before the first breakpoint above
+    1 + TV (the common case: c_x = 1 + O(q_x)), by a binary search otherwise. O(n log n) per row.
     """
     ratio, ps, qs = sp.ratio, sp.p, sp.q
     Qt = sp.coverage.Qtail
@@ -124,17 +125,26 @@ def rate_sorted(sp: SortedPair) -> np.ndarray:
     np.cumsum(qs[:, :-1], axis=-1, out=before[:, 1:])
     others = before + Qt[:, 1:]  # sum_{y != x} q(y), no cancellation
     out = first.copy()
-    m1 = (ratio < 1.0).sum(axis=-1)  # tokens with q > p come first in p/q order
-    for b in range(B):
-        if tv[b] <= 0:
-            continue
-        w, m = over[b, : m1[b]], others[b, : m1[b]]
-        if (m <= 0).any():  # q one-hot: the second draft is uniform on the rest (draft_laws docstring)
+    rows = np.arange(B)
+    active = over > 0  # only tokens drafted-and-rejected first contribute (they lead the p/q order)
+    with np.errstate(divide="ignore"):
+        c = np.where(active, 1.0 / np.where(others > 0, others, np.inf), 0.0)
+    t = 1.0 + c * tv[:, None]  # the query m(t) = #{p/q <= t}
+    # Most queries have c_x = 1 + O(q_x) and fall before the first breakpoint above 1 + TV: then
+    # m(t) = m0 exactly, read off in one vectorised pass; the rest get a binary search each.
+    m0 = (ratio <= (1.0 + tv)[:, None]).sum(axis=-1)
+    nxt = np.where(m0 < n, ratio[rows, np.minimum(m0, n - 1)], np.inf)
+    easy = active & (t >= (1.0 + tv)[:, None]) & (t < nxt[:, None])
+    G = np.where(easy, Fr[rows, m0][:, None] + c * Qt[rows, m0][:, None], 0.0)
+    out += (over * G).sum(axis=-1)
+    hard_rows = np.flatnonzero((active & ~easy).any(axis=-1) & (tv > 0))
+    for b in hard_rows:
+        if (active[b] & (others[b] <= 0)).any():  # q one-hot: uniform second draft (draft_laws)
             out[b] = _two_stage(ps[b][None], qs[b][None], np.ones((1, n), dtype=bool))[0]
             continue
-        c = 1.0 / m
-        idx = np.searchsorted(ratio[b], 1.0 + c * tv[b], side="right")
-        out[b] += (w * (Fr[b, idx] + c * Qt[b, idx])).sum()  # not np.dot: BLAS threads stall here
+        x = np.flatnonzero(active[b] & ~easy[b])
+        idx = np.searchsorted(ratio[b], t[b, x], side="right")
+        out[b] += (over[b, x] * (Fr[b, idx] + c[b, x] * Qt[b, idx])).sum()  # not np.dot: BLAS threads stall
     return out
 
 
