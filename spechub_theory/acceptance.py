@@ -107,7 +107,7 @@ def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
     rates, notes = {}, {}
     sorted_pair = None
     if ("kseq" in names or ("rrs_wor" in names and k == 2)) and k > 1:  # one sort serves both
-        sorted_pair = SortedPair(pb.reshape(-1, n), qb.reshape(-1, n))
+        sorted_pair = SortedPair(pb, qb)
     for name in names:
         m = METHODS[name]
         kk = m.FIXED_K or k

@@ -96,16 +96,20 @@ class SortedCoverage:
 
 
 class SortedPair:
-    """Rows of (p, q), shape (B, n), sorted once by ascending p/q: the shared work of K-SEQ, RRS
-    without replacement (k = 2) and the sorted-prefix optimum.
+    """Rows of (p, q), broadcast to shape (..., n) and flattened to (B, n), sorted once by
+    ascending p/q: the shared work of K-SEQ, RRS without replacement (k = 2) and the sorted-prefix
+    optimum.
 
-    Attributes: ``ratio`` (sorted p/q), ``q`` and ``p`` in that order, ``coverage``
-    (:class:`SortedCoverage` of p). One argsort and two gathers: O(n log n) per row.
+    Attributes: ``lead`` (the broadcast leading shape: ``per_row.reshape(sp.lead)`` restores it),
+    ``ratio`` (sorted p/q), ``q`` and ``p`` in that order, ``coverage`` (:class:`SortedCoverage` of
+    p). One argsort and three gathers: O(n log n) per row.
     """
 
     def __init__(self, p: np.ndarray, q: np.ndarray):
-        p = np.atleast_2d(p)
-        q = np.atleast_2d(q)
+        shape = np.broadcast_shapes(np.shape(p), np.shape(q))
+        self.lead = shape[:-1]
+        p = np.broadcast_to(p, shape).reshape(-1, shape[-1])
+        q = np.broadcast_to(q, shape).reshape(-1, shape[-1])
         ratio = _ratio(p, q)
         order = np.argsort(ratio, axis=-1)
         self.q = _take_rows(q, order)

@@ -41,11 +41,8 @@ def optimal_rho(p, q, k: int) -> np.ndarray:
     linear piece, where 64 vectorised bisection steps reach float64 resolution.
     """
     p, q = check_pq(p, q)
-    k = check_k(k)
-    shape = np.broadcast_shapes(p.shape, q.shape)
-    n = shape[-1]
-    sp = SortedPair(np.broadcast_to(p, shape).reshape(-1, n), np.broadcast_to(q, shape).reshape(-1, n))
-    return _rho_sorted(sp, k)[0].reshape(shape[:-1])
+    sp = SortedPair(p, q)
+    return _rho_sorted(sp, check_k(k))[0].reshape(sp.lead)
 
 
 def acceptance(p, q, k: int) -> np.ndarray:
@@ -59,11 +56,8 @@ def acceptance(p, q, k: int) -> np.ndarray:
     0.825367
     """
     p, q = check_pq(p, q)
-    k = check_k(k)
-    shape = np.broadcast_shapes(p.shape, q.shape)
-    n = shape[-1]
-    sp = SortedPair(np.broadcast_to(p, shape).reshape(-1, n), np.broadcast_to(q, shape).reshape(-1, n))
-    return rate_sorted(sp, k).reshape(shape[:-1])
+    sp = SortedPair(p, q)
+    return rate_sorted(sp, check_k(k)).reshape(sp.lead)
 
 
 def rate_sorted(sp: SortedPair, k: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..coverage import SortedCoverage, SortedPair, ratio_order
+from ..coverage import SortedCoverage, SortedPair
 from ..distributions import check_k, check_pq
 from ..draft_laws import WOR, conditional_law
 from .base import NodeRule, normalise_residual, slots_from_sequential, take_last
@@ -148,7 +148,7 @@ def rate_sorted(sp: SortedPair) -> np.ndarray:
     return out
 
 
-def _two_stage(p1, q, allowed, order=None):
+def _two_stage(p1, q, allowed):
     """Two-draft rate for rows of current target p1 (B, n), original q, allowed tokens (not yet drafted)."""
     qE = np.where(allowed, q, 0.0)
     sE = qE.sum(axis=-1, keepdims=True)
@@ -161,9 +161,7 @@ def _two_stage(p1, q, allowed, order=None):
     m = _sum_of_others(qE)
     uniform_next = np.minimum(r, 1.0 / np.maximum(N - 1, 1)).sum(axis=-1, keepdims=True)  # r(x) = 0 there
     regular = (sE > 0) & (m > 0)
-    if order is None:
-        order = ratio_order(r, qE)
-    G = SortedCoverage(r, qE, order)
+    G = SortedCoverage(r, qE)
     second = np.where(regular, G(np.where(regular, 1.0 / np.where(m > 0, m, 1.0), 0.0)), uniform_next)
     return first + (over * second).sum(axis=-1)
 
