@@ -46,6 +46,20 @@ class NumpyEngine:
         return [torch.as_tensor(t, device=device) for t in tree_walk.draft_tree_level(method, q_rows, counts, rng)]
 
     @staticmethod
+    def draft_level_batch(method, q_level, counts, rngs, device) -> list:
+        """Children tokens of one level for R sequences at once, each with its own Generator.
+
+        q_level: host float64 [R, m, n]; counts: children per node (shared); rngs: R Generators.
+        Returns [(node indices, device int64 tensor [R, len(indices), c])] per distinct count c.
+        Each row consumes its Generator exactly as :meth:`draft_level` does.
+        """
+        import torch
+
+        per_row = [tree_walk.draft_tree_level(method, q, counts, rng) for q, rng in zip(q_level, rngs)]
+        return [(idx, torch.as_tensor(np.array([[row[i] for i in idx] for row in per_row]), device=device))
+                for idx in _count_groups(counts)]
+
+    @staticmethod
     def walk(tree, method, tokens, p_probs, q_rows, rng):
         """The core walk; p rows are copied to the host only for the nodes it visits.
 
@@ -96,6 +110,20 @@ class TorchEngine:
         return fast_verify.draft_tree_level(method, q_rows, counts, rng)
 
     @staticmethod
+    def draft_level_batch(method, q_level, counts, rngs, device) -> list:
+        """As :meth:`NumpyEngine.draft_level_batch`, one batched sample per distinct count over
+        all rows (q_level: device float64 [R, m, n])."""
+        import torch
+
+        out = []
+        for idx in _count_groups(counts):
+            c = counts[idx[0]]
+            u = torch.as_tensor(np.stack([rng.random((len(idx), c)) for rng in rngs]), device=q_level.device)
+            q = q_level[:, idx].reshape(-1, q_level.shape[-1])  # [R * len(idx), n]
+            out.append((idx, fast_verify.sample_drafts(method, q, c, u.reshape(-1, c)).reshape(len(rngs), len(idx), c)))
+        return out
+
+    @staticmethod
     def walk(tree, method, tokens, p_probs, q_rows, rng):
         """The walk on the device; returns (TreeWalk, node -> host float64 p row)."""
         p_rows = TorchEngine.rows(p_probs)
@@ -106,6 +134,12 @@ class TorchEngine:
     def host(rows):
         """Host float64 copy of stored rows."""
         return rows.cpu().numpy()
+
+
+def _count_groups(counts) -> list:
+    """Node indices grouped by child count, counts ascending, zeros left out (the order in which
+    ``draft_tree_level`` consumes uniforms)."""
+    return [[i for i, ci in enumerate(counts) if ci == c] for c in sorted(set(counts) - {0})]
 
 
 #: engine name -> engine; ``auto`` picks torch on CUDA when it supports the method, else numpy

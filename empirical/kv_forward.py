@@ -1,7 +1,9 @@
 """Cached forwards of a causal LM over a block of tokens with an arbitrary visibility mask.
 
-Convention: one sequence (batch 1); the KV cache holds ``past`` tokens; a block of ``m`` new
-tokens is scored with explicit positions and a boolean mask [m, past + m] (tree attention).
+Convention: the KV cache holds ``past`` tokens per row; a block of ``m`` new tokens is scored with
+explicit positions and a boolean mask [m, past + m] (tree attention). :class:`CachedModel` is one
+sequence (batch 1); :func:`forward_block` and :func:`gather_cache` serve batches of sequences whose
+caches hold padding columns that the mask hides (``empirical.batch_decoder``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import functools
 import inspect
 from dataclasses import dataclass
 
-__all__ = ["CachedModel", "new_cache", "compact_cache", "cache_length"]
+__all__ = ["CachedModel", "forward_block", "new_cache", "compact_cache", "gather_cache", "cache_length"]
 
 
 @dataclass
@@ -60,17 +62,39 @@ class CachedModel:
         (``finfo.min`` where hidden), which both eager and SDPA attention accept as a custom 4-D
         mask that transformers passes through unchanged.
         """
-        import torch
+        return forward_block(self.model, self.cache, tokens[None], positions[None], visible[None])[0]
 
-        dtype = self.model.dtype
-        mask = torch.zeros(visible.shape, dtype=dtype, device=visible.device)
-        mask = mask.masked_fill(~visible, torch.finfo(dtype).min)[None, None]  # [1, 1, m, past+m]
-        kwargs = {_cache_kwarg(self.model): self.cache}
-        with torch.inference_mode():
-            out = self.model(
-                input_ids=tokens[None], position_ids=positions[None], attention_mask=mask, use_cache=True, **kwargs
-            )
-        return out.logits[0]
+
+def forward_block(model, cache, tokens, positions, visible):
+    """One forward of a block of tokens for a batch of sequences sharing ``cache``.
+
+    Parameters
+    ----------
+    tokens, positions : torch.LongTensor, shape [B, m]
+    visible : torch.BoolTensor, shape [B, m, past + m]
+        ``visible[b, i, j]``: token i of row b may attend to cache column j (j < past) or to block
+        token j - past of the same row. Every token must see at least one column (padding tokens
+        see themselves).
+
+    Returns
+    -------
+    torch.Tensor, shape [B, m, vocab], the logits (model dtype); the block's keys/values are
+    appended to ``cache``.
+
+    Notes
+    -----
+    O(B m (past + m)) attention; the mask is additive in the model dtype (``finfo.min`` where
+    hidden), which eager and SDPA attention both accept as a custom 4-D mask.
+    """
+    import torch
+
+    dtype = model.dtype
+    mask = torch.zeros(visible.shape, dtype=dtype, device=visible.device)
+    mask = mask.masked_fill(~visible, torch.finfo(dtype).min)[:, None]  # [B, 1, m, past + m]
+    with torch.inference_mode():
+        out = model(input_ids=tokens, position_ids=positions, attention_mask=mask, use_cache=True,
+                    **{_cache_kwarg(model): cache})
+    return out.logits
 
 
 def new_cache(model):
@@ -104,6 +128,29 @@ def compact_cache(cache, keep) -> None:
     for i in range(len(cache.key_cache)):  # pragma: no cover - transformers 4.x layout
         cache.key_cache[i] = cache.key_cache[i].index_select(-2, keep)
         cache.value_cache[i] = cache.value_cache[i].index_select(-2, keep)
+
+
+def gather_cache(cache, rows, columns) -> None:
+    """Keep rows ``rows`` of a batched cache and, per kept row, its columns ``columns``, in place.
+
+    ``rows``: torch.LongTensor [B']; ``columns``: torch.LongTensor [B', C'] (row i of the new cache
+    holds old row ``rows[i]``'s entries ``columns[i]``; padding columns may repeat any index, the
+    caller masks them). O(layers * B' * C' * hidden) device work, no host synchronisation.
+    """
+    import torch
+
+    def take(x):
+        x = x.index_select(0, rows)  # [B', heads, C, head_dim]
+        index = columns[:, None, :, None].expand(-1, x.shape[1], -1, x.shape[3])
+        return torch.gather(x, 2, index)
+
+    if hasattr(cache, "layers"):
+        for layer in cache.layers:
+            if getattr(layer, "keys", None) is not None and layer.keys.numel():
+                layer.keys, layer.values = take(layer.keys), take(layer.values)
+        return
+    for i in range(len(cache.key_cache)):  # pragma: no cover - transformers 4.x layout
+        cache.key_cache[i], cache.value_cache[i] = take(cache.key_cache[i]), take(cache.value_cache[i])
 
 
 def _cache_kwarg(model) -> str:

@@ -18,7 +18,8 @@ from spechub_theory.methods import METHOD_NAMES
 from spechub_theory.trees import Tree
 from spechub_theory.verification import check_method_k
 
-from .decoder import AR, Sampling, decode
+from .batch_decoder import decode_batch
+from .decoder import AR, Sampling
 from .engines import get_engine
 from .metadata import run_metadata
 from .node_rates import node_rates
@@ -34,6 +35,8 @@ DECODE_METHODS = tuple(METHOD_NAMES) + (AR,)
 #: the tree label of ``ar`` records (it uses no draft tree)
 AR_TREE = "none"
 #: settings that must match between an interrupted run and its resumption
+#: the timed phases of a step
+_PHASES = ("draft", "target", "verify", "cache")
 _RESUME_KEYS = ("target", "draft", "temperature", "top_p", "prompts", "max_new_tokens", "seed", "dtype", "node_methods")
 
 
@@ -61,6 +64,7 @@ class DecodeConfig:
     dtype: str = "auto"
     node_methods: tuple | None = None
     engine: str = "auto"
+    batch_size: int = 1
 
     def validated(self) -> "DecodeConfig":
         """A copy with trees/methods checked and normalised; raises ValueError on bad settings."""
@@ -80,8 +84,8 @@ class DecodeConfig:
                             check_method_k(method, k)
                         except ValueError as exc:
                             raise ValueError(f"tree {name!r} with method {method!r}: {exc}") from None
-        if int(self.num_prompts) < 1 or int(self.max_new_tokens) < 1:
-            raise ValueError("`num_prompts` and `max_new_tokens` must be >= 1.")
+        if int(self.num_prompts) < 1 or int(self.max_new_tokens) < 1 or int(self.batch_size) < 1:
+            raise ValueError("`num_prompts`, `max_new_tokens` and `batch_size` must be >= 1.")
         Sampling(self.temperature, self.top_p)  # validates
         for method in methods:
             if method != AR:  # ar has no verification: any engine walks its root-only tree
@@ -128,13 +132,12 @@ def run_decode(config: DecodeConfig, out_dir, *, pair=None, argv=None, progress:
             for tree, method in _tree_methods(config)
             if record_key(tree, method, i) not in log.done()]
     sampling = Sampling(config.temperature, config.top_p)
-    encoded: dict[int, list] = {}
     with progress_bar(total=len(jobs), enabled=progress, desc="decode") as bar:
-        for i, tree, method in jobs:
-            if i not in encoded:
-                encoded[i] = encode_prompt(pair.tokenizer, prompts[i])
-            log.append(_decode_record(pair, prompts[i], i, encoded[i], tree, method, sampling, config))
-            bar.update(1)
+        for tree, method, indices in _batches(jobs, config.batch_size):
+            ids = [encode_prompt(pair.tokenizer, prompts[i]) for i in indices]
+            for record in _decode_records(pair, [prompts[i] for i in indices], indices, ids, tree, method, sampling, config):
+                log.append(record)
+            bar.update(len(indices))
     summary = {
         "meta": run_metadata(config=json.loads(json.dumps(asdict(config))), models=dict(pair.names),
                              argv=argv if argv is not None else sys.argv, device=pair.device, dtype=pair.dtype,
@@ -151,42 +154,58 @@ def _tree_methods(config: DecodeConfig):
     return pairs + [(t, m) for t in config.trees for m in config.methods if m != AR]
 
 
-def _decode_record(pair, prompt, index: int, ids, tree: str, method: str, sampling, config) -> dict:
-    """Decode one prompt and return its JSON record (node rates computed between steps)."""
-    steps = {"emitted": [], "accepted": [], **{f"{ph}_s": [] for ph in ("draft", "target", "verify", "cache")}}
-    node_cols: dict = {"step": [], "node": [], "slot": []}
+def _batches(jobs, batch_size: int):
+    """(tree, method, prompt indices) groups of at most ``batch_size`` jobs sharing tree and method,
+    in job order."""
+    groups: dict = {}
+    for i, tree, method in jobs:
+        groups.setdefault((tree, method), []).append(i)
+    for (tree, method), indices in groups.items():
+        for start in range(0, len(indices), batch_size):
+            yield tree, method, indices[start:start + batch_size]
 
-    def on_step(step, laws):
-        s = len(steps["emitted"])
-        steps["emitted"].append(len(step.tokens))
-        steps["accepted"].append(step.accepted)
-        for ph in ("draft", "target", "verify", "cache"):
-            steps[f"{ph}_s"].append(step.seconds.get(ph, 0.0))
+
+def _decode_records(pair, prompts, indices, ids, tree: str, method: str, sampling, config) -> list:
+    """Decode prompts together (:func:`empirical.batch_decoder.decode_batch`, each with its own
+    Generator seeded by (seed, prompt index)) and return their JSON records; node rates are
+    computed between steps."""
+    steps = [{"emitted": [], "accepted": [], **{f"{ph}_s": [] for ph in _PHASES}} for _ in indices]
+    nodes = [{"step": [], "node": [], "slot": []} for _ in indices]
+
+    def on_step(r, step, laws):
+        s = len(steps[r]["emitted"])
+        steps[r]["emitted"].append(len(step.tokens))
+        steps[r]["accepted"].append(step.accepted)
+        for ph in _PHASES:
+            steps[r][f"{ph}_s"].append(step.seconds.get(ph, 0.0))
         if step.visited:
-            _extend_columns(node_cols, node_rates(laws.p, laws.q, laws.k, methods=config.node_methods))
-            node_cols["step"].extend([s] * len(step.visited))
-            node_cols["node"].extend(step.visited)
-            node_cols["slot"].extend(step.slots)  # accepted slot at the node, -1 = rejected
+            _extend_columns(nodes[r], node_rates(laws.p, laws.q, laws.k, methods=config.node_methods))
+            nodes[r]["step"].extend([s] * len(step.visited))
+            nodes[r]["node"].extend(step.visited)
+            nodes[r]["slot"].extend(step.slots)  # accepted slot at the node, -1 = rejected
 
-    rng = np.random.default_rng([config.seed, index])
-    result = decode(pair, ids, tree=tree if method != AR else None, method=method, sampling=sampling,
-                    max_new_tokens=config.max_new_tokens, rng=rng, on_step=on_step, engine=config.engine)
-    if "k" not in node_cols:
-        _extend_columns(node_cols, node_rates(np.zeros((0, 1)), np.zeros((0, 1)), [], methods=config.node_methods))
-    return {
-        "key": record_key(tree, method, index),
-        "tree": tree,
-        "method": method,
-        "prompt_index": index,
-        "prompt_id": prompt.id,
-        "prompt_tokens": len(ids),
-        "tokens": list(result.tokens),
-        "text": pair.tokenizer.decode(list(result.tokens)),
-        "finish": result.finish,
-        "prefill_s": result.prefill_s,
-        "steps": steps,
-        "nodes": node_cols,
-    }
+    rngs = [np.random.default_rng([config.seed, i]) for i in indices]
+    results = decode_batch(pair, ids, tree=tree if method != AR else None, method=method, sampling=sampling,
+                           max_new_tokens=config.max_new_tokens, rngs=rngs, on_step=on_step, engine=config.engine)
+    records = []
+    for r, (prompt, index, result) in enumerate(zip(prompts, indices, results)):
+        if "k" not in nodes[r]:
+            _extend_columns(nodes[r], node_rates(np.zeros((0, 1)), np.zeros((0, 1)), [], methods=config.node_methods))
+        records.append({
+            "key": record_key(tree, method, index),
+            "tree": tree,
+            "method": method,
+            "prompt_index": index,
+            "prompt_id": prompt.id,
+            "prompt_tokens": len(ids[r]),
+            "tokens": list(result.tokens),
+            "text": pair.tokenizer.decode(list(result.tokens)),
+            "finish": result.finish,
+            "prefill_s": result.prefill_s,
+            "steps": steps[r],
+            "nodes": nodes[r],
+        })
+    return records
 
 
 def _extend_columns(cols: dict, new: dict) -> None:

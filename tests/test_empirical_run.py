@@ -63,7 +63,7 @@ def test_run_writes_records_and_summary(pair, tmp_path):
 
 def test_resumed_run_gives_the_same_summary(pair, tmp_path, monkeypatch):
     full = run_decode(CONFIG, tmp_path / "full", pair=pair, argv=[], progress=False)
-    real, calls = run_module._decode_record, []
+    real, calls = run_module._decode_records, []
 
     def interrupted(*args, **kwargs):
         if len(calls) == 4:
@@ -71,15 +71,32 @@ def test_resumed_run_gives_the_same_summary(pair, tmp_path, monkeypatch):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(run_module, "_decode_record", interrupted)
+    monkeypatch.setattr(run_module, "_decode_records", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_decode(CONFIG, tmp_path / "part", pair=pair, argv=[], progress=False)
     with open(tmp_path / "part" / "records.jsonl", "a") as f:
         f.write('{"key": "torn')  # a line cut by the interruption
-    monkeypatch.setattr(run_module, "_decode_record", real)
+    monkeypatch.setattr(run_module, "_decode_records", real)
     resumed = run_decode(CONFIG, tmp_path / "part", pair=pair, argv=[], progress=False)
     assert len(RecordLog(tmp_path / "part" / "records.jsonl").records) == 9
     assert _deterministic(resumed) == _deterministic(full)
+
+
+def test_batched_run_gives_the_same_summary(pair, tmp_path):
+    """Prompts decoded together (batch of 2 over 3 prompts: a full and a partial batch) give the
+    tokens and summary of prompts decoded one by one."""
+    one = run_decode(CONFIG, tmp_path / "one", pair=pair, argv=[], progress=False)
+    two = run_decode(DecodeConfig(**{**CONFIG.__dict__, "batch_size": 2}), tmp_path / "two", pair=pair, argv=[],
+                     progress=False)
+    # same tokens and steps; node laws differ in the last float32 bits (batched matmuls)
+    assert [r["tokens_per_step"] for r in two["runs"]] == [r["tokens_per_step"] for r in one["runs"]]
+    for a, b in zip(two["nodes"]["all"].values(), one["nodes"]["all"].values()):
+        assert a["count"] == b["count"]
+        assert a["mean"] == pytest.approx(b["mean"], rel=1e-5)
+    tokens = lambda name: {r["key"]: r["tokens"] for r in RecordLog(tmp_path / name / "records.jsonl").records}  # noqa: E731
+    assert tokens("two") == tokens("one")
+    with pytest.raises(ValueError, match="`batch_size` must be >= 1"):
+        DecodeConfig(batch_size=0).validated()
 
 
 def test_resume_refuses_different_settings(pair, tmp_path):
