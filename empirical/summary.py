@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TOKENS_PER_STEP_CONVENTION", "BootstrapInterval", "bootstrap_ratio", "summarize"]
+__all__ = ["TOKENS_PER_STEP_CONVENTION", "BootstrapInterval", "bootstrap_ratio", "bootstrap_ratio_difference", "summarize"]
 
 TOKENS_PER_STEP_CONVENTION = (
     "tokens per step = accepted drafts + 1 (the bonus or residual token is included), "
@@ -54,15 +54,36 @@ def bootstrap_ratio(numerator, denominator, *, level: float = 0.95, n_boot: int 
     -------
     BootstrapInterval (degenerate when m = 1).
     """
-    num = np.asarray(numerator, dtype=np.float64)
-    den = np.asarray(denominator, dtype=np.float64)
-    if num.shape != den.shape or num.ndim != 1 or len(num) == 0:
-        raise ValueError(f"`numerator` and `denominator` must be equal non-empty vectors; got {num.shape} and {den.shape}.")
-    value = float(num.sum() / den.sum())
-    idx = np.random.default_rng(rng).integers(0, len(num), size=(n_boot, len(num)))
-    ratios = num[idx].sum(axis=1) / np.maximum(den[idx].sum(axis=1), 1e-300)
+    return _bootstrap([(numerator, denominator)], level, n_boot, rng)
+
+
+def bootstrap_ratio_difference(numerator_a, denominator_a, numerator_b, denominator_b, *, level: float = 0.95,
+                               n_boot: int = N_BOOTSTRAP, rng=None) -> BootstrapInterval:
+    """Interval for ``sum(num_a)/sum(den_a) - sum(num_b)/sum(den_b)`` over *paired* units.
+
+    Unit i of a and of b is the same prompt decoded by two methods (with common random numbers),
+    so both ratios are resampled with the same prompt indices: the interval of the gain is far
+    narrower than the two separate intervals suggest. O(n_boot * m).
+
+    Raises ValueError unless all four vectors have the same non-zero length.
+    """
+    return _bootstrap([(numerator_a, denominator_a), (numerator_b, denominator_b)], level, n_boot, rng)
+
+
+def _bootstrap(pairs, level: float, n_boot: int, rng) -> BootstrapInterval:
+    """Pooled ratio of the first (num, den) pair, minus that of the second if given, and its
+    percentile interval from resampling the shared units."""
+    arrays = [(np.asarray(n, dtype=np.float64), np.asarray(d, dtype=np.float64)) for n, d in pairs]
+    shape = arrays[0][0].shape
+    if any(a.shape != shape or b.shape != shape for a, b in arrays) or len(shape) != 1 or shape[0] == 0:
+        raise ValueError("`numerator` and `denominator` must be equal non-empty vectors; got shapes "
+                         f"{', '.join(str(x.shape) for pair in arrays for x in pair)}.")
+    signs = (1.0, -1.0)
+    value = float(sum(s * num.sum() / den.sum() for s, (num, den) in zip(signs, arrays)))
+    idx = np.random.default_rng(rng).integers(0, shape[0], size=(n_boot, shape[0]))
+    stats = sum(s * num[idx].sum(axis=1) / np.maximum(den[idx].sum(axis=1), 1e-300) for s, (num, den) in zip(signs, arrays))
     alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(ratios, [alpha, 1.0 - alpha])
+    low, high = np.quantile(stats, [alpha, 1.0 - alpha])
     return BootstrapInterval(value, float(low), float(high), float(level))
 
 

@@ -102,8 +102,8 @@ def find_runs(folder) -> list:
 
 
 def _experiment_runs(path: Path, data: dict) -> list:
-    """Runs of a validation experiment (``benchmarks/device/experiment.py``): one per temperature,
-    its node table taken from the sibling ``nodes.npz`` (exact rates at real (p, q))."""
+    """Runs of a validation experiment (``benchmarks/device/experiment.py``): one per temperature
+    (seed 0), its node table taken from the sibling ``nodes.npz`` (exact rates at real (p, q))."""
     import numpy as np
 
     meta = data.get("meta") or {}
@@ -118,7 +118,10 @@ def _experiment_runs(path: Path, data: dict) -> list:
                 tables[float(t)] = {"count": int(m.sum()), "mean": means}
     out, seen = [], set()
     for key, summary in data["summaries"].items():
-        t = float(key.split(",")[0].split("=")[1])
+        fields = dict(part.split("=") for part in key.split(","))
+        if int(fields.get("seed", 0)) != 0:
+            continue  # extra seeds of one tree: in the tables (analyze_experiment.py), not the figures
+        t = float(fields["T"])
         seen.add(t)
         nodes = {"all": {"2": tables[t]}} if t in tables else {}
         out.append({"path": f"{path}#{key}", "records": None,

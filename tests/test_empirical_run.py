@@ -15,7 +15,7 @@ from empirical.node_rates import node_rates  # noqa: E402
 from empirical.prompts import encode_prompt, load_prompts  # noqa: E402
 from empirical.records import RecordLog  # noqa: E402
 from empirical.run import DecodeConfig, run_decode  # noqa: E402
-from empirical.summary import bootstrap_ratio  # noqa: E402
+from empirical.summary import bootstrap_ratio, bootstrap_ratio_difference  # noqa: E402
 from empirical.tiny import one_thread_fixture, tiny_pair, tiny_tokenizer  # noqa: E402
 from spechub_theory.acceptance import acceptance_rates  # noqa: E402
 from spechub_theory.cli import main as spechub  # noqa: E402
@@ -183,6 +183,22 @@ def test_node_rates_match_the_core():
     assert skipped[0] is None and skipped[1] is not None  # k = 3 recursion too costly at this n
     with pytest.raises(ValueError, match="node method 'optimal' is not one of"):
         node_rates(p, q, [2] * 4, methods=("optimal",))
+
+
+def test_paired_bootstrap_of_a_gain():
+    """A gain measured on the same prompts: the paired interval holds the difference of the pooled
+    ratios and is narrower than the unpaired spread when prompts vary a lot."""
+    rng = np.random.default_rng(0)
+    steps = rng.integers(20, 200, size=50)
+    tokens_b = np.round(steps * rng.uniform(1.2, 2.0, size=50))  # prompts differ a lot
+    tokens_a = tokens_b + np.round(0.1 * steps)  # method a: +0.1 token per step on every prompt
+    gain = bootstrap_ratio_difference(tokens_a, steps, tokens_b, steps, rng=1)
+    assert gain.value == pytest.approx(tokens_a.sum() / steps.sum() - tokens_b.sum() / steps.sum())
+    assert gain.low <= gain.value <= gain.high and gain.low > 0.09
+    a, b = bootstrap_ratio(tokens_a, steps, rng=1), bootstrap_ratio(tokens_b, steps, rng=1)
+    assert gain.high - gain.low < 0.2 * ((a.high - a.low) + (b.high - b.low))
+    with pytest.raises(ValueError, match="equal non-empty vectors"):
+        bootstrap_ratio_difference([1, 2], [1, 1], [1], [1])
 
 
 def test_bootstrap_interval_contains_the_pooled_ratio():
