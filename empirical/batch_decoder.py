@@ -144,11 +144,8 @@ class _Batch:
             past = self.target.valid.shape[1]
             logits = self.target.tree_block(tokens, base, self.depths, self.ancestors, 0, tree.size, past, self.device)
             p_probs = self.sampling.laws(logits.reshape(-1, logits.shape[-1])).reshape(logits.shape)  # [R, size, n] fp32
-        walks = []
         with self.timer.phase("verify"):
-            for b, row in enumerate(rows):
-                q_b = q_rows[b] if q_rows is not None else None
-                walks.append(engine.walk(tree, self.method, tokens[b], p_probs[b], q_b, row.rng))
+            walks = engine.walk_batch(tree, self.method, tokens, p_probs, q_rows, [row.rng for row in rows])
         with self.timer.phase("cache"):
             keep = [b for b, row in enumerate(rows) if not self._commit(row, walks[b][0], max_new_tokens)]
             self.target.keep(keep, [past + np.asarray(walks[b][0].path) for b in keep], self.device, upto=past)

@@ -76,6 +76,13 @@ class NumpyEngine:
         return walk, lambda v: cache[v]
 
     @staticmethod
+    def walk_batch(tree, method, tokens, p_probs, q_rows, rngs) -> list:
+        """:meth:`walk` for each of R rows (tokens [R, size], p_probs [R, size, n], q_rows
+        [R, m, n] or None), one after the other."""
+        return [NumpyEngine.walk(tree, method, tokens[b], p_probs[b], None if q_rows is None else q_rows[b], rng)
+                for b, rng in enumerate(rngs)]
+
+    @staticmethod
     def host(rows):
         """Host float64 copy of stored rows."""
         return np.asarray(rows)
@@ -126,9 +133,15 @@ class TorchEngine:
     @staticmethod
     def walk(tree, method, tokens, p_probs, q_rows, rng):
         """The walk on the device; returns (TreeWalk, node -> host float64 p row)."""
-        p_rows = TorchEngine.rows(p_probs)
-        walk = fast_verify.walk_tree(tree, method, tokens, p_rows, q_rows, rng)
-        return walk, lambda v: p_rows[v].cpu().numpy()
+        q_rows = None if q_rows is None else q_rows[None]
+        return TorchEngine.walk_batch(tree, method, tokens[None], p_probs[None], q_rows, [rng])[0]
+
+    @staticmethod
+    def walk_batch(tree, method, tokens, p_probs, q_rows, rngs) -> list:
+        """All R rows walk down together (:func:`empirical.fast_verify.walk_trees`: one batched
+        rule and one host sync per depth and child count); [(TreeWalk, node -> host p row)]."""
+        return [(walk, lambda v, rows=rows: rows[v].cpu().numpy())
+                for walk, rows in fast_verify.walk_trees(tree, method, tokens, p_probs, q_rows, rngs)]
 
     @staticmethod
     def host(rows):

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from spechub_theory.methods.base import RESIDUAL_EPS
 from spechub_theory.tree_walk import TreeWalk
 
-__all__ = ["FAST_METHODS", "TorchNodeRule", "rule", "sample_drafts", "draft_tree_level", "walk_tree"]
+__all__ = ["FAST_METHODS", "TorchNodeRule", "rule", "sample_drafts", "draft_tree_level", "walk_tree", "walk_trees"]
 
 
 @dataclass(frozen=True)
@@ -26,9 +28,10 @@ class TorchNodeRule:
 
 
 def rule(method: str, p, q, drafts) -> TorchNodeRule:
-    """Node rule of ``method`` for one node: p, q float64 [n], drafts int64 [k].
+    """Node rule of ``method``: p, q float64 [..., n], drafts int64 [..., k] (any leading axes:
+    one node, or a batch of nodes).
 
-    Mirrors ``spechub_theory.methods.<method>.rule``; O(k n) device work, no host sync.
+    Mirrors ``spechub_theory.methods.<method>.rule``; O(k n) device work per node, no host sync.
     """
     return _RULES[method](p, q, drafts)
 
@@ -62,50 +65,107 @@ def walk_tree(tree, method: str, tokens, p, q, rng) -> TreeWalk:
     tokens: int64 tensor [size]; p: float64 tensor [size, n]; q: float64 tensor [>= internal
     nodes, n]; rng: numpy Generator. One host sync per visited node (the accepted slot).
     """
+    return walk_trees(tree, method, tokens[None], p[None], q[None] if q is not None else None, [rng])[0][0]
+
+
+def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:
+    """Verify R drafted trees at once, each row consuming its own Generator as :func:`walk_tree`.
+
+    Parameters
+    ----------
+    tokens : int64 tensor [R, size]
+    p : tensor [R, size, n]   target laws (any float dtype; rows used are renormalised in float64)
+    q : float64 tensor [R, >= internal nodes, n], or None for a tree without drafts
+    rngs : R numpy Generators
+
+    Returns
+    -------
+    list of R (TreeWalk, {visited node: float64 p row tensor}) pairs.
+
+    Notes
+    -----
+    All rows step down the tree together: per depth, one batched node rule per distinct child
+    count (O(rows k n) device work) and one host sync, instead of one per row and node.
+    """
     import torch
 
-    device = p.device
-    v, path, emitted, visited, slots = 0, [0], [], [], []
-    while True:
-        kids = tree.children[v]
-        if not kids:
-            emitted.append(int(_inverse_cdf(p[v], torch.tensor(rng.random(), dtype=torch.float64, device=device))))
-            break
-        drafts = tokens[list(kids)]
-        u = torch.as_tensor(rng.random(len(kids) + 1), device=device)
-        token, slot = _verify(rule(method, p[v], q[v], drafts), drafts, u)
-        slot, token = (int(x) for x in torch.stack([slot, token]).tolist())
-        visited.append(v)
-        slots.append(slot)
-        emitted.append(token)
-        if slot < 0:
-            break
-        v = kids[slot]
-        path.append(v)
-    return TreeWalk(path=tuple(path), tokens=tuple(emitted), visited=tuple(visited), slots=tuple(slots))
+    R, device = tokens.shape[0], tokens.device
+    node = [0] * R
+    paths, emitted = [[0] for _ in range(R)], [[] for _ in range(R)]
+    visited, slots, p_rows = [[] for _ in range(R)], [[] for _ in range(R)], [{} for _ in range(R)]
+    live = list(range(R))
+    while live:
+        leaves = [b for b in live if not tree.children[node[b]]]
+        if leaves:
+            at = torch.as_tensor(leaves, device=device)
+            w = _law64(p[at, torch.as_tensor([node[b] for b in leaves], device=device)])
+            u = torch.as_tensor([rngs[b].random() for b in leaves], dtype=torch.float64, device=device)
+            for b, t in zip(leaves, _inverse_cdf(w, u).tolist()):
+                emitted[b].append(int(t))
+        live = [b for b in live if tree.children[node[b]]]
+        groups: dict = {}
+        for b in live:  # snapshot: a row moves down at most one level per pass
+            groups.setdefault(len(tree.children[node[b]]), []).append(b)
+        for c, rows in sorted(groups.items()):
+            at = torch.as_tensor(rows, device=device)
+            v = torch.as_tensor([node[b] for b in rows], device=device)
+            kids = torch.as_tensor([tree.children[node[b]] for b in rows], device=device)  # [m, c]
+            drafts = torch.gather(tokens[at], 1, kids)
+            u = torch.as_tensor(np.stack([rngs[b].random(c + 1) for b in rows]), device=device)
+            pv = _law64(p[at, v])
+            token, slot = _verify(rule(method, pv, q[at, v], drafts), drafts, u)
+            for i, (b, sl, t) in enumerate(zip(rows, *torch.stack([slot, token]).tolist())):
+                visited[b].append(node[b])
+                slots[b].append(int(sl))
+                emitted[b].append(int(t))
+                p_rows[b][node[b]] = pv[i]
+                if sl >= 0:
+                    node[b] = tree.children[node[b]][sl]
+                    paths[b].append(node[b])
+                else:
+                    live.remove(b)
+    return [(TreeWalk(path=tuple(paths[b]), tokens=tuple(emitted[b]), visited=tuple(visited[b]), slots=tuple(slots[b])),
+             p_rows[b]) for b in range(R)]
 
 
 # -- verification and residuals ---------------------------------------------------------------
+def _law64(rows):
+    """Rows of probabilities in float64, renormalised (as ``engines.TorchEngine.rows``)."""
+    rows = rows.double()
+    return rows / rows.sum(-1, keepdim=True)
+
+
+def _take(x, index):
+    """x[..., index] per row: x [..., n], index [..., j] -> [..., j]."""
+    import torch
+
+    return torch.gather(x, -1, index)
+
+
 def _verify(node_rule: TorchNodeRule, drafts, u):
-    """(token, slot) tensors: slot j tested against P(j | slots < j rejected), residual by inverse CDF."""
+    """(token, slot) tensors [...]: slot j tested against P(j | slots < j rejected), residual by
+    inverse CDF. drafts [..., k], u [..., k + 1]."""
     import torch
 
     accept = node_rule.accept
     k = accept.shape[-1]
     left = 1.0 - (torch.cumsum(accept, -1) - accept)
     cond = torch.where(left > 0, torch.clamp(accept / torch.where(left > 0, left, 1.0), max=1.0), 0.0)
-    hit = u[:k] < cond
-    slot = torch.where(hit.any(), torch.argmax(hit.to(torch.int8)), -1)
-    token = torch.where(slot >= 0, drafts[slot.clamp(min=0)], _inverse_cdf(node_rule.residual, u[k]))
+    hit = u[..., :k] < cond
+    slot = torch.where(hit.any(-1), torch.argmax(hit.to(torch.int8), -1), -1)
+    drafted = _take(drafts, slot.clamp(min=0)[..., None])[..., 0]
+    token = torch.where(slot >= 0, drafted, _inverse_cdf(node_rule.residual, u[..., k]))
     return token, slot
 
 
 def _inverse_cdf(w, t):
-    """One draw from w [n] at uniform t (scalar tensor), as the core: first index with cdf > t*total."""
+    """One draw per row from w [..., n] at uniforms t [...], as the core: first index with
+    cdf > t * total."""
     import torch
 
     cdf = torch.cumsum(w, -1)
-    return torch.searchsorted(cdf, (t * cdf[-1]).reshape(1), right=True).clamp(max=w.shape[-1] - 1)[0]
+    x = torch.searchsorted(cdf, (t[..., None] * cdf[..., -1:]).contiguous(), right=True)
+    return x.clamp(max=w.shape[-1] - 1)[..., 0]
 
 
 def _ratio(num, den):
@@ -139,16 +199,17 @@ def _conditional(q, excluded):
 
 
 def _slots(cond):
-    """accept[j] = cond[j] prod_{l<j} (1 - cond[l])."""
+    """accept[..., j] = cond[..., j] prod_{l<j} (1 - cond[..., l])."""
     import torch
 
     survive = torch.cumprod(1.0 - cond, -1)
-    return cond * torch.cat([torch.ones_like(cond[:1]), survive[:-1]])
+    return cond * torch.cat([torch.ones_like(cond[..., :1]), survive[..., :-1]], -1)
 
 
-# -- node rules ---------------------------------------------------------------------------------
+# -- node rules (p, q [..., n], drafts [..., k]) --------------------------------------------------
 def _single(p, q, drafts):
-    return TorchNodeRule(_ratio(p[drafts[:1]], q[drafts[:1]]), _normalise(p - q, p))
+    x = drafts[..., :1]
+    return TorchNodeRule(_ratio(_take(p, x), _take(q, x)), _normalise(p - q, p))
 
 
 def _rrs(p, q, drafts):
@@ -156,10 +217,10 @@ def _rrs(p, q, drafts):
 
     target, cond = p, []
     for j in range(drafts.shape[-1]):
-        x = drafts[j : j + 1]
-        cond.append(_ratio(target[x], q[x]))
+        x = drafts[..., j : j + 1]
+        cond.append(_ratio(_take(target, x), _take(q, x)))
         target = _normalise(target - q, target)
-    return TorchNodeRule(_slots(torch.cat(cond)), target)
+    return TorchNodeRule(_slots(torch.cat(cond, -1)), target)
 
 
 def _rrs_wor(p, q, drafts):
@@ -167,33 +228,33 @@ def _rrs_wor(p, q, drafts):
 
     target, cond = p, []
     for j in range(drafts.shape[-1]):
-        qj = _conditional(q, drafts[:j])
-        x = drafts[j : j + 1]
-        cond.append(_ratio(target[x], qj[x]))
+        qj = _conditional(q, drafts[..., :j])
+        x = drafts[..., j : j + 1]
+        cond.append(_ratio(_take(target, x), _take(qj, x)))
         target = _normalise(target - qj, target)
-    return TorchNodeRule(_slots(torch.cat(cond)), target)
+    return TorchNodeRule(_slots(torch.cat(cond, -1)), target)
 
 
 def _spechub(p, q, drafts):
-    """Hub-set rule (spechub_theory.methods.spechub, steps 1-5), one node, no host sync."""
+    """Hub-set rule (spechub_theory.methods.spechub, steps 1-5), batched over leading axes, no host sync."""
     import torch
 
     k = drafts.shape[-1]
-    H = _hub_set(q[None], k - 1)[0]  # [k-1]
+    H = _hub_set(q, k - 1)  # [..., k-1]
     in_hub = torch.zeros_like(q, dtype=torch.bool).scatter(-1, H, True)
     out = ~in_hub
-    r = torch.where(out, q[H].sum() * _conditional(q, H), 0.0)
+    r = torch.where(out, _take(q, H).sum(-1, keepdim=True) * _conditional(q, H), 0.0)
     pp = torch.where(out, (p - q).clamp(min=0.0), 0.0)
-    pH = torch.where(in_hub, p, 0.0).sum()
-    S1 = torch.where(out, (q - p).clamp(min=0.0), 0.0).sum()
-    S2 = (r - pp).clamp(min=0.0).sum()
+    pH = torch.where(in_hub, p, 0.0).sum(-1, keepdim=True)
+    S1 = torch.where(out, (q - p).clamp(min=0.0), 0.0).sum(-1, keepdim=True)
+    S2 = (r - pp).clamp(min=0.0).sum(-1, keepdim=True)
     share = torch.where(in_hub & (pH > 0), p / torch.where(pH > 0, pH, 1.0), 0.0)  # p(h)/p(H)
-    in_hub_d = in_hub[drafts]
-    type1 = ~in_hub_d[0]
-    i = torch.where(type1, drafts[0], drafts[k - 1])
-    c_i = torch.where(type1, _ratio(p[i], q[i]), _ratio(pp[i], r[i]))
+    in_hub_d = _take(in_hub, drafts)  # [..., k]
+    type1 = ~in_hub_d[..., :1]
+    i = torch.where(type1, drafts[..., :1], drafts[..., k - 1 : k])
+    c_i = torch.where(type1, _ratio(_take(p, i), _take(q, i)), _ratio(_take(pp, i), _take(r, i)))  # [..., 1]
     hub_accept = (1.0 - c_i) * torch.where(type1, _ratio((pH - S2).clamp(min=0.0), S1), _ratio(pH, S2))
-    accept = torch.where(in_hub_d, hub_accept * share[drafts], 0.0)
+    accept = torch.where(in_hub_d, hub_accept * _take(share, drafts), 0.0)
     slot_i = torch.where(type1, 0, k - 1)
     accept = accept + (torch.arange(k, device=q.device) == slot_i) * c_i
     residual = torch.where(in_hub, share * (pH - S1 - S2).clamp(min=0.0), (pp - r).clamp(min=0.0))

@@ -41,6 +41,25 @@ def test_rule_matches_the_core(method, k):
 
 @pytest.mark.parametrize("method", FAST)
 @pytest.mark.parametrize("k", [1, 2, 3])
+def test_rule_over_a_batch_of_nodes_equals_node_by_node(method, k):
+    """The rules broadcast over leading axes (the batched tree walk verifies many rows at once)."""
+    if method == "single" and k > 1:
+        pytest.skip("single verifies one draft")
+    m = get_method(method)
+    P, Q, D = [], [], []
+    for seed in range(5):
+        p, q = _pq(9, 10 + seed)
+        P.append(p), Q.append(q), D.append(m.LAW.sample(q, k, rng=seed))
+    P, Q, D = (torch.as_tensor(np.array(x)) for x in (P, Q, D))
+    batch = fast_verify.rule(method, P, Q, D)
+    for i in range(len(P)):
+        one = fast_verify.rule(method, P[i], Q[i], D[i])
+        torch.testing.assert_close(batch.accept[i], one.accept, rtol=1e-13, atol=1e-15)
+        torch.testing.assert_close(batch.residual[i], one.residual, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("method", FAST)
+@pytest.mark.parametrize("k", [1, 2, 3])
 def test_draft_law_matches_the_core_from_the_same_uniforms(method, k):
     law = get_method(method).LAW
     p, q = _pq(10, k)
