@@ -24,8 +24,8 @@ _batched_walk = engines.TorchEngine.walk_batch
 
 def _row_walk(tree, method, tokens, p_probs, q_rows, rngs):
     """The tree walked one row at a time (one host sync per row and visited node)."""
-    return [engines.TorchEngine.walk(tree, method, tokens[b], p_probs[b], None if q_rows is None else q_rows[b], rng)
-            for b, rng in enumerate(rngs)]
+    return [out for b, rng in enumerate(rngs) for out in _batched_walk(
+        tree, method, tokens[b:b + 1], p_probs[b:b + 1], None if q_rows is None else q_rows[b:b + 1], [rng])]
 
 
 def main():
