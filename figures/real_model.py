@@ -67,7 +67,8 @@ def run_real_model(out_dir, *, tree: str, methods, temperature: float, num_promp
     if pair is None:
         return ModelRun(False, "skipped the real-model run: no model pair loaded (" + "; ".join(why) + ")")
     config = DecodeConfig(target="smollm2", draft=draft, trees=(tree,), methods=tuple(methods), temperature=temperature,
-                          num_prompts=num_prompts, max_new_tokens=max_new_tokens, seed=seed, device=device)
+                          num_prompts=num_prompts, max_new_tokens=max_new_tokens, seed=seed, device=device,
+                          batch_size=num_prompts)  # all prompts of a method in lockstep: same tokens, fewer forwards
     out = Path(out_dir)
     try:
         summary = run_decode(config, out, pair=pair, argv=["spechub", "report"], progress=progress is not None)
