@@ -75,7 +75,7 @@ def decode_batch(pair, prompts, *, tree, method, rngs, sampling=Sampling(), max_
     batch.prefill()
     while batch.rows:
         batch.step(int(max_new_tokens), on_step)
-    return [Decoded(tokens=tuple(r.new), steps=tuple(r.steps), finish=r.finish or "length", prefill_s=r.prefill_s)
+    return [Decoded(tokens=tuple(r.new), steps=tuple(r.steps), finish=r.finish, prefill_s=r.prefill_s)
             for r in rows]
 
 
@@ -148,10 +148,11 @@ class _Batch:
             walks = engine.walk_batch(tree, self.method, tokens, p_probs, q_rows, [row.rng for row in rows])
         with self.timer.phase("cache"):
             keep = [b for b, row in enumerate(rows) if not self._commit(row, walks[b][0], max_new_tokens)]
-            self.target.keep(keep, [past + np.asarray(walks[b][0].path) for b in keep], self.device, upto=past)
-            if self.draft is not None:
-                self.draft.keep(keep, [draft_past - 1 + np.asarray([v for v in walks[b][0].path if 0 < v < self.draft_cached], dtype=np.int64)
-                                       for b in keep], self.device, upto=draft_past)
+            paths = [walks[b][0].path for b in keep]
+            self.target.keep(keep, [past + np.asarray(path) for path in paths], self.device, upto=past)  # node v: past + v
+            if self.draft is not None:  # node v >= 1 it forwarded: draft_past + v - 1 (the root is committed)
+                forwarded = [np.array([v for v in path if 0 < v < self.draft_cached], dtype=np.int64) for path in paths]
+                self.draft.keep(keep, [draft_past - 1 + nodes for nodes in forwarded], self.device, upto=draft_past)
         seconds = {ph: s / len(rows) for ph, s in self.timer.take().items()}
         for b, row in enumerate(rows):
             walk, p_row = walks[b]
@@ -166,9 +167,6 @@ class _Batch:
                     k=tuple(self.counts[v] for v in visited),
                 )
                 on_step(row.index, step, laws)
-        for row in rows:
-            if row.finish is None and len(row.new) >= max_new_tokens:
-                row.finish = "length"
         self.rows = [rows[b] for b in keep]
 
     def _commit(self, row: _Row, walk, max_new_tokens: int) -> bool:
@@ -181,7 +179,9 @@ class _Batch:
         row.new.extend(emitted)
         if emitted and emitted[-1] in self.pair.eos_token_ids:
             row.finish = "eos"
-        return row.finish is not None or len(row.new) >= max_new_tokens
+        elif len(row.new) >= max_new_tokens:
+            row.finish = "length"
+        return row.finish is not None
 
     def _draft_tree(self, tokens, base):
         """Fill ``tokens`` [R, size] level by level. Returns (q after each forwarded node, engine
