@@ -4,14 +4,15 @@ Convention: ``f`` is a (residual) target mass, ``q`` a draft law, last axis = vo
 :math:`G` is piecewise linear in c with breakpoints at the ratios f/q: sorting the tokens by f/q once
 gives :math:`G(c) = F_{m(c)} + c\,Q^{>}_{m(c)}`, where m(c) counts the ratios <= c, F is the prefix
 sum of f and Q^> the suffix sum of q in that order. Used by K-SEQ (rho*), RRS without replacement
-(k = 2) and the sorted-prefix optimum. Source: theory.md sections 1, 2.3, 2.4, 4.3.
+(k = 2) and the sorted-prefix optimum; :class:`SortedPair` sorts only the breakpoints that a range
+of c can reach. Source: theory.md sections 1, 2.3, 2.4, 4.3.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ratio_order", "SortedCoverage", "SortedPair"]
+__all__ = ["ratio_order", "first_true", "SortedCoverage", "SortedPair"]
 
 
 def _ratio(f: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -28,6 +29,23 @@ def _ratio(f: np.ndarray, q: np.ndarray) -> np.ndarray:
 def ratio_order(f: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Indices sorting each row by ascending f/q (q = 0 counts as +inf). O(n log n) per row."""
     return np.argsort(_ratio(np.asarray(f, dtype=np.float64), np.asarray(q, dtype=np.float64)), axis=-1)
+
+
+def first_true(pred, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per entry, the smallest index i in [lo, hi) with ``pred(i)`` true, or hi where there is none.
+
+    ``pred`` maps an integer array shaped like ``lo`` to booleans and must be monotone in i (false,
+    then true) on [lo, hi); it is only ever called with indices i >= 0 that are < hi where lo < hi
+    (0 elsewhere). Vectorised bisection: ceil(log2(max(hi - lo) + 1)) calls of ``pred``.
+    """
+    lo = np.array(lo, dtype=np.int64)
+    hi = np.array(hi, dtype=np.int64)
+    while (open_ := lo < hi).any():
+        mid = np.where(open_, (lo + hi) // 2, 0)
+        ok = pred(mid)
+        hi = np.where(open_ & ok, mid, hi)
+        lo = np.where(open_ & ~ok, mid + 1, lo)
+    return hi
 
 
 def _take_rows(a: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -48,6 +66,10 @@ class SortedCoverage:
         An ordering by ascending f/q; any order that sorts f/q works (e.g. the order of p/q when
         f = (p - q)_+ / s, a monotone function of p/q), so one sort can serve several f.
 
+    Attributes: ``ratios`` (B, m) sorted, ``F`` (B, m + 1) prefix sums of f (``F[:, 0]`` = the mass
+    of f below the sorted ratios), ``Qtail`` (B, m + 1) suffix sums of q (``Qtail[:, m]`` = the
+    mass of q above them).
+
     Notes
     -----
     Construction O(n log n) per row (O(n) given ``order``); each evaluation O(log n) per value of c.
@@ -60,59 +82,122 @@ class SortedCoverage:
             order = ratio_order(f, q)
         fs = _take_rows(f, order)
         qs = _take_rows(q, order)
-        self._init_sorted(_ratio(fs, qs), fs, qs)
+        self._init_sorted(_ratio(fs, qs), fs, qs, 0.0, 0.0)
 
     @classmethod
-    def from_sorted(cls, ratios: np.ndarray, fs: np.ndarray, qs: np.ndarray) -> "SortedCoverage":
-        """Build from rows already sorted by ratio (ratios, f and q in that order)."""
+    def from_sorted(cls, ratios, fs, qs, *, f_below=0.0, q_above=0.0) -> "SortedCoverage":
+        """Build from rows already sorted by ratio (ratios, f and q in that order, shape (B, m)),
+        optionally only the part of each row between two cuts: ``f_below`` (B,) is the f-mass of
+        the tokens whose ratio lies below every sorted one, ``q_above`` (B,) the q-mass of those
+        above. G(c) is then exact for c between the cuts."""
         obj = cls.__new__(cls)
-        obj._init_sorted(ratios, fs, qs)
+        obj._init_sorted(ratios, fs, qs, f_below, q_above)
         return obj
 
-    def _init_sorted(self, ratios, fs, qs):
+    def _init_sorted(self, ratios, fs, qs, f_below, q_above):
         self.ratios = ratios
-        B, n = fs.shape
-        self.F = np.zeros((B, n + 1))
-        np.cumsum(fs, axis=-1, out=self.F[:, 1:])
-        self.Qtail = np.zeros((B, n + 1))
-        np.cumsum(qs[:, ::-1], axis=-1, out=self.Qtail[:, n - 1::-1] if n > 0 else None)
+        self.F = _prefix_sums(fs, f_below)
+        self.Qtail = _suffix_sums(qs, q_above)
 
-    def count(self, c) -> np.ndarray:
-        """m(c): number of ratios <= c per row, for c of shape (B,) or (B, m)."""
-        c2 = np.asarray(c, dtype=np.float64)
-        c2 = c2[:, None] if c2.ndim == 1 else c2
-        m = np.empty(c2.shape, dtype=np.int64)
-        for b in range(c2.shape[0]):
-            m[b] = np.searchsorted(self.ratios[b], c2[b], side="right")
-        return m
+    def with_f(self, fs: np.ndarray, f_below=0.0) -> "SortedCoverage":
+        """The coverage of another f sorted in the same order (same ratios' order and the same q:
+        Qtail is shared, not recomputed)."""
+        obj = type(self).__new__(type(self))
+        obj.ratios, obj.Qtail = self.ratios, self.Qtail
+        obj.F = _prefix_sums(fs, f_below)
+        return obj
+
+    def count(self, c, rows=None) -> np.ndarray:
+        """m(c): number of sorted ratios <= c in each row, for c of shape (B,) or (B, m); or in
+        rows ``rows`` for c of the same shape as ``rows``. Vectorised bisection, O(log n) per value."""
+        c = np.asarray(c, dtype=np.float64)
+        if rows is None:
+            rows = np.arange(self.ratios.shape[0]).reshape((-1,) + (1,) * (c.ndim - 1))
+        n = self.ratios.shape[1]
+        shape = np.broadcast_shapes(np.shape(rows), c.shape)
+        return first_true(lambda i: self.ratios[rows, i] > c, np.zeros(shape, dtype=np.int64), np.full(shape, n))
+
+    def at(self, rows, c) -> np.ndarray:
+        """G(c) in rows ``rows`` (arrays of one shape): O(log n) per value."""
+        m = self.count(c, rows)
+        return self.F[rows, m] + c * self.Qtail[rows, m]
 
     def __call__(self, c) -> np.ndarray:
         """G(c) for finite c >= 0 of shape (B,) or (B, m); returns the same shape."""
         c = np.asarray(c, dtype=np.float64)
         c2 = c[:, None] if c.ndim == 1 else c
-        m = self.count(c2)
-        val = np.take_along_axis(self.F, m, axis=-1) + c2 * np.take_along_axis(self.Qtail, m, axis=-1)
+        val = self.at(np.arange(c2.shape[0])[:, None], c2)
         return val[:, 0] if c.ndim == 1 else val
 
 
+def _prefix_sums(x: np.ndarray, start) -> np.ndarray:
+    """(B, m + 1): start, start + x_0, start + x_0 + x_1, ... (one sequential pass per row)."""
+    out = np.empty((x.shape[0], x.shape[1] + 1))
+    out[:, 0] = start
+    out[:, 1:] = x
+    return np.cumsum(out, axis=1, out=out)
+
+
+def _suffix_sums(x: np.ndarray, end) -> np.ndarray:
+    """(B, m + 1): ..., x_{m-1} + end, end (reversed :func:`_prefix_sums`)."""
+    return _prefix_sums(x[:, ::-1], end)[:, ::-1]
+
+
 class SortedPair:
-    """Rows of (p, q), broadcast to shape (..., n) and flattened to (B, n), sorted once by
-    ascending p/q: the shared work of K-SEQ, RRS without replacement (k = 2) and the sorted-prefix
-    optimum.
+    r"""Rows of (p, q), broadcast to shape (..., n) and flattened to (B, n), with each row's
+    breakpoints of :math:`A(c) = \sum_x \min(p(x), c\,q(x))` on :math:`1 \le c \le` ``upper`` sorted:
+    the shared work of K-SEQ and RRS without replacement (k = 2).
+
+    Only the *window* tokens, p > q and p <= upper q, are sorted (by p/q): for c in [1, upper] a
+    token with p <= q always gives p(x) and one with p > upper q always gives c q(x), so they enter
+    A through two sums only (``coverage.F[:, 0]`` and ``coverage.Qtail[:, -1]``).
 
     Attributes: ``lead`` (the broadcast leading shape: ``per_row.reshape(sp.lead)`` restores it),
-    ``ratio`` (sorted p/q), ``q`` and ``p`` in that order, ``coverage`` (:class:`SortedCoverage` of
-    p). One argsort and three gathers: O(n log n) per row.
+    ``p_rows``, ``q_rows`` (B, n) the rows as given, ``upper`` (B,), ``ratio``, ``p``, ``q``
+    (B, W) the window sorted by p/q and padded to the widest row with p/q = inf, p = q = 0,
+    ``coverage`` (:class:`SortedCoverage` of p on the window: exact for 1 <= c <= upper).
+    O(n) per row plus one argsort of the window, O(w log w) for w window tokens.
     """
 
-    def __init__(self, p: np.ndarray, q: np.ndarray):
+    def __init__(self, p: np.ndarray, q: np.ndarray, upper=np.inf):
         shape = np.broadcast_shapes(np.shape(p), np.shape(q))
         self.lead = shape[:-1]
-        p = np.broadcast_to(p, shape).reshape(-1, shape[-1])
-        q = np.broadcast_to(q, shape).reshape(-1, shape[-1])
-        ratio = _ratio(p, q)
-        order = np.argsort(ratio, axis=-1)
-        self.q = _take_rows(q, order)
-        self.p = _take_rows(p, order)
-        self.ratio = _take_rows(ratio, order)
-        self.coverage = SortedCoverage.from_sorted(self.ratio, self.p, self.q)
+        n = shape[-1]
+        self.p_rows = p = np.ascontiguousarray(np.broadcast_to(p, shape).reshape(-1, n))
+        self.q_rows = q = np.ascontiguousarray(np.broadcast_to(q, shape).reshape(-1, n))
+        B = p.shape[0]
+        self.upper = upper = np.broadcast_to(np.asarray(upper, dtype=np.float64), (B,))
+        window = p > q
+        p_below = np.where(window, 0.0, p).sum(axis=1)  # tokens with p <= q: always p(x)
+        beyond = window.copy()
+        with np.errstate(invalid="ignore"):  # inf * 0 (q = 0, upper = inf): beyond, with q = 0
+            window &= p <= upper[:, None] * q
+        beyond &= ~window
+        q_above = np.where(beyond, q, 0.0).sum(axis=1)  # tokens with p > upper q: always c q(x)
+        ratio, ps, qs = _sorted_window(p, q, window)
+        self.ratio, self.p, self.q = ratio, ps, qs
+        self.coverage = SortedCoverage.from_sorted(ratio, ps, qs, f_below=p_below, q_above=q_above)
+
+    def restricted(self, rows: np.ndarray, upper=np.inf) -> "SortedPair":
+        """The same pairs for the given rows only, with another window bound."""
+        return SortedPair(self.p_rows[rows], self.q_rows[rows], upper)
+
+
+def _sorted_window(p: np.ndarray, q: np.ndarray, inside: np.ndarray):
+    """(ratio, p, q), each (B, W): the tokens where ``inside`` holds, each row sorted by ascending
+    p/q and padded with (inf, 0, 0) to W = max(1, widest row). One argsort of (B, W)."""
+    B, n = p.shape
+    flat = np.flatnonzero(inside)
+    counts = np.count_nonzero(inside, axis=1)
+    W = max(1, int(counts.max(initial=0)))
+    starts = np.cumsum(counts) - counts
+    rows = np.repeat(np.arange(B), counts)
+    cols = np.arange(flat.size) - starts[rows]
+    pw = np.append(p.ravel()[flat], 0.0)  # one (0, 0) pad entry at the end
+    qw = np.append(q.ravel()[flat], 0.0)
+    rw = np.append(pw[:-1] / qw[:-1], np.inf)
+    padded = np.full((B, W), np.inf)
+    padded[rows, cols] = rw[:-1]
+    order = np.argsort(padded, axis=1)
+    where = np.where(order < counts[:, None], order + starts[:, None], flat.size)
+    return rw[where], pw[where], qw[where]
