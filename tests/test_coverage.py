@@ -140,3 +140,19 @@ def test_narrow_windows_are_widened_not_misread():
     want = [_rrs_wor_reference(p[b], q[b]) for b in range(40)]
     np.testing.assert_allclose(rrs_wor.rate_sorted(SortedPair(p, q, upper=1.0)), want, atol=ATOL, rtol=0)
     np.testing.assert_allclose(kseq.rate_sorted(SortedPair(p, q, upper=1.5), 3), kseq.acceptance(p, q, 3), atol=ATOL, rtol=0)
+
+
+def test_block_boundaries_do_not_change_rates(monkeypatch):
+    """acceptance_rates works on blocks of rows; the split must not show in the results."""
+    import spechub_theory.acceptance as acc
+
+    rng = np.random.default_rng(2)
+    p = rng.dirichlet(np.full(30, 0.3), size=(5, 7))
+    q = rng.dirichlet(np.full(30, 0.3), size=(5, 7))
+    whole = acceptance_rates(p, q, 2)
+    monkeypatch.setattr(acc, "_BLOCK_ENTRIES", 90)  # 3 rows per block
+    blocks = acceptance_rates(p, q, 2)
+    for name in whole.acceptance:
+        np.testing.assert_allclose(blocks[name], whole[name], atol=ATOL, rtol=0)
+    np.testing.assert_array_equal(blocks.hub, whole.hub)
+    assert blocks["kseq"].shape == (5, 7)
