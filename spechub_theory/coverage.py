@@ -107,26 +107,25 @@ class SortedCoverage:
         obj.F = _prefix_sums(fs, f_below)
         return obj
 
-    def count(self, c, rows=None) -> np.ndarray:
-        """m(c): number of sorted ratios <= c in each row, for c of shape (B,) or (B, m); or in
-        rows ``rows`` for c of the same shape as ``rows``. Vectorised bisection, O(log n) per value."""
+    def count(self, c, rows=None, side="right") -> np.ndarray:
+        """m(c): number of sorted ratios <= c (``side="left"``: < c) in each row, for c of shape (B,)
+        or (B, m); or, with ``rows`` (1-D, ascending), in row ``rows[i]`` for ``c[i]``. One
+        ``searchsorted`` per row: O(log n) per value."""
         c = np.asarray(c, dtype=np.float64)
         if rows is None:
-            rows = np.arange(self.ratios.shape[0]).reshape((-1,) + (1,) * (c.ndim - 1))
-        n = self.ratios.shape[1]
-        shape = np.broadcast_shapes(np.shape(rows), c.shape)
-        return first_true(lambda i: self.ratios[rows, i] > c, np.zeros(shape, dtype=np.int64), np.full(shape, n))
-
-    def at(self, rows, c) -> np.ndarray:
-        """G(c) in rows ``rows`` (arrays of one shape): O(log n) per value."""
-        m = self.count(c, rows)
-        return self.F[rows, m] + c * self.Qtail[rows, m]
+            return np.stack([np.searchsorted(r, cb, side=side) for r, cb in zip(self.ratios, c)]).reshape(c.shape)
+        bounds = np.searchsorted(rows, np.arange(self.ratios.shape[0] + 1))
+        m = np.empty(c.shape, dtype=np.int64)
+        for b in np.flatnonzero(np.diff(bounds)):
+            m[bounds[b]:bounds[b + 1]] = np.searchsorted(self.ratios[b], c[bounds[b]:bounds[b + 1]], side=side)
+        return m
 
     def __call__(self, c) -> np.ndarray:
         """G(c) for finite c >= 0 of shape (B,) or (B, m); returns the same shape."""
         c = np.asarray(c, dtype=np.float64)
         c2 = c[:, None] if c.ndim == 1 else c
-        val = self.at(np.arange(c2.shape[0])[:, None], c2)
+        m = self.count(c2)
+        val = np.take_along_axis(self.F, m, axis=-1) + c2 * np.take_along_axis(self.Qtail, m, axis=-1)
         return val[:, 0] if c.ndim == 1 else val
 
 
@@ -167,13 +166,14 @@ class SortedPair:
         self.q_rows = q = np.ascontiguousarray(np.broadcast_to(q, shape).reshape(-1, n))
         B = p.shape[0]
         self.upper = upper = np.broadcast_to(np.asarray(upper, dtype=np.float64), (B,))
-        window = p > q
-        p_below = np.where(window, 0.0, p).sum(axis=1)  # tokens with p <= q: always p(x)
-        beyond = window.copy()
+        below = p <= q
+        work = np.multiply(p, below)  # one float temporary, reused (x * mask is cheaper than np.where)
+        p_below = work.sum(axis=1)  # tokens with p <= q: always p(x)
         with np.errstate(invalid="ignore"):  # inf * 0 (q = 0, upper = inf): beyond, with q = 0
-            window &= p <= upper[:, None] * q
-        beyond &= ~window
-        q_above = np.where(beyond, q, 0.0).sum(axis=1)  # tokens with p > upper q: always c q(x)
+            window = p <= np.multiply(q, upper[:, None], out=work)
+        window &= ~below
+        below |= window  # now: not beyond
+        q_above = np.multiply(q, ~below, out=work).sum(axis=1)  # tokens with p > upper q: always c q(x)
         ratio, ps, qs = _sorted_window(p, q, window)
         self.ratio, self.p, self.q = ratio, ps, qs
         self.coverage = SortedCoverage.from_sorted(ratio, ps, qs, f_below=p_below, q_above=q_above)

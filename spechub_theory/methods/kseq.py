@@ -17,7 +17,7 @@ from ..draft_laws import IID
 from .base import NodeRule, normalise_residual, slots_from_sequential, take_last
 from .single import ratio_accept
 
-__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "optimal_rho", "positional", "rate_sorted"]
+__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "rate", "optimal_rho", "positional", "rate_sorted"]
 
 NAME = "kseq"
 LAW = IID
@@ -60,7 +60,12 @@ def acceptance(p, q, k: int) -> np.ndarray:
     0.825367
     """
     p, q = check_pq(p, q)
-    k = check_k(k)
+    return rate(p, q, check_k(k))
+
+
+def rate(p, q, k: int) -> np.ndarray:
+    """:func:`acceptance` for arrays already validated by :func:`~spechub_theory.distributions.check_pq`
+    and a valid k: no checks (callers that validate once, like ``acceptance_rates``)."""
     sp = SortedPair(p, q, upper=k)
     return rate_sorted(sp, k).reshape(sp.lead)
 
@@ -84,7 +89,7 @@ def _rho_sorted(sp: SortedPair, k: int):
     first = G.count(np.ones(B))  # breakpoints at p/q = 1 (p > q by an ulp) are not in (1, k)
     if k == 1:
         return np.ones(B), F[rows, first] + Qt[rows, first]
-    end = first_true(lambda i: ratio[rows, i] >= k, first, np.full(B, ratio.shape[1]))
+    end = G.count(np.full(B, float(k)), side="left")
 
     def valid_at_breakpoint(i):
         c = ratio[rows, i]

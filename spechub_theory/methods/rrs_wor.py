@@ -18,7 +18,7 @@ from ..draft_laws import WOR, conditional_law
 from .base import NodeRule, normalise_residual, slots_from_sequential, take_last
 from .single import ratio_accept
 
-__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "acceptance_bounded", "positional", "BoundedRate", "rate_sorted", "largest_query"]
+__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "rate", "acceptance_bounded", "positional", "BoundedRate", "rate_sorted", "largest_query"]
 
 NAME = "rrs_wor"
 LAW = WOR
@@ -80,8 +80,18 @@ def acceptance(p, q, k: int, *, eps: float = 0.0) -> np.ndarray:
 def acceptance_bounded(p, q, k: int, *, eps: float = 0.0) -> BoundedRate:
     """Acceptance with its error bound and method (see :class:`BoundedRate`)."""
     p, q = check_pq(p, q)
+    return _bounded(p, q, check_k(k, p.shape[-1], distinct=True), eps)
+
+
+def rate(p, q, k: int) -> np.ndarray:
+    """:func:`acceptance` for arrays already validated by :func:`~spechub_theory.distributions.check_pq`
+    and a valid k: no checks (callers that validate once, like ``acceptance_rates``)."""
+    return _bounded(p, q, k, 0.0).value
+
+
+def _bounded(p, q, k, eps) -> BoundedRate:
+    """:func:`acceptance_bounded` after its checks."""
     n = p.shape[-1]
-    k = check_k(k, n, distinct=True)
     shape = np.broadcast_shapes(p.shape, q.shape)
     p2 = np.broadcast_to(p, shape).reshape(-1, n)
     q2 = np.broadcast_to(q, shape).reshape(-1, n)
@@ -140,7 +150,7 @@ def rate_sorted(sp: SortedPair) -> np.ndarray:
     reach = total - tv / (nxt - 1.0)  # q(x) >= reach  <=>  1 + c_x TV >= nxt (up to rounding)
     hard = over > 0
     hard &= q >= np.minimum(reach, 0.5 * total)[:, None]
-    hb, hx = np.nonzero(hard)
+    hb, hx = np.divmod(np.flatnonzero(hard), n)  # row-major: rows ascending
     weight = over[hb, hx]
     over[hb, hx] = 0.0
     others = np.subtract(total[:, None], q)
