@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .distributions import check_k, check_pq_sums, renormalised
-from .coverage import SortedPair
+from .coverage import SortedPair, row_blocks
 from .methods import METHODS, kseq, rrs_wor
 
 __all__ = ["AcceptanceRates", "acceptance_rates", "EXACT_RRS_WOR_MAX_N", "RRS_WOR_EPS"]
@@ -20,8 +20,6 @@ __all__ = ["AcceptanceRates", "acceptance_rates", "EXACT_RRS_WOR_MAX_N", "RRS_WO
 EXACT_RRS_WOR_MAX_N = 12
 #: above it, branches of probability <= this are bounded, not followed (error reported)
 RRS_WOR_EPS = 1e-4
-#: rows are processed in blocks of about this many entries (1 MiB per float64 temporary: in cache)
-_BLOCK_ENTRIES = 2**17
 
 
 @dataclass(frozen=True)
@@ -94,7 +92,7 @@ def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
     breakpoints they read: O(n log n) at most. rrs_wor for k >= 3 is an exact recursion for
     n <= 12 and a pruned recursion with a reported error bound otherwise (``notes["rrs_wor"]``).
     Methods whose draft law needs k distinct tokens are omitted when k > n. The closed forms run
-    on blocks of rows (about ``_BLOCK_ENTRIES`` entries each) so that temporaries stay in cache.
+    on blocks of rows (:func:`~spechub_theory.coverage.row_blocks`) so that temporaries stay in cache.
 
     Examples
     --------
@@ -118,7 +116,8 @@ def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
              if METHODS[name].LAW.distinct and kk > n}
     recursive = [name for name in names if name == "rrs_wor" and drafts[name] >= 3 and name not in notes]
     closed = {name: kk for name, kk in drafts.items() if name not in notes and name not in recursive}
-    per_row = _in_row_blocks(lambda sl: _closed_forms(*rows(sl), closed), len(p2), n)
+    blocks = [_closed_forms(*rows(sl), closed) for sl in row_blocks(len(p2), n)]
+    per_row = {key: np.concatenate([blk[key] for blk in blocks]) for key in blocks[0]}
     for name in recursive:
         bounded = rrs_wor.acceptance_bounded(*rows(slice(None)), drafts[name], eps=0.0 if n <= EXACT_RRS_WOR_MAX_N else RRS_WOR_EPS)
         per_row[name] = bounded.value
@@ -147,14 +146,6 @@ def _closed_forms(p, q, drafts):
         else:
             out[name] = METHODS[name].rate(p, q, kk)  # validated once, at the door
     return out
-
-
-def _in_row_blocks(fn, B, n):
-    """``fn(rows)`` (a dict of per-row arrays) for slices of rows of about ``_BLOCK_ENTRIES``
-    entries, concatenated: the O(n) passes then run on temporaries that stay in cache."""
-    step = max(1, _BLOCK_ENTRIES // max(n, 1))
-    blocks = [fn(slice(i, i + step)) for i in range(0, B, step)] or [fn(slice(0, 0))]
-    return {key: np.concatenate([blk[key] for blk in blocks]) for key in blocks[0]}
 
 
 def _unknown(name):

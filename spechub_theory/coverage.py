@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ratio_order", "first_true", "SortedCoverage", "SortedPair"]
+__all__ = ["ratio_order", "first_true", "row_blocks", "ROW_BLOCK_ENTRIES", "SortedCoverage", "SortedPair"]
+
+#: batches of rows are processed in blocks of about this many entries: 1 MiB per float64
+#: temporary stays in cache (3-4x faster than whole-batch passes at 1,000 x 32,000; 4 MiB blocks
+#: page-fault more on the benchmark machine)
+ROW_BLOCK_ENTRIES = 2**17
 
 
 def _ratio(f: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -46,6 +51,20 @@ def first_true(pred, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         hi = np.where(open_ & ok, mid, hi)
         lo = np.where(open_ & ~ok, mid + 1, lo)
     return hi
+
+
+def row_blocks(B: int, n: int) -> list:
+    """Slices covering B rows of length n, about :data:`ROW_BLOCK_ENTRIES` entries (>= 1 row) each."""
+    step = max(1, ROW_BLOCK_ENTRIES // max(n, 1))
+    return [slice(i, i + step) for i in range(0, B, step)] or [slice(0, 0)]
+
+
+def blockwise(rate, p, q) -> np.ndarray:
+    """``rate(p_rows, q_rows)`` (one value per row) over :func:`row_blocks` of the broadcast,
+    flattened batch; reshaped to the leading shape."""
+    shape = np.broadcast_shapes(np.shape(p), np.shape(q))
+    p2, q2 = (np.broadcast_to(x, shape).reshape(-1, shape[-1]) for x in (p, q))
+    return np.concatenate([rate(p2[sl], q2[sl]) for sl in row_blocks(*p2.shape)]).reshape(shape[:-1])
 
 
 def _take_rows(a: np.ndarray, order: np.ndarray) -> np.ndarray:

@@ -144,15 +144,31 @@ def test_narrow_windows_are_widened_not_misread():
 
 def test_block_boundaries_do_not_change_rates(monkeypatch):
     """acceptance_rates works on blocks of rows; the split must not show in the results."""
-    import spechub_theory.acceptance as acc
+    import importlib
 
+    coverage = importlib.import_module("spechub_theory.coverage")  # the package also exports a function `coverage`
     rng = np.random.default_rng(2)
     p = rng.dirichlet(np.full(30, 0.3), size=(5, 7))
     q = rng.dirichlet(np.full(30, 0.3), size=(5, 7))
     whole = acceptance_rates(p, q, 2)
-    monkeypatch.setattr(acc, "_BLOCK_ENTRIES", 90)  # 3 rows per block
+    monkeypatch.setattr(coverage, "ROW_BLOCK_ENTRIES", 90)  # 3 rows per block
     blocks = acceptance_rates(p, q, 2)
     for name in whole.acceptance:
         np.testing.assert_allclose(blocks[name], whole[name], atol=ATOL, rtol=0)
+    np.testing.assert_allclose(kseq.acceptance(p, q, 3), acceptance_rates(p, q, 3, methods=["kseq"])["kseq"], atol=ATOL, rtol=0)
+    np.testing.assert_allclose(rrs_wor.acceptance(p, q, 2), blocks["rrs_wor"], atol=ATOL, rtol=0)
     np.testing.assert_array_equal(blocks.hub, whole.hub)
     assert blocks["kseq"].shape == (5, 7)
+
+
+def test_rates_renormalise_like_check_pq():
+    """acceptance_rates renormalises block by block (check_pq_sums): the same rates as the
+    methods' own acceptance, which renormalise the whole input through check_pq."""
+    from spechub_theory.methods import METHODS
+
+    rng = np.random.default_rng(4)
+    p = rng.dirichlet(np.full(12, 0.5), size=9) * (1 + 1e-8 * rng.standard_normal((9, 1)))
+    q = rng.dirichlet(np.full(12, 0.5), size=9) * (1 - 3e-9)
+    rates = acceptance_rates(p, q, 2)
+    for name, m in METHODS.items():
+        np.testing.assert_allclose(rates[name], m.acceptance(p, q, m.FIXED_K or 2), atol=ATOL, rtol=0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..coverage import SortedPair, first_true
+from ..coverage import SortedPair, blockwise, first_true
 from ..distributions import check_k, check_pq
 from ..draft_laws import IID
 from .base import NodeRule, normalise_residual, slots_from_sequential, take_last
@@ -66,8 +66,7 @@ def acceptance(p, q, k: int) -> np.ndarray:
 def rate(p, q, k: int) -> np.ndarray:
     """:func:`acceptance` for arrays already validated by :func:`~spechub_theory.distributions.check_pq`
     and a valid k: no checks (callers that validate once, like ``acceptance_rates``)."""
-    sp = SortedPair(p, q, upper=k)
-    return rate_sorted(sp, k).reshape(sp.lead)
+    return blockwise(lambda pb, qb: rate_sorted(SortedPair(pb, qb, upper=k), k), p, q)
 
 
 def rate_sorted(sp: SortedPair, k: int) -> np.ndarray:

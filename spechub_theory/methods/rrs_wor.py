@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..coverage import SortedCoverage, SortedPair
+from ..coverage import SortedCoverage, SortedPair, blockwise
 from ..distributions import check_k, check_pq
 from ..draft_laws import WOR, conditional_law
 from .base import NodeRule, normalise_residual, slots_from_sequential, take_last
@@ -99,7 +99,7 @@ def _bounded(p, q, k, eps) -> BoundedRate:
         val = np.minimum(p2, q2).sum(axis=-1)
         return BoundedRate(val.reshape(shape[:-1]), np.zeros(shape[:-1]), "closed form")
     if k == 2:
-        val = rate_sorted(SortedPair(p2, q2, upper=largest_query(q2, np.maximum(q2 - p2, 0.0).sum(axis=-1))))
+        val = blockwise(lambda pb, qb: rate_sorted(SortedPair(pb, qb, upper=largest_query(qb, np.maximum(qb - pb, 0.0).sum(axis=-1)))), p2, q2)
         return BoundedRate(val.reshape(shape[:-1]), np.zeros(shape[:-1]), "closed form")
     vals, errs = np.empty(len(p2)), np.empty(len(p2))
     for b in range(len(p2)):
