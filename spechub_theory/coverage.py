@@ -206,17 +206,18 @@ def _sorted_window(p: np.ndarray, q: np.ndarray, inside: np.ndarray):
     """(ratio, p, q), each (B, W): the tokens where ``inside`` holds, each row sorted by ascending
     p/q and padded with (inf, 0, 0) to W = max(1, widest row). One argsort of (B, W)."""
     B, n = p.shape
-    flat = np.flatnonzero(inside)
-    counts = np.count_nonzero(inside, axis=1)
+    flat = np.flatnonzero(inside)  # row-major: row b's tokens are flat[starts[b]:starts[b + 1]]
+    starts = np.searchsorted(flat, np.arange(B + 1) * n)
+    counts = np.diff(starts)
     W = max(1, int(counts.max(initial=0)))
-    starts = np.cumsum(counts) - counts
-    rows = np.repeat(np.arange(B), counts)
-    cols = np.arange(flat.size) - starts[rows]
-    pw = np.append(p.ravel()[flat], 0.0)  # one (0, 0) pad entry at the end
-    qw = np.append(q.ravel()[flat], 0.0)
-    rw = np.append(pw[:-1] / qw[:-1], np.inf)
-    padded = np.full((B, W), np.inf)
-    padded[rows, cols] = rw[:-1]
-    order = np.argsort(padded, axis=1)
-    where = np.where(order < counts[:, None], order + starts[:, None], flat.size)
+    m = flat.size
+    pw, qw, rw = np.empty(m + 1), np.empty(m + 1), np.empty(m + 1)  # one (0, 0, inf) pad at the end
+    np.take(p.ravel(), flat, out=pw[:m])
+    np.take(q.ravel(), flat, out=qw[:m])
+    np.divide(pw[:m], qw[:m], out=rw[:m])
+    pw[m], qw[m], rw[m] = 0.0, 0.0, np.inf
+    padded = np.full(B * W, np.inf)
+    padded[np.arange(m) + np.repeat(np.arange(B) * W - starts[:-1], counts)] = rw[:m]
+    order = np.argsort(padded.reshape(B, W), axis=1)
+    where = np.where(order < counts[:, None], order + starts[:-1, None], m)
     return rw[where], pw[where], qw[where]
