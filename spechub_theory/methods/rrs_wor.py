@@ -65,8 +65,8 @@ def acceptance(p, q, k: int, *, eps: float = 0.0) -> np.ndarray:
 
     evaluated with prefix sums over the tokens with 1 < p/q <= 1 + TV / (1 - max q), sorted once
     (O(n log n) per row at most, O(n) plus the sort of those tokens; the naive form is O(n^2)).
-    1 - q_j is never a cancelling subtraction (the sum of the other entries where q_j > 1/2). k >= 3: recursion over the
-    rejected tokens, O(n^{k-2} n log n) per row; with ``eps > 0`` branches of probability <= eps
+    1 - q_j is never a cancelling subtraction (the sum of the other entries where q_j > 1/2).
+    k >= 3: recursion over the rejected tokens, O(n^{k-2} n log n) per row; with ``eps > 0`` branches of probability <= eps
     are bounded instead of followed (see :func:`acceptance_bounded`, which also returns the bound).
 
     Examples
@@ -99,7 +99,7 @@ def _bounded(p, q, k, eps) -> BoundedRate:
         val = np.minimum(p2, q2).sum(axis=-1)
         return BoundedRate(val.reshape(shape[:-1]), np.zeros(shape[:-1]), "closed form")
     if k == 2:
-        val = blockwise(lambda pb, qb: rate_sorted(SortedPair(pb, qb, upper=largest_query(qb, np.maximum(qb - pb, 0.0).sum(axis=-1)))), p2, q2)
+        val = blockwise(_closed_form_k2, p2, q2)
         return BoundedRate(val.reshape(shape[:-1]), np.zeros(shape[:-1]), "closed form")
     vals, errs = np.empty(len(p2)), np.empty(len(p2))
     for b in range(len(p2)):
@@ -124,6 +124,11 @@ def largest_query(q: np.ndarray, tv: np.ndarray) -> np.ndarray:
     return np.where(rest > 0, 1.0 + tv / np.where(rest > 0, rest, 1.0), np.inf)
 
 
+def _closed_form_k2(p, q):
+    """The k = 2 rate for rows p, q (B, n): one SortedPair whose window reaches every query."""
+    return rate_sorted(SortedPair(p, q, upper=largest_query(q, np.maximum(q - p, 0.0).sum(axis=-1))))
+
+
 def rate_sorted(sp: SortedPair) -> np.ndarray:
     """Two-draft rate from a :class:`SortedPair` (the sort K-SEQ shares), shape (B,).
 
@@ -134,7 +139,8 @@ def rate_sorted(sp: SortedPair) -> np.ndarray:
     F_r(m0) sum_x over(x) + Qtail(m0) sum_x over(x) c_x: O(n) per row. The few tokens whose query
     may reach that breakpoint (q(x) >= sum q - TV / (breakpoint - 1)) or whose sum of the others
     would cancel in sum q - q(x) (q(x) > sum q / 2: the exact sum of the others is used) are
-    answered one by one, O(log n) each. Rows whose queries pass ``sp.upper`` are re-sorted with
+    answered one by one, O(log n) each (a query within rounding of a breakpoint may read either
+    adjacent piece: G is continuous there, so the difference is of the order of the rounding). Rows whose queries pass ``sp.upper`` are re-sorted with
     an unbounded window; a one-hot q (uniform second draft) goes to the two-stage helper.
     """
     p, q = sp.p_rows, sp.q_rows
