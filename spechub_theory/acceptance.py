@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .distributions import check_k, check_pq
-from .coverage import SortedPair
+from .distributions import check_k, check_pq_sums, renormalised
+from .coverage import SortedPair, row_blocks
 from .methods import METHODS, kseq, rrs_wor
 
 __all__ = ["AcceptanceRates", "acceptance_rates", "EXACT_RRS_WOR_MAX_N", "RRS_WOR_EPS"]
@@ -87,10 +87,12 @@ def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
 
     Notes
     -----
-    Costs per row: single, rrs O(k n); spechub O(n) for k = 2; kseq and rrs_wor (k = 2)
-    O(n log n). rrs_wor for k >= 3 is an exact recursion for n <= 12 and a pruned recursion with
-    a reported error bound otherwise (``notes["rrs_wor"]``). Methods whose draft law needs k
-    distinct tokens are omitted when k > n.
+    Costs per row: single, rrs O(k n); spechub O(n) for k = 2; kseq and rrs_wor (k = 2) O(n)
+    plus one shared sort of the tokens with 1 < p/q <= max(k, 1 + TV/(1 - max q)), the only
+    breakpoints they read: O(n log n) at most. rrs_wor for k >= 3 is an exact recursion for
+    n <= 12 and a pruned recursion with a reported error bound otherwise (``notes["rrs_wor"]``).
+    Methods whose draft law needs k distinct tokens are omitted when k > n. The closed forms run
+    on blocks of rows (:func:`~spechub_theory.coverage.row_blocks`) so that temporaries stay in cache.
 
     Examples
     --------
@@ -98,34 +100,52 @@ def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
     >>> {m: round(float(v), 6) for m, v in r.acceptance.items()}
     {'single': 0.7, 'rrs': 0.79, 'rrs_wor': 1.0, 'kseq': 0.825367, 'spechub': 1.0}
     """
-    p, q = check_pq(p, q)
+    p, q, p_sums, q_sums = check_pq_sums(p, q)  # renormalised block by block below: no full copy
     n = p.shape[-1]
     k = check_k(k)
     names = list(METHODS) if methods is None else [METHODS[m].NAME if m in METHODS else _unknown(m) for m in methods]
     shape = np.broadcast_shapes(p.shape, q.shape)
-    pb, qb = np.broadcast_to(p, shape), np.broadcast_to(q, shape)
-    rates, notes = {}, {}
-    sorted_pair = None
-    if ("kseq" in names or ("rrs_wor" in names and k == 2)) and k > 1:  # one sort serves both
-        sorted_pair = SortedPair(pb, qb)
-    for name in names:
-        m = METHODS[name]
-        kk = m.FIXED_K or k
-        if m.LAW.distinct and kk > n:
-            notes[name] = f"omitted: k = {kk} distinct drafts need n >= {kk}"
-            continue
-        if sorted_pair is not None and name == "kseq":
-            rates[name] = kseq.rate_sorted(sorted_pair, kk).reshape(shape[:-1])
-        elif sorted_pair is not None and name == "rrs_wor" and kk == 2:
-            rates[name] = rrs_wor.rate_sorted(sorted_pair).reshape(shape[:-1])
-        elif name == "rrs_wor" and kk >= 3:
-            bounded = rrs_wor.acceptance_bounded(pb, qb, kk, eps=0.0 if n <= EXACT_RRS_WOR_MAX_N else RRS_WOR_EPS)
-            rates[name] = bounded.value
-            notes[name] = bounded.how + (f", |error| <= {float(np.max(bounded.error)):.3g}" if np.any(bounded.error) else "")
+    p2, q2 = (np.broadcast_to(x, shape).reshape(-1, n) for x in (p, q))
+    p_sums, q_sums = (np.broadcast_to(s, shape[:-1] + (1,)).reshape(-1, 1) for s in (p_sums, q_sums))
+
+    def rows(sl):
+        return renormalised(p2[sl], p_sums[sl]), renormalised(q2[sl], q_sums[sl])
+
+    drafts = {name: METHODS[name].FIXED_K or k for name in names}
+    notes = {name: f"omitted: k = {kk} distinct drafts need n >= {kk}" for name, kk in drafts.items()
+             if METHODS[name].LAW.distinct and kk > n}
+    recursive = [name for name in names if name == "rrs_wor" and drafts[name] >= 3 and name not in notes]
+    closed = {name: kk for name, kk in drafts.items() if name not in notes and name not in recursive}
+    blocks = [_closed_forms(*rows(sl), closed) for sl in row_blocks(len(p2), n)]
+    per_row = {key: np.concatenate([blk[key] for blk in blocks]) for key in blocks[0]}
+    for name in recursive:
+        bounded = rrs_wor.acceptance_bounded(*rows(slice(None)), drafts[name], eps=0.0 if n <= EXACT_RRS_WOR_MAX_N else RRS_WOR_EPS)
+        per_row[name] = bounded.value
+        notes[name] = bounded.how + (f", |error| <= {float(np.max(bounded.error)):.3g}" if np.any(bounded.error) else "")
+    lead = shape[:-1]
+    rates = {name: per_row[name].reshape(lead) for name in names if name in per_row}
+    return AcceptanceRates(k=k, n=n, tv=per_row["tv"].reshape(lead), hub=per_row["hub"].reshape(lead), acceptance=rates, notes=notes)
+
+
+def _closed_forms(p, q, drafts):
+    """{"tv", "hub", and each method's rate} for rows p, q (B, n); ``drafts``: name -> k.
+    K-SEQ and RRS w/o (k = 2) share one sort of the breakpoints they read."""
+    over = np.subtract(q, p)
+    out = {"tv": np.maximum(over, 0.0, out=over).sum(axis=-1), "hub": np.argmax(q, axis=-1)}
+    shared = {name: kk for name, kk in drafts.items() if (name == "kseq" and kk > 1) or (name == "rrs_wor" and kk == 2)}
+    if shared:
+        upper = max(shared.values())  # K-SEQ reads A on [1, k]
+        if "rrs_wor" in shared:
+            upper = np.maximum(upper, rrs_wor.largest_query(q, out["tv"]))
+        sorted_pair = SortedPair(p, q, upper)
+    for name, kk in drafts.items():
+        if name == "kseq" and name in shared:
+            out[name] = kseq.rate_sorted(sorted_pair, kk)
+        elif name == "rrs_wor" and name in shared:
+            out[name] = rrs_wor.rate_sorted(sorted_pair)
         else:
-            rates[name] = m.acceptance(pb, qb, kk)
-    tv = np.maximum(qb - pb, 0.0).sum(axis=-1)
-    return AcceptanceRates(k=k, n=n, tv=tv, hub=np.argmax(qb, axis=-1), acceptance=rates, notes=notes)
+            out[name] = METHODS[name].rate(p, q, kk)  # validated once, at the door
+    return out
 
 
 def _unknown(name):

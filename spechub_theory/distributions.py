@@ -12,6 +12,8 @@ __all__ = [
     "SUM_ATOL",
     "check_distribution",
     "check_pq",
+    "check_pq_sums",
+    "renormalised",
     "check_k",
     "total_variation",
     "coverage",
@@ -49,6 +51,19 @@ def check_distribution(x, name: str = "p", *, atol: float = SUM_ATOL) -> np.ndar
     >>> check_distribution([0.25, 0.75]).tolist()
     [0.25, 0.75]
     """
+    return renormalised(*_checked_with_sums(x, name, atol))
+
+
+def renormalised(x: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """``x / sums`` (row sums with the last axis kept), or ``x`` itself when every sum is exactly 1
+    (read-only use everywhere: no copy needed)."""
+    if (sums == 1.0).all():
+        return x
+    return x / sums
+
+
+def _checked_with_sums(x, name: str, atol: float) -> tuple[np.ndarray, np.ndarray]:
+    """The checks of :func:`check_distribution`: (x as float64, its row sums keeping the last axis)."""
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -73,9 +88,7 @@ def check_distribution(x, name: str = "p", *, atol: float = SUM_ATOL) -> np.ndar
         raise ValueError(
             f"`{name}` must sum to 1 along the last axis within {atol:g}; {where} to {float(s[row][0]):.6g}."
         )
-    if (s == 1.0).all():
-        return arr  # read-only use everywhere: no copy needed
-    return arr / s
+    return arr, s
 
 
 def check_pq(p, q, *, atol: float = SUM_ATOL) -> tuple[np.ndarray, np.ndarray]:
@@ -88,15 +101,23 @@ def check_pq(p, q, *, atol: float = SUM_ATOL) -> tuple[np.ndarray, np.ndarray]:
     ValueError
         If either is not a distribution (see :func:`check_distribution`) or the shapes differ.
     """
-    p = check_distribution(p, "p", atol=atol)
-    q = check_distribution(q, "q", atol=atol)
+    p, q, p_sums, q_sums = check_pq_sums(p, q, atol=atol)
+    return renormalised(p, p_sums), renormalised(q, q_sums)
+
+
+def check_pq_sums(p, q, *, atol: float = SUM_ATOL):
+    """:func:`check_pq` without its renormalisation: ``(p, q, p_sums, q_sums)``, float64, the sums
+    keeping the last axis; :func:`renormalised` finishes the job, e.g. block by block on a large
+    batch instead of copying it whole."""
+    p, p_sums = _checked_with_sums(p, "p", atol)
+    q, q_sums = _checked_with_sums(q, "q", atol)
     if p.shape[-1] != q.shape[-1]:
         raise ValueError(f"`p` and `q` must have the same length; got {p.shape} and {q.shape}.")
     try:
         np.broadcast_shapes(p.shape, q.shape)
     except ValueError:
         raise ValueError(f"`p` and `q` must have broadcastable shapes; got {p.shape} and {q.shape}.") from None
-    return p, q
+    return p, q, p_sums, q_sums
 
 
 def check_k(k, n: int | None = None, *, distinct: bool = False, name: str = "k") -> int:

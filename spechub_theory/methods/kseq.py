@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..coverage import SortedPair
+from ..coverage import SortedPair, blockwise, first_true
 from ..distributions import check_k, check_pq
 from ..draft_laws import IID
 from .base import NodeRule, normalise_residual, slots_from_sequential, take_last
 from .single import ratio_accept
 
-__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "optimal_rho", "positional", "rate_sorted"]
+__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "rate", "optimal_rho", "positional", "rate_sorted"]
 
 NAME = "kseq"
 LAW = IID
@@ -36,19 +36,23 @@ def optimal_rho(p, q, k: int) -> np.ndarray:
     r"""The smallest valid :math:`\rho \in [1, k]`: the root of :math:`1 - (1 - \beta)^k = \rho\beta`
     with :math:`\beta(\rho) = A(\rho)/\rho`.
 
-    A is piecewise linear with breakpoints at the ratios p/q: validity is checked at every
-    breakpoint in (1, k) at once (one sort, O(n log n) per row), which brackets the root in one
-    linear piece, where 64 vectorised bisection steps reach float64 resolution.
+    A is piecewise linear with breakpoints at the ratios p/q; validity is monotone in rho (beta
+    decreases, A increases), so a bisection over the breakpoints in (1, k), sorted once (the tokens
+    with 1 < p/q < k only: O(n + w log w) per row for w of them), finds the first valid one in
+    O(log w) steps. That brackets the root in one linear piece, where 64 vectorised bisection
+    steps reach float64 resolution.
     """
     p, q = check_pq(p, q)
-    sp = SortedPair(p, q)
-    return _rho_sorted(sp, check_k(k))[0].reshape(sp.lead)
+    k = check_k(k)
+    sp = SortedPair(p, q, upper=k)
+    return _rho_sorted(sp, k)[0].reshape(sp.lead)
 
 
 def acceptance(p, q, k: int) -> np.ndarray:
     r"""Exact acceptance :math:`1 - (1 - \beta(\rho^*))^k = A(\rho^*)` of K-SEQ at the best valid rho.
 
-    O(n log n) per row (one sort; see :func:`optimal_rho`). Source: theory.md 2.4.
+    O(n log n) per row at most (one sort of the tokens with 1 < p/q < k; see
+    :func:`optimal_rho`). Source: theory.md 2.4.
 
     Examples
     --------
@@ -56,44 +60,60 @@ def acceptance(p, q, k: int) -> np.ndarray:
     0.825367
     """
     p, q = check_pq(p, q)
-    sp = SortedPair(p, q)
-    return rate_sorted(sp, check_k(k)).reshape(sp.lead)
+    return rate(p, q, check_k(k))
+
+
+def rate(p, q, k: int) -> np.ndarray:
+    """:func:`acceptance` for arrays already validated by :func:`~spechub_theory.distributions.check_pq`
+    and a valid k: no checks (callers that validate once, like ``acceptance_rates``)."""
+    return blockwise(lambda pb, qb: rate_sorted(SortedPair(pb, qb, upper=k), k), p, q)
 
 
 def rate_sorted(sp: SortedPair, k: int) -> np.ndarray:
-    """K-SEQ acceptance for rows already sorted by p/q (shared sort with RRS w/o), shape (B,)."""
+    """K-SEQ acceptance from a :class:`SortedPair` (shared sort with RRS w/o), shape (B,); its
+    window must reach k (it is re-sorted where it does not)."""
     rho, A = _rho_sorted(sp, k)
     beta = A / rho
     return 1.0 - (1.0 - beta) ** k
 
 
 def _rho_sorted(sp: SortedPair, k: int):
-    """(rho*, A(rho*)) per row from a SortedPair."""
-    F, Qt, ratio = sp.coverage.F, sp.coverage.Qtail, sp.ratio
-    B, n = ratio.shape
+    """(rho*, A(rho*)) per row from a SortedPair whose window reaches k."""
+    if np.any(sp.upper < k):
+        sp = sp.restricted(slice(None), np.maximum(sp.upper, k))
+    G, ratio = sp.coverage, sp.ratio
+    F, Qt = G.F, G.Qtail
+    B = ratio.shape[0]
     rows = np.arange(B)
+    first = G.count(np.ones(B))  # breakpoints at p/q = 1 (p > q by an ulp) are not in (1, k)
     if k == 1:
-        m = (ratio <= 1.0).sum(axis=-1)
-        return np.ones(B), F[rows, m] + Qt[rows, m]
-    window = (ratio > 1.0) & (ratio < k)
-    finite_ratio = np.where(window, ratio, 0.0)
-    A_at = F[:, 1:] + finite_ratio * Qt[:, 1:]  # A at each breakpoint
-    with np.errstate(divide="ignore", invalid="ignore"):
-        valid = window & (1.0 - (1.0 - A_at / np.where(window, ratio, 1.0)) ** k <= A_at + _VALID_ATOL)
-    has = valid.any(axis=-1)
-    j = np.where(has, np.argmax(valid, axis=-1), (ratio < k).sum(axis=-1))  # first valid breakpoint
-    upper = np.where(has, ratio[rows, np.minimum(j, n - 1)], float(k))
-    lower = np.maximum(1.0, np.where(j > 0, ratio[rows, np.maximum(j - 1, 0)], 1.0))
-    lower = np.minimum(lower, upper)
+        return np.ones(B), F[rows, first] + Qt[rows, first]
+    end = G.count(np.full(B, float(k)), side="left")
+
+    def valid_at_breakpoint(i):
+        c = ratio[rows, i]
+        A = F[rows, i + 1] + c * Qt[rows, i + 1]
+        return _valid(A, c, k)
+
+    with np.errstate(invalid="ignore"):  # pads (p/q = inf) are probed in rows already bracketed
+        j = first_true(valid_at_breakpoint, first, end)  # the first valid breakpoint in (1, k), or end
+    has = j < end
+    upper = np.where(has, ratio[rows, np.minimum(j, end - 1)], float(k))
+    lower = np.where(j > 0, ratio[rows, np.maximum(j - 1, 0)], 1.0)
+    lower = np.minimum(np.maximum(1.0, lower), upper)
     Fm, Qm = F[rows, j], Qt[rows, j]  # A(rho) = Fm + rho Qm on (lower, upper)
     lo, hi = lower, upper
     for _ in range(_BISECTION_STEPS):
         mid = 0.5 * (lo + hi)
-        A = Fm + mid * Qm
-        ok = 1.0 - (1.0 - A / mid) ** k <= A + _VALID_ATOL
+        ok = _valid(Fm + mid * Qm, mid, k)
         hi = np.where(ok, mid, hi)
         lo = np.where(ok, lo, mid)
     return hi, Fm + hi * Qm
+
+
+def _valid(A, rho, k):
+    """Validity of rho (the residual of K-SEQ is >= 0): 1 - (1 - A/rho)^k <= A (+ round-off)."""
+    return 1.0 - (1.0 - A / rho) ** k <= A + _VALID_ATOL
 
 
 def positional(p, q, k: int) -> np.ndarray:

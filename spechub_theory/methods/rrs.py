@@ -15,7 +15,7 @@ from ..draft_laws import IID
 from .base import NodeRule, normalise_residual, slots_from_sequential, take_last
 from .single import ratio_accept
 
-__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "positional", "stage_targets", "multipliers"]
+__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "rate", "positional", "stage_targets", "multipliers"]
 
 NAME = "rrs"
 LAW = IID
@@ -74,7 +74,12 @@ def acceptance(p, q, k: int) -> np.ndarray:
     0.79
     """
     p, q = check_pq(p, q)
-    k = check_k(k)
+    return rate(p, q, check_k(k))
+
+
+def rate(p, q, k: int) -> np.ndarray:
+    """:func:`acceptance` for arrays already validated by :func:`~spechub_theory.distributions.check_pq`
+    and a valid k: no checks (callers that validate once, like ``acceptance_rates``)."""
     c = multipliers(p, q, k)[-1]
     return np.minimum(p, c[..., None] * q).sum(axis=-1)
 

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..coverage import SortedCoverage, SortedPair
+from ..coverage import SortedCoverage, SortedPair, blockwise
 from ..distributions import check_k, check_pq
 from ..draft_laws import WOR, conditional_law
 from .base import NodeRule, normalise_residual, slots_from_sequential, take_last
 from .single import ratio_accept
 
-__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "acceptance_bounded", "positional", "BoundedRate", "rate_sorted"]
+__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "rate", "acceptance_bounded", "positional", "BoundedRate", "rate_sorted", "largest_query"]
 
 NAME = "rrs_wor"
 LAW = WOR
@@ -63,9 +63,10 @@ def acceptance(p, q, k: int, *, eps: float = 0.0) -> np.ndarray:
 
     .. math:: \alpha = A(1) + \sum_{j: q_j > p_j} (q_j - p_j) \sum_{x} \min\big(r(x), q(x)/(1 - q_j)\big)
 
-    evaluated with one sort of p/q per row and prefix sums (O(n log n) per row; the naive form is
-    O(n^2)). 1 - q_j is computed as the sum of the other entries. k >= 3: recursion over the
-    rejected tokens, O(n^{k-2} n log n) per row; with ``eps > 0`` branches of probability <= eps
+    evaluated with prefix sums over the tokens with 1 < p/q <= 1 + TV / (1 - max q), sorted once
+    (O(n log n) per row at most, O(n) plus the sort of those tokens; the naive form is O(n^2)).
+    1 - q_j is never a cancelling subtraction (the sum of the other entries where q_j > 1/2).
+    k >= 3: recursion over the rejected tokens, O(n^{k-2} n log n) per row; with ``eps > 0`` branches of probability <= eps
     are bounded instead of followed (see :func:`acceptance_bounded`, which also returns the bound).
 
     Examples
@@ -79,8 +80,18 @@ def acceptance(p, q, k: int, *, eps: float = 0.0) -> np.ndarray:
 def acceptance_bounded(p, q, k: int, *, eps: float = 0.0) -> BoundedRate:
     """Acceptance with its error bound and method (see :class:`BoundedRate`)."""
     p, q = check_pq(p, q)
+    return _bounded(p, q, check_k(k, p.shape[-1], distinct=True), eps)
+
+
+def rate(p, q, k: int) -> np.ndarray:
+    """:func:`acceptance` for arrays already validated by :func:`~spechub_theory.distributions.check_pq`
+    and a valid k: no checks (callers that validate once, like ``acceptance_rates``)."""
+    return _bounded(p, q, k, 0.0).value
+
+
+def _bounded(p, q, k, eps) -> BoundedRate:
+    """:func:`acceptance_bounded` after its checks."""
     n = p.shape[-1]
-    k = check_k(k, n, distinct=True)
     shape = np.broadcast_shapes(p.shape, q.shape)
     p2 = np.broadcast_to(p, shape).reshape(-1, n)
     q2 = np.broadcast_to(q, shape).reshape(-1, n)
@@ -88,7 +99,7 @@ def acceptance_bounded(p, q, k: int, *, eps: float = 0.0) -> BoundedRate:
         val = np.minimum(p2, q2).sum(axis=-1)
         return BoundedRate(val.reshape(shape[:-1]), np.zeros(shape[:-1]), "closed form")
     if k == 2:
-        val = rate_sorted(SortedPair(p2, q2))
+        val = blockwise(_closed_form_k2, p2, q2)
         return BoundedRate(val.reshape(shape[:-1]), np.zeros(shape[:-1]), "closed form")
     vals, errs = np.empty(len(p2)), np.empty(len(p2))
     for b in range(len(p2)):
@@ -104,48 +115,79 @@ def positional(p, q, k: int) -> np.ndarray:
     return np.diff(rates, axis=-1, prepend=0.0)
 
 
-def rate_sorted(sp: SortedPair) -> np.ndarray:
-    """Two-draft rate from rows sorted by p/q (the sort K-SEQ shares), shape (B,).
+def largest_query(q: np.ndarray, tv: np.ndarray) -> np.ndarray:
+    """Per row, an upper bound on the p/q values :func:`rate_sorted` reads, for q of shape (B, n)
+    and TV (B,): 1 + TV / (1 - max q), with a rounding allowance (inf when 1 - max q is ~ 0).
+    A :class:`SortedPair` with this ``upper`` serves the k = 2 closed form without re-sorting."""
+    total = q.sum(axis=-1)
+    rest = (total - q.max(axis=-1)) * (1.0 - 1e-9) - 1e-15 * total  # <= every sum of the others
+    return np.where(rest > 0, 1.0 + tv / np.where(rest > 0, rest, 1.0), np.inf)
 
-    With r = (p - q)_+ / TV sorted like p/q, G(c) = sum min(r, c q) is read off prefix sums at
-    m = #{p/q <= 1 + c TV}; the queries c_x = 1 / sum_{y != x} q(y) for the rejected-first tokens
-    (p/q < 1) are answered in one vectorised pass when they fall before the first breakpoint above
-    1 + TV (the common case: c_x = 1 + O(q_x)), by a binary search otherwise. O(n log n) per row.
+
+def _closed_form_k2(p, q):
+    """The k = 2 rate for rows p, q (B, n): one SortedPair whose window reaches every query."""
+    return rate_sorted(SortedPair(p, q, upper=largest_query(q, np.maximum(q - p, 0.0).sum(axis=-1))))
+
+
+def rate_sorted(sp: SortedPair) -> np.ndarray:
+    """Two-draft rate from a :class:`SortedPair` (the sort K-SEQ shares), shape (B,).
+
+    With r = (p - q)_+ / TV, G(c) = sum_x min(r(x), c q(x)) = F_r(m) + c Qtail(m) at
+    m = #{p/q <= 1 + c TV} (window prefix sums); token x rejected first (q(x) > p(x)) queries
+    c_x = 1 / sum_{y != x} q(y) with weight over(x) = q(x) - p(x). The queries before the first
+    breakpoint above 1 + TV share one linear piece (m0), so they add up to
+    F_r(m0) sum_x over(x) + Qtail(m0) sum_x over(x) c_x: O(n) per row. The few tokens whose query
+    may reach that breakpoint (q(x) >= sum q - TV / (breakpoint - 1)) or whose sum of the others
+    would cancel in sum q - q(x) (q(x) > sum q / 2: the exact sum of the others is used) are
+    answered one by one, O(log n) each (a query within rounding of a breakpoint may read either
+    adjacent piece: G is continuous there, so the difference is of the order of the rounding). Rows whose queries pass ``sp.upper`` are re-sorted with
+    an unbounded window; a one-hot q (uniform second draft) goes to the two-stage helper.
     """
-    ratio, ps, qs = sp.ratio, sp.p, sp.q
-    Qt = sp.coverage.Qtail
-    B, n = ratio.shape
-    over = np.maximum(qs - ps, 0.0)  # (B, n) mass of "x drafted first and rejected"
-    tv = over.sum(axis=-1)
-    first = 1.0 - tv
-    r = np.maximum(ps - qs, 0.0) / np.where(tv > 0, tv, 1.0)[:, None]
-    Fr = np.zeros((B, n + 1))
-    np.cumsum(r, axis=-1, out=Fr[:, 1:])
-    before = np.zeros((B, n))
-    np.cumsum(qs[:, :-1], axis=-1, out=before[:, 1:])
-    others = before + Qt[:, 1:]  # sum_{y != x} q(y), no cancellation
-    out = first.copy()
+    p, q = sp.p_rows, sp.q_rows
+    B, n = p.shape
     rows = np.arange(B)
-    active = over > 0  # only tokens drafted-and-rejected first contribute (they lead the p/q order)
-    with np.errstate(divide="ignore"):
-        c = np.where(active, 1.0 / np.where(others > 0, others, np.inf), 0.0)
-    t = 1.0 + c * tv[:, None]  # the query m(t) = #{p/q <= t}
-    # Most queries have c_x = 1 + O(q_x) and fall before the first breakpoint above 1 + TV: then
-    # m(t) = m0 exactly, read off in one vectorised pass; the rest get a binary search each.
-    m0 = (ratio <= (1.0 + tv)[:, None]).sum(axis=-1)
-    nxt = np.where(m0 < n, ratio[rows, np.minimum(m0, n - 1)], np.inf)
-    easy = active & (t >= (1.0 + tv)[:, None]) & (t < nxt[:, None])
-    G = np.where(easy, Fr[rows, m0][:, None] + c * Qt[rows, m0][:, None], 0.0)
-    out += (over * G).sum(axis=-1)
-    hard_rows = np.flatnonzero((active & ~easy).any(axis=-1) & (tv > 0))
-    for b in hard_rows:
-        if (active[b] & (others[b] <= 0)).any():  # q one-hot: uniform second draft (draft_laws)
-            out[b] = _two_stage(ps[b][None], qs[b][None], np.ones((1, n), dtype=bool))[0]
-            continue
-        x = np.flatnonzero(active[b] & ~easy[b])
-        idx = np.searchsorted(ratio[b], t[b, x], side="right")
-        out[b] += (over[b, x] * (Fr[b, idx] + c[b, x] * Qt[b, idx])).sum()  # not np.dot: BLAS threads stall
+    over = np.subtract(q, p)
+    np.maximum(over, 0.0, out=over)  # mass of "x drafted first and rejected"
+    tv = over.sum(axis=1)
+    total = q.sum(axis=1)  # sum_{y != x} q(y) = total - q(x) where q(x) <= total / 2
+    G = sp.coverage.with_f((sp.p - sp.q) / np.where(tv > 0, tv, 1.0)[:, None])  # r: p > q on the window
+    m0 = G.count(1.0 + tv)
+    nxt = np.where(m0 < sp.ratio.shape[1], sp.ratio[rows, np.minimum(m0, sp.ratio.shape[1] - 1)], np.inf)
+    reach = total - tv / (nxt - 1.0)  # q(x) >= reach  <=>  1 + c_x TV >= nxt (up to rounding)
+    hard = over > 0
+    hard &= q >= np.minimum(reach, 0.5 * total)[:, None]
+    hb, hx = np.divmod(np.flatnonzero(hard), n)  # row-major: rows ascending
+    weight = over[hb, hx]
+    over[hb, hx] = 0.0
+    others = np.subtract(total[:, None], q)
+    np.maximum(others, 0.5 * total[:, None], out=others)  # changes only tokens with over = 0 now (no 0/0)
+    over_c = np.divide(over, others, out=others)
+    out = 1.0 - tv + G.F[rows, m0] * over.sum(axis=1) + G.Qtail[rows, m0] * over_c.sum(axis=1)
+    others_x = _others(q, total, hb, hx)
+    with np.errstate(divide="ignore", invalid="ignore"):  # q one-hot (others = 0): row redone below
+        c = 1.0 / others_x
+        t = 1.0 + c * tv[hb]
+        m = G.count(t, hb)
+        out += np.bincount(hb, weights=weight * (G.F[hb, m] + c * G.Qtail[hb, m]), minlength=B)
+    onehot = np.unique(hb[others_x <= 0])
+    for b in onehot:  # q one-hot: uniform second draft (draft_laws)
+        out[b] = _two_stage(p[b][None], q[b][None], np.ones((1, n), dtype=bool))[0]
+    narrow = np.setdiff1d(hb[t > sp.upper[hb]], onehot)
+    if narrow.size:
+        out[narrow] = rate_sorted(sp.restricted(narrow))
     return out
+
+
+def _others(q, total, rows, cols):
+    """sum_{y != x} q(y) at the tokens (rows, cols): total - q(x) where q(x) <= total / 2, else
+    the sum of the other entries (never a subtraction that cancels)."""
+    qx = q[rows, cols]
+    others = total[rows] - qx
+    big = qx > 0.5 * total[rows]
+    if big.any():
+        rb, xb = rows[big], cols[big]
+        others[big] = np.where(np.arange(q.shape[1]) == xb[:, None], 0.0, q[rb]).sum(axis=1)
+    return others
 
 
 def _two_stage(p1, q, allowed):

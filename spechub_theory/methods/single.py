@@ -12,7 +12,7 @@ from ..distributions import check_pq
 from ..draft_laws import IID
 from .base import NodeRule, normalise_residual, take_last
 
-__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "positional", "ratio_accept"]
+__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "rate", "positional", "ratio_accept"]
 
 NAME = "single"
 LAW = IID
@@ -47,6 +47,12 @@ def acceptance(p, q, k: int = 1) -> np.ndarray:
     0.7
     """
     p, q = check_pq(p, q)
+    return rate(p, q)
+
+
+def rate(p, q, k: int = 1) -> np.ndarray:
+    """:func:`acceptance` for arrays already validated by :func:`~spechub_theory.distributions.check_pq`
+    and a valid k: no checks (callers that validate once, like ``acceptance_rates``)."""
     return np.minimum(p, q).sum(axis=-1)
 
 

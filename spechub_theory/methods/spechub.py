@@ -33,7 +33,7 @@ from ..draft_laws import HUB, conditional_law, hub_set
 from .base import NodeRule, normalise_residual, take_last
 from .single import ratio_accept
 
-__all__ = ["NAME", "LAW", "FIXED_K", "rule", "rule_from_parts", "acceptance", "positional", "HubParts"]
+__all__ = ["NAME", "LAW", "FIXED_K", "rule", "rule_from_parts", "acceptance", "rate", "positional", "HubParts"]
 
 NAME = "spechub"
 LAW = HUB
@@ -91,7 +91,12 @@ def acceptance(p, q, k: int = 2) -> np.ndarray:
     0.85
     """
     p, q = check_pq(p, q)
-    k = check_k(k, p.shape[-1], distinct=True)
+    return rate(p, q, check_k(k, p.shape[-1], distinct=True))
+
+
+def rate(p, q, k: int = 2) -> np.ndarray:
+    """:func:`acceptance` for arrays already validated by :func:`~spechub_theory.distributions.check_pq`
+    and a valid k: no checks (callers that validate once, like ``acceptance_rates``)."""
     if k == 2:
         return _acceptance_k2(p, q)
     parts = HubParts(p, q, k)
