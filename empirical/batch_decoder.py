@@ -55,7 +55,8 @@ def decode_batch(pair, prompts, *, tree, method, rngs, sampling=Sampling(), max_
     Notes
     -----
     Per step: ``tree.depth`` draft forwards and one target forward over R x ``tree.size`` tokens,
-    then a walk per row (O(depth k vocab) each). Memory of the laws: R x internal nodes x vocab
+    then the tree walks (O(depth k vocab) per row; the torch engine walks all rows together, the
+    numpy engine one after the other). Memory of the laws: R x internal nodes x vocab
     float64 for q (the torch engine keeps them on the device).
     """
     rows = [_Row(r, [int(t) for t in ids], np.random.default_rng(g)) for r, (ids, g) in enumerate(zip(prompts, rngs))]
@@ -99,7 +100,7 @@ class _Batch:
     """Decoding state of the active rows.
 
     Invariants between steps, row b with L committed tokens: the target cache holds committed[:L-1]
-    in the columns ``target_valid[b]`` marks (packed left); the draft cache holds
+    in the columns ``self.target.valid[b]`` marks (packed left); the draft cache holds
     committed[:draft_len] likewise; the rest is re-fed at the next step.
     """
 

@@ -1,68 +1,17 @@
 """Cached forwards of a causal LM over a block of tokens with an arbitrary visibility mask.
 
-Convention: the KV cache holds ``past`` tokens per row; a block of ``m`` new tokens is scored with
-explicit positions and a boolean mask [m, past + m] (tree attention). :class:`CachedModel` is one
-sequence (batch 1); :func:`forward_block` and :func:`gather_cache` serve batches of sequences whose
-caches hold padding columns that the mask hides (``empirical.batch_decoder``).
+Convention: a batch of sequences shares one KV cache of ``past`` columns per row; a block of ``m``
+new tokens per row is scored with explicit positions and a boolean mask [B, m, past + m] (tree
+attention, and padding columns hidden); :func:`gather_cache` keeps chosen rows and columns
+(``empirical.batch_decoder``).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from dataclasses import dataclass
 
-__all__ = ["CachedModel", "forward_block", "new_cache", "compact_cache", "gather_cache", "cache_length"]
-
-
-@dataclass
-class CachedModel:
-    """A causal LM with its own KV cache for one sequence.
-
-    Attributes
-    ----------
-    model : transformers PreTrainedModel
-        A decoder-only LM in eval mode (Llama-like: accepts a 4-D additive attention mask).
-    cache : transformers DynamicCache
-        Keys/values of the tokens seen so far; :meth:`forward` appends, :func:`compact_cache`
-        keeps a subset.
-    """
-
-    model: object
-    cache: object
-
-    @classmethod
-    def start(cls, model) -> "CachedModel":
-        """A fresh, empty cache for ``model``."""
-        return cls(model, new_cache(model))
-
-    @property
-    def length(self) -> int:
-        """Number of cached tokens."""
-        return cache_length(self.cache)
-
-    def forward(self, tokens, positions, visible):
-        """Score a block of tokens and append their keys/values to the cache.
-
-        Parameters
-        ----------
-        tokens : torch.LongTensor, shape [m]
-        positions : torch.LongTensor, shape [m]   rotary positions (depth offsets for a tree)
-        visible : torch.BoolTensor, shape [m, past + m]
-            ``visible[i, j]``: block token i may attend to cache entry j (j < past) or block token
-            j - past.
-
-        Returns
-        -------
-        torch.Tensor, shape [m, vocab], the model's logits (model dtype).
-
-        Notes
-        -----
-        One model forward, O(m (past + m)) attention; the mask is additive in the model dtype
-        (``finfo.min`` where hidden), which both eager and SDPA attention accept as a custom 4-D
-        mask that transformers passes through unchanged.
-        """
-        return forward_block(self.model, self.cache, tokens[None], positions[None], visible[None])[0]
+__all__ = ["forward_block", "new_cache", "gather_cache"]
 
 
 def forward_block(model, cache, tokens, positions, visible):
@@ -105,29 +54,6 @@ def new_cache(model):
         return DynamicCache(config=model.config)
     except TypeError:  # older transformers: no config argument
         return DynamicCache()
-
-
-def cache_length(cache) -> int:
-    """Number of tokens held by ``cache`` (0 when empty)."""
-    return int(cache.get_seq_length())
-
-
-def compact_cache(cache, keep) -> None:
-    """Keep only cache entries ``keep`` (torch.LongTensor [m'], increasing), in place.
-
-    The in-place update is on a cache the decoder owns (C12: private to ``empirical``). O(layers *
-    m' * hidden) device work, no host synchronisation. Works with transformers' ``DynamicCache``
-    in both layouts (5.x ``cache.layers[i].keys``; 4.x ``cache.key_cache[i]``).
-    """
-    if hasattr(cache, "layers"):
-        for layer in cache.layers:
-            if getattr(layer, "keys", None) is not None and layer.keys.numel():
-                layer.keys = layer.keys.index_select(-2, keep)  # [1, heads, m', head_dim]
-                layer.values = layer.values.index_select(-2, keep)
-        return
-    for i in range(len(cache.key_cache)):  # pragma: no cover - transformers 4.x layout
-        cache.key_cache[i] = cache.key_cache[i].index_select(-2, keep)
-        cache.value_cache[i] = cache.value_cache[i].index_select(-2, keep)
 
 
 def gather_cache(cache, rows, columns) -> None:

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from empirical.decoder import Sampling, decode  # noqa: E402
-from empirical.kv_forward import CachedModel  # noqa: E402
+from empirical.kv_forward import forward_block, new_cache  # noqa: E402
 from empirical.probs import probs_from_logits  # noqa: E402
 from empirical.run import DecodeConfig  # noqa: E402
 from empirical.tiny import one_thread_fixture, tiny_pair  # noqa: E402
@@ -57,12 +57,16 @@ def test_cached_tree_forward_equals_full_recompute(pair):
     rng = np.random.default_rng(0)
     tokens = rng.integers(2, 64, size=tree.size)
     tokens[0] = prefix[-1]
-    model = CachedModel.start(pair.target)
+    cache = new_cache(pair.target)
+
+    def forward(ids, positions, visible):  # one sequence: a batch of one
+        return forward_block(pair.target, cache, ids[None], positions[None], visible[None])[0]
+
     past = torch.ones(len(prefix) - 1, len(prefix) - 1, dtype=torch.bool).tril()
-    model.forward(torch.as_tensor(prefix[:-1]), torch.arange(len(prefix) - 1), past)
+    forward(torch.as_tensor(prefix[:-1]), torch.arange(len(prefix) - 1), past)
     base = len(prefix) - 1
     visible = torch.cat([torch.ones(tree.size, base, dtype=torch.bool), torch.as_tensor(tree.ancestor_mask)], dim=1)
-    got = model.forward(torch.as_tensor(tokens), base + torch.as_tensor(tree.depths), visible).float()
+    got = forward(torch.as_tensor(tokens), base + torch.as_tensor(tree.depths), visible).float()
     for v in range(tree.size):
         ids = prefix[:-1] + [int(tokens[u]) for u in tree.path_to(v)]
         torch.testing.assert_close(got[v], _full_logits(pair.target, ids)[-1], atol=1e-4, rtol=1e-4)
