@@ -15,7 +15,7 @@ import numpy as np
 from spechub_theory.methods.base import RESIDUAL_EPS
 from spechub_theory.tree_walk import TreeWalk
 
-__all__ = ["FAST_METHODS", "TorchNodeRule", "rule", "sample_drafts", "draft_tree_level", "walk_tree", "walk_trees"]
+__all__ = ["FAST_METHODS", "TorchNodeRule", "rule", "sample_drafts", "draft_tree_level", "walk_tree", "walk_trees", "law64"]
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:
         leaves = [b for b in live if not tree.children[node[b]]]
         if leaves:
             at = torch.as_tensor(leaves, device=device)
-            w = _law64(p[at, torch.as_tensor([node[b] for b in leaves], device=device)])
+            w = law64(p[at, torch.as_tensor([node[b] for b in leaves], device=device)])
             u = torch.as_tensor([rngs[b].random() for b in leaves], dtype=torch.float64, device=device)
             for b, t in zip(leaves, _inverse_cdf(w, u).tolist()):
                 emitted[b].append(int(t))
@@ -112,7 +112,7 @@ def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:
             kids = torch.as_tensor([tree.children[node[b]] for b in rows], device=device)  # [m, c]
             drafts = torch.gather(tokens[at], 1, kids)
             u = torch.as_tensor(np.stack([rngs[b].random(c + 1) for b in rows]), device=device)
-            pv = _law64(p[at, v])
+            pv = law64(p[at, v])
             token, slot = _verify(rule(method, pv, q[at, v], drafts), drafts, u)
             for i, (b, sl, t) in enumerate(zip(rows, *torch.stack([slot, token]).tolist())):
                 visited[b].append(node[b])
@@ -129,8 +129,9 @@ def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:
 
 
 # -- verification and residuals ---------------------------------------------------------------
-def _law64(rows):
-    """Rows of probabilities in float64, renormalised (as ``engines.TorchEngine.rows``)."""
+def law64(rows):
+    """Rows of probabilities [..., n] in float64, renormalised (float32 sums over a large
+    vocabulary drift by ~1e-6; the core checks sums at that tolerance)."""
     rows = rows.double()
     return rows / rows.sum(-1, keepdim=True)
 

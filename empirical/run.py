@@ -26,7 +26,7 @@ from .node_rates import node_rates
 from .progress import progress_bar
 from .prompts import encode_prompt, load_prompts
 from .records import RecordLog, record_key
-from .summary import summarize
+from .summary import PHASES, summarize
 
 __all__ = ["DecodeConfig", "run_decode", "DECODE_METHODS", "AR_TREE"]
 
@@ -35,8 +35,6 @@ DECODE_METHODS = tuple(METHOD_NAMES) + (AR,)
 #: the tree label of ``ar`` records (it uses no draft tree)
 AR_TREE = "none"
 #: settings that must match between an interrupted run and its resumption
-#: the timed phases of a step
-_PHASES = ("draft", "target", "verify", "cache")
 _RESUME_KEYS = ("target", "draft", "temperature", "top_p", "prompts", "max_new_tokens", "seed", "dtype", "node_methods")
 
 
@@ -169,14 +167,14 @@ def _decode_records(pair, prompts, indices, ids, tree: str, method: str, samplin
     """Decode prompts together (:func:`empirical.batch_decoder.decode_batch`, each with its own
     Generator seeded by (seed, prompt index)) and return their JSON records; node rates are
     computed between steps."""
-    steps = [{"emitted": [], "accepted": [], **{f"{ph}_s": [] for ph in _PHASES}} for _ in indices]
+    steps = [{"emitted": [], "accepted": [], **{f"{ph}_s": [] for ph in PHASES}} for _ in indices]
     nodes = [{"step": [], "node": [], "slot": []} for _ in indices]
 
     def on_step(r, step, laws):
         s = len(steps[r]["emitted"])
         steps[r]["emitted"].append(len(step.tokens))
         steps[r]["accepted"].append(step.accepted)
-        for ph in _PHASES:
+        for ph in PHASES:
             steps[r][f"{ph}_s"].append(step.seconds.get(ph, 0.0))
         if step.visited:
             _extend_columns(nodes[r], node_rates(laws.p, laws.q, laws.k, methods=config.node_methods))

@@ -20,7 +20,8 @@ TOKENS_PER_STEP_CONVENTION = (
 )
 #: bootstrap resamples of prompts for the tokens-per-step interval
 N_BOOTSTRAP = 2000
-_PHASES = ("draft", "target", "verify", "cache")
+#: the timed phases of a decoding step (records hold ``<phase>_s`` per step)
+PHASES = ("draft", "target", "verify", "cache")
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def summarize(records, *, seed: int = 0) -> dict:
 
 
 def _timing(recs, tokens: int, steps: int) -> dict:
-    sums = {ph: float(sum(sum(r["steps"][f"{ph}_s"]) for r in recs)) for ph in _PHASES}
+    sums = {ph: float(sum(sum(r["steps"][f"{ph}_s"]) for r in recs)) for ph in PHASES}
     prefill = float(sum(r["prefill_s"] for r in recs))
     decode = sum(sums.values())
     return {

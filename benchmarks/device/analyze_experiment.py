@@ -60,9 +60,10 @@ def _units(cells, keys) -> list:
 
 def tokens_per_step(cells, keys) -> str:
     """"value [low, high]" pooled over the cells ``keys`` (several seeds pool their prompts)."""
-    data = np.concatenate([v for k in keys if k in cells for v in [np.array(list(cells[k].values()), dtype=float)]]) if any(k in cells for k in keys) else None
-    if data is None:
+    present = [np.array(list(cells[k].values()), dtype=np.float64) for k in keys if k in cells]
+    if not present:
         return "–"
+    data = np.concatenate(present)  # [prompts, (tokens, steps)]
     ci = bootstrap_ratio(data[:, 0], data[:, 1], rng=0)
     return f"{ci.value:.3f} [{ci.low:.3f}, {ci.high:.3f}]"
 

@@ -148,6 +148,8 @@ def write_shards(prompts_file: str, num_prompts: int, shard_size: int, shard_dir
 def compact(record: dict, job: dict, shard_size: int) -> dict:
     """The part of a prompt record the summary needs (no laws, no text), tagged with its cell;
     phase seconds summed over the steps."""
+    from empirical.summary import PHASES
+
     steps = record["steps"]
     return {
         "T": float(job["T"]), "seed": int(job["seed"]), "tree": record["tree"], "method": record["method"],
@@ -155,7 +157,7 @@ def compact(record: dict, job: dict, shard_size: int) -> dict:
         "prompt_tokens": record["prompt_tokens"], "tokens": record["tokens"], "finish": record["finish"],
         "prefill_s": record["prefill_s"],
         "steps": {"emitted": steps["emitted"], "accepted": steps["accepted"],
-                  **{f"{ph}_s": [float(sum(steps[f"{ph}_s"]))] for ph in ("draft", "target", "verify", "cache")}},
+                  **{f"{ph}_s": [float(sum(steps[f"{ph}_s"]))] for ph in PHASES}},
     }
 
 
