@@ -1,4 +1,4 @@
-"""The validation experiment (issue 8): SpecHub vs RRS vs RRS without replacement on a real pair.
+"""The validation experiment (issues 8, 14): SpecHub vs RRS vs RRS without replacement on a real pair.
 
 Decodes every (temperature, tree, method, seed) cell of the plan over the prompts with
 ``empirical.run.run_decode``: each job is one shard of ``--shard-size`` prompts decoded together in
@@ -13,10 +13,21 @@ accepted depths, phase seconds; no laws) are the resumable state: pass the commi
 with ``--node-shards``, ``nodes.npz`` (per verified node: exact acceptance of every method and the
 optimum, TV, q(a), p(a)).
 
+Jobs of a cell decode with ``empirical.batch_decoder.decode_batch`` directly (no per-step host
+copy of the laws) and write compact records (``compact.jsonl``, atomically) in their folder; the
+node jobs (``--node-shards``) are the cells of ``--node-tree`` x ``--node-method`` at seed 0 walked
+with ``experiment_nodes.NodeCapture`` (rates of every method and both optima at every verified node,
+computed on the device). Workers take jobs from one shared queue in priority order
+(``--first-trees`` go first at every temperature). Methods are parameters (``--binary-methods``,
+``--ternary-methods``, ``--seed-methods``): any name ``spechub decode`` knows. With
+``--timing-prompts`` the main process loads the pair too and, after the workers, times every method,
+``ar`` and HF ``generate()`` side by side on the quiet device (``timing.json``).
+
 Usage (H200; see benchmarks/device/README.md for staging):
   python3 benchmarks/device/experiment.py --target /root/stage/smol.gguf --draft smollm2-draft \
       --prompts .device/prompts_eval.jsonl --records results/h200/experiment_records.jsonl.gz \
       --workers 4 --shard-size 25 --time-budget-s 500 --out /root/exp
+  (natural pair: benchmarks/device/run_experiment_qwen.sh)
 """
 
 from __future__ import annotations
@@ -31,6 +42,8 @@ from pathlib import Path
 
 BINARY = ("2^2", "2^3", "2^4", "2^5")
 TERNARY = ("3^2", "3^3", "3^4")
+#: default methods of the binary trees (and of the extra seeds of 2^5) and of the ternary trees
+BINARY_METHODS, TERNARY_METHODS = ("spechub", "rrs", "rrs_wor"), ("rrs", "rrs_wor")
 #: exact rates computed for the collected real (p, q) of the node table
 NODE_METHODS = ("single", "rrs", "rrs_wor", "kseq", "spechub", "optimal_iid", "optimal_wor")
 #: node table: real (p, q) at the verified nodes of SpecHub decoding on this tree, per temperature
@@ -38,24 +51,34 @@ NODE_TREE, NODE_METHOD = "2^4", "spechub"
 
 
 def plan(temperatures, seeds_deep: int, shards: int, node_shards: int, done=frozenset(), shard_size: int = 1,
-         num_prompts: int | None = None) -> list[dict]:
-    """Jobs in priority order: node-table collection, binary trees (3 methods) at seed 0, ternary
-    RRS/RRS w/o, extra seeds of 2^5. A shard whose prompts are all in ``done`` (keys of
-    :func:`cell_key`) is left out."""
-    jobs = [dict(T=T, tree=NODE_TREE, method="nodes", seed=0, shard=s) for T in temperatures for s in range(node_shards)]
-    for T in temperatures:
-        for tree in BINARY:
-            jobs += [dict(T=T, tree=tree, method=m, seed=0) for m in ("spechub", "rrs", "rrs_wor")]
+         num_prompts: int | None = None, *, binary_methods=BINARY_METHODS, ternary_methods=TERNARY_METHODS,
+         seed_methods=None, first_trees=(), node_tree: str = NODE_TREE, node_method: str = NODE_METHOD,
+         nodes_done=frozenset()) -> list[dict]:
+    """Jobs in priority order: node-table jobs, binary trees at seed 0 (``first_trees`` first at every
+    temperature, then the others), ternary trees, extra seeds of 2^5 (``seed_methods``, default
+    ``binary_methods``). A shard whose prompts are all in ``done`` (keys of :func:`cell_key`) is left
+    out; so is a node job whose (T, shard) is in ``nodes_done``. A node job is the cell
+    (T, ``node_tree``, ``node_method``, seed 0) of its shard with ``nodes=True``: that cell's shard is
+    not planned twice."""
+    first = [t for t in first_trees if t in BINARY]
+    nodes = [dict(T=T, tree=node_tree, method=node_method, seed=0, shard=s, nodes=True)
+             for T in temperatures for s in range(node_shards) if (float(T), s) not in nodes_done]
+    cells = []
+    for trees in ([first, [t for t in BINARY if t not in first]] if first else [BINARY]):
+        for T in temperatures:
+            for tree in trees:
+                cells += [dict(T=T, tree=tree, method=m, seed=0) for m in binary_methods]
     for T in temperatures:
         for tree in TERNARY:
-            jobs += [dict(T=T, tree=tree, method=m, seed=0) for m in ("rrs", "rrs_wor")]
+            cells += [dict(T=T, tree=tree, method=m, seed=0) for m in ternary_methods]
     for seed in range(1, seeds_deep):
         for T in temperatures:
-            jobs += [dict(T=T, tree="2^5", method=m, seed=seed) for m in ("spechub", "rrs", "rrs_wor")]
-    cells = jobs[len(temperatures) * node_shards:]
+            cells += [dict(T=T, tree="2^5", method=m, seed=seed) for m in (binary_methods if seed_methods is None else seed_methods)]
+    covered = {(j["T"], j["tree"], j["method"], j["seed"], j["shard"]) for j in nodes}
     todo = [dict(job, shard=s) for job in cells for s in range(shards)
-            if any(cell_key(job, i) not in done for i in range(s * shard_size, min((s + 1) * shard_size, num_prompts or 10**9)))]
-    return jobs[: len(temperatures) * node_shards] + todo
+            if (job["T"], job["tree"], job["method"], job["seed"], s) not in covered
+            and any(cell_key(job, i) not in done for i in range(s * shard_size, min((s + 1) * shard_size, num_prompts or 10**9)))]
+    return nodes + todo
 
 
 def cell_key(job: dict, prompt_index: int) -> tuple:
@@ -64,76 +87,87 @@ def cell_key(job: dict, prompt_index: int) -> tuple:
 
 
 def job_dir(out: Path, job: dict) -> Path:
-    return out / "runs" / f"T{job['T']}" / job["tree"].replace("^", "p") / job["method"] / f"seed{job['seed']}" / f"shard{job['shard']}"
+    method = "nodes" if job.get("nodes") else job["method"]
+    return out / "runs" / f"T{job['T']}" / job["tree"].replace("^", "p") / method / f"seed{job['seed']}" / f"shard{job['shard']}"
 
 
-def worker(rank: int, args, jobs, deadline: float):
-    """Load the pair once, then take every `workers`-th job while time remains."""
+def worker(rank: int, args, jobs, deadline: float, queue=None):
+    """Load the pair once, then take jobs while time remains: the next one from the shared counter
+    ``queue`` (a ``multiprocessing.Value``), or every ``workers``-th job without one."""
     import torch
 
     from empirical.models import load_pair
-    from empirical.run import DecodeConfig, run_decode
 
     torch.set_num_threads(1)
     pair = load_pair(args.target, args.draft, device=args.device, dtype=args.dtype)
+    types = prompt_types(args.prompts, args.num_prompts)
     longest = 0.0  # a job is not started when the longest so far would overrun the deadline
-    for i in range(rank, len(jobs), args.workers):
+    mine = iter(range(rank, len(jobs), args.workers))
+    while True:
         if time.time() + longest > deadline:
+            break
+        if queue is None:
+            i = next(mine, None)
+        else:
+            with queue.get_lock():
+                i, queue.value = queue.value, queue.value + 1
+        if i is None or i >= len(jobs):
             break
         job = jobs[i]
         t0 = time.time()
-        prompts_file = str(Path(args.shard_dir) / f"shard{job['shard']}.jsonl")
-        if job["method"] == "nodes":
-            collect_nodes(pair, job, prompts_file, args, job_dir(Path(args.out), job))
-        else:
-            config = DecodeConfig(
-                target=args.target, draft=args.draft, trees=(job["tree"],), methods=(job["method"],),
-                temperature=job["T"], top_p=1.0, prompts=prompts_file, num_prompts=args.shard_size,
-                max_new_tokens=args.max_new_tokens, seed=1000 * job["seed"] + job["shard"],
-                device=args.device, dtype=args.dtype, node_methods=(),  # node rates: see collect_nodes
-                batch_size=args.shard_size,
-            )
-            run_decode(config, job_dir(Path(args.out), job), pair=pair, progress=False)
+        run_job(pair, job, args, types)
         longest = max(longest, time.time() - t0)
         print(f"[{time.strftime('%H:%M:%S')}] worker {rank} job {i} {job} {time.time() - t0:.1f}s", flush=True)
 
 
-def collect_nodes(pair, job, prompts_file, args, out_dir: Path):
-    """Decode the shard with SpecHub on NODE_TREE, keep the real (p, q) of every verified node, then
-    compute every method's exact rate and the optimum in batches (far cheaper than per step)."""
+def run_job(pair, job: dict, args, types: dict) -> None:
+    """Decode one shard of one cell (and, for a node job, keep its node table); writes
+    ``compact.jsonl`` (and ``nodes.npz``) in the job's folder, each atomically; a folder that holds
+    them already is skipped."""
     import numpy as np
 
-    from empirical.decoder import Sampling, decode
-    from empirical.node_rates import node_rates
+    from empirical.batch_decoder import decode_batch
+    from empirical.decoder import AR, Sampling
     from empirical.prompts import encode_prompt, load_prompts
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if (out_dir / "nodes.npz").exists():
+    folder = job_dir(Path(args.out), job)
+    if (folder / "compact.jsonl").exists() and (not job.get("nodes") or (folder / "nodes.npz").exists()):
         return
-    P, Q, K = [], [], []
+    prompts = load_prompts(str(Path(args.shard_dir) / f"shard{job['shard']}.jsonl"), num_prompts=args.shard_size)
+    ids = [encode_prompt(pair.tokenizer, p) for p in prompts]
+    seed = 1000 * job["seed"] + job["shard"]  # the seeds run_decode gave the shard's prompts before
+    rngs = [np.random.default_rng([seed, i]) for i in range(len(prompts))]
+    engine = "auto"
+    if job.get("nodes"):
+        _device_path()
+        from experiment_nodes import NodeCapture, register, save_nodes
 
-    def on_step(step, laws):
-        P.extend(laws.p.astype(np.float32))  # float32 storage; rates are recomputed in float64
-        Q.extend(laws.q.astype(np.float32))
-        K.extend(laws.k)
+        capture = NodeCapture({id(g): i for i, g in enumerate(rngs)}, methods=args.node_methods)
+        engine = register(capture)
+    results = decode_batch(pair, ids, tree=None if job["method"] == AR else job["tree"], method=job["method"], rngs=rngs,
+                           sampling=Sampling(job["T"], 1.0), max_new_tokens=args.max_new_tokens, engine=engine)
+    offset = job["shard"] * args.shard_size
+    if job.get("nodes"):
+        save_nodes(capture, folder / "nodes.npz", offset=offset, types=types)
+    lines = [json.dumps(compact_decoded(r, job, offset + i, p.id, len(x), types.get(offset + i)), separators=(",", ":"))
+             for i, (r, p, x) in enumerate(zip(results, prompts, ids))]
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "compact.jsonl.tmp"
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / "compact.jsonl")
 
-    rng = np.random.default_rng([7, job["shard"], int(10 * job["T"])])
-    for prompt in load_prompts(prompts_file, num_prompts=args.shard_size):
-        decode(pair, encode_prompt(pair.tokenizer, prompt), tree=NODE_TREE, method=NODE_METHOD,
-               sampling=Sampling(job["T"], 1.0), max_new_tokens=args.max_new_tokens, rng=rng, on_step=on_step)
-    K = np.array(K)
-    cols = {"k": K}
-    for start in range(0, len(K), 256):
-        p = np.asarray(P[start:start + 256], dtype=np.float64)
-        q = np.asarray(Q[start:start + 256], dtype=np.float64)
-        p /= p.sum(axis=1, keepdims=True)
-        q /= q.sum(axis=1, keepdims=True)
-        rates = node_rates(p, q, K[start:start + 256], methods=NODE_METHODS)
-        for key in ("tv", "hub_q", "hub_p"):
-            cols.setdefault(key, []).extend(rates[key])
-        for m in NODE_METHODS:
-            cols.setdefault(m, []).extend([np.nan if v is None else v for v in rates["acceptance"].get(m, [None] * len(p))])
-    np.savez_compressed(out_dir / "nodes.npz", **{k: np.asarray(v, dtype=np.float64) for k, v in cols.items()})
+
+def _device_path() -> None:
+    """Make the driver's sibling modules (experiment_nodes, experiment_timing) importable."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+
+
+def prompt_types(prompts_file: str, num_prompts: int | None = None) -> dict:
+    """Global prompt index -> the row's ``type`` ("code", "chat"; rows without one are left out)."""
+    rows = [json.loads(l) for l in Path(prompts_file).read_text(encoding="utf-8").splitlines() if l.strip()][:num_prompts]
+    return {i: row["type"] for i, row in enumerate(rows) if isinstance(row, dict) and "type" in row}
 
 
 def write_shards(prompts_file: str, num_prompts: int, shard_size: int, shard_dir: Path) -> int:
@@ -161,6 +195,25 @@ def compact(record: dict, job: dict, shard_size: int) -> dict:
     }
 
 
+def compact_decoded(result, job: dict, prompt_index: int, prompt_id: str, prompt_tokens: int, kind=None) -> dict:
+    """:func:`compact` of a :class:`empirical.decoder.Decoded` (global ``prompt_index``), with the
+    prompt's type ("code"/"chat") when known."""
+    from empirical.run import AR_TREE
+    from empirical.summary import PHASES
+
+    rec = {
+        "T": float(job["T"]), "seed": int(job["seed"]), "tree": AR_TREE if job["method"] == "ar" else job["tree"],
+        "method": job["method"], "prompt_index": int(prompt_index), "prompt_id": prompt_id,
+        "prompt_tokens": int(prompt_tokens), "tokens": [int(t) for t in result.tokens], "finish": result.finish,
+        "prefill_s": float(result.prefill_s),
+        "steps": {"emitted": [len(s.tokens) for s in result.steps], "accepted": [int(s.accepted) for s in result.steps],
+                  **{f"{ph}_s": [float(sum(s.seconds.get(ph, 0.0) for s in result.steps))] for ph in PHASES}},
+    }
+    if kind is not None:
+        rec["type"] = kind
+    return rec
+
+
 def read_records(path) -> list:
     """Compact records of earlier runs (``.jsonl.gz``); [] when ``path`` is None or missing."""
     if not path or not Path(path).is_file():
@@ -169,39 +222,61 @@ def read_records(path) -> list:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def merge(out: Path, jobs: list[dict], shard_size: int, earlier: list) -> dict:
+def read_nodes(path) -> dict:
+    """Columns of an earlier node table (``.npz``); {} when ``path`` is None or missing."""
+    import numpy as np
+
+    if not path or not Path(path).is_file():
+        return {}
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def merge(out: Path, jobs: list[dict], shard_size: int, earlier: list, earlier_nodes: dict | None = None) -> dict:
     """Union of the earlier compact records and this run's, written to
-    ``experiment_records.jsonl.gz``; node tables of this run to ``nodes.npz``; returns the
-    per-(T, seed) summaries."""
+    ``experiment_records.jsonl.gz``; node tables of this run plus the earlier rows of other
+    (T, shard)s to ``nodes.npz``; returns the per-(T, seed) summaries."""
     import numpy as np
 
     from empirical.summary import summarize
 
     records = {cell_key(r, r["prompt_index"]): r for r in earlier}
     nodes: dict = {}
+    fresh = set()
     for job in jobs:
         folder = job_dir(out, job)
-        if job["method"] == "nodes":
-            if (folder / "nodes.npz").exists():
-                with np.load(folder / "nodes.npz") as z:
-                    for key in z.files:
-                        nodes.setdefault(key, []).append(z[key])
-                    nodes.setdefault("temperature", []).append(np.full(len(z["k"]), job["T"]))
+        if job.get("nodes") and (folder / "nodes.npz").exists():
+            with np.load(folder / "nodes.npz") as z:
+                for key in z.files:
+                    nodes.setdefault(key, []).append(z[key])
+                nodes.setdefault("temperature", []).append(np.full(len(z["tv"]), float(job["T"])))
+            fresh.add((float(job["T"]), job["shard"]))
+        if (folder / "compact.jsonl").exists():
+            lines = [json.loads(line) for line in (folder / "compact.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+        elif (folder / "records.jsonl").exists():  # written by run_decode (earlier drivers, tests)
+            lines = []
+            for line in (folder / "records.jsonl").read_text(encoding="utf-8").splitlines():
+                try:
+                    lines.append(compact(json.loads(line), job, shard_size))
+                except json.JSONDecodeError:
+                    continue
+        else:
             continue
-        path = folder / "records.jsonl"
-        if not path.exists():
-            continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = compact(json.loads(line), job, shard_size)
-            except json.JSONDecodeError:
-                continue
+        for rec in lines:
             records[cell_key(rec, rec["prompt_index"])] = rec
+    if earlier_nodes and "prompt_index" in earlier_nodes:
+        keep = np.array([(float(t), int(i) // shard_size) not in fresh
+                         for t, i in zip(earlier_nodes["temperature"], earlier_nodes["prompt_index"])], dtype=bool)
+        for key, value in earlier_nodes.items():
+            nodes.setdefault(key, []).insert(0, value[keep])
     if nodes:
-        np.savez_compressed(out / "nodes.npz", **{k: np.concatenate(v) for k, v in nodes.items()})
+        tmp = out / "nodes.tmp.npz"
+        np.savez_compressed(tmp, **{k: np.concatenate(v) for k, v in nodes.items()})
+        os.replace(tmp, out / "nodes.npz")
     ordered = [records[k] for k in sorted(records)]
-    with gzip.open(out / "experiment_records.jsonl.gz", "wt", encoding="utf-8") as f:
+    with gzip.open(out / "experiment_records.jsonl.gz.tmp", "wt", encoding="utf-8") as f:
         f.writelines(json.dumps(r, separators=(",", ":")) + "\n" for r in ordered)
+    os.replace(out / "experiment_records.jsonl.gz.tmp", out / "experiment_records.jsonl.gz")
     by_key: dict = {}
     for rec in ordered:
         by_key.setdefault((rec["T"], rec["seed"]), []).append(
@@ -209,50 +284,160 @@ def merge(out: Path, jobs: list[dict], shard_size: int, earlier: list) -> dict:
     return {f"T={T},seed={seed}": summarize(recs) for (T, seed), recs in sorted(by_key.items())}
 
 
+def check_methods(args) -> None:
+    """Every method of the sweep must be one ``spechub decode`` knows and accept its trees' k
+    (clear ValueError before any worker starts)."""
+    from empirical.run import DecodeConfig
+
+    for trees, methods in ((BINARY, args.binary_methods), (TERNARY, args.ternary_methods), (("2^5",), args.seed_methods or ())):
+        for method in methods:
+            DecodeConfig(trees=trees, methods=(method,)).validated()
+    if args.node_shards:
+        _device_path()
+        from experiment_nodes import DEVICE_NODE_METHODS
+
+        DecodeConfig(trees=(args.node_tree,), methods=(args.node_method,)).validated()
+        bad = [m for m in args.node_methods if m not in DEVICE_NODE_METHODS]
+        if bad or set(map(len, _tree_children(args.node_tree))) - {0, 2}:
+            raise ValueError(f"node table: `--node-tree` must be binary and `--node-methods` among {DEVICE_NODE_METHODS}; "
+                             f"got {args.node_tree!r}, {bad}.")
+
+
+def _tree_children(name: str):
+    from spechub_theory.trees import Tree
+
+    return Tree.from_name(name).children
+
+
+class TimingJob:
+    """The timing job of the main process: :meth:`start` loads the pair in a thread (while the
+    workers decode), :meth:`run` waits for it and writes ``timing.json`` on the then quiet device.
+    Errors are recorded in the file, never raised: the sweep's results matter more."""
+
+    def __init__(self, args, out: Path):
+        import threading
+
+        self.args, self.path, self.pair, self.error = args, out / "timing.json", None, None
+        self.thread = threading.Thread(target=self._load, daemon=True)
+
+    def start(self) -> "TimingJob":
+        self.thread.start()
+        return self
+
+    def _load(self) -> None:
+        from empirical.models import load_pair
+
+        try:
+            self.pair = load_pair(self.args.target, self.args.draft, device=self.args.device, dtype=self.args.dtype)
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def run(self) -> None:
+        import torch
+
+        _device_path()
+        from experiment_timing import measure
+
+        from empirical.prompts import encode_prompt, load_prompts
+
+        args = self.args
+        self.thread.join()
+        try:
+            if self.error:
+                raise RuntimeError(self.error)
+            pair = self.pair
+            n = max(args.shard_size, args.timing_prompts)
+            ids = [encode_prompt(pair.tokenizer, p) for p in load_prompts(args.prompts, num_prompts=n)]
+            methods = list(dict.fromkeys(list(args.binary_methods) + list(args.ternary_methods)))
+            engines = [("none", "ar")] + [(args.timing_tree if m in args.binary_methods else "3^3", m) for m in methods]
+            result = measure(pair, ids, engines, temperature=args.timing_temperature, max_new_tokens=args.timing_tokens,
+                             batch_sizes=(1, args.shard_size), batch1_prompts=args.timing_prompts)
+            result["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        except Exception as exc:
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+            print(f"timing failed: {result['error']}", flush=True)
+        result["date"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        self.path.write_text(json.dumps(result, indent=1), encoding="utf-8")
+        self.pair = None
+
+
+def _names(text: str) -> tuple:
+    return tuple(m.strip() for m in text.split(",") if m.strip())
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target", default="smollm2")
     ap.add_argument("--draft", default="smollm2-draft")
-    ap.add_argument("--prompts", required=True, help="JSONL prompts (MT-Bench {'turns': [...]} or {'prompt': ...})")
+    ap.add_argument("--prompts", required=True, help="JSONL prompts (MT-Bench {'turns': [...]} or {'prompt': ...}; optional 'type')")
     ap.add_argument("--num-prompts", type=int, default=100)
     ap.add_argument("--shard-size", type=int, default=25, help="prompts per job, decoded together (default 25)")
     ap.add_argument("--records", default=None, help="compact records of earlier runs (.jsonl.gz): their prompts are skipped")
+    ap.add_argument("--nodes", default=None, help="node table of earlier runs (.npz): its (T, shard)s are not collected again")
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--temperatures", default="0.6,1.0")
     ap.add_argument("--seeds-deep", type=int, default=3, help="seeds for the 2^5 tree (default 3)")
+    ap.add_argument("--binary-methods", type=_names, default=BINARY_METHODS, help="methods on 2^2-2^5 (default spechub,rrs,rrs_wor)")
+    ap.add_argument("--ternary-methods", type=_names, default=TERNARY_METHODS, help="methods on 3^2-3^4 (default rrs,rrs_wor)")
+    ap.add_argument("--seed-methods", type=_names, default=None, help="methods of the extra seeds of 2^5 (default: the binary ones)")
+    ap.add_argument("--first-trees", type=_names, default=(), help="binary trees run first at every temperature (e.g. 2^3,2^5)")
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--time-budget-s", type=float, default=480)
     ap.add_argument("--node-shards", type=int, default=0,
-                    help="prompt shards decoded for the node table, per temperature (the committed table used 2 of 10 prompts)")
+                    help="prompt shards per temperature whose node table is collected (node jobs run first)")
+    ap.add_argument("--node-tree", default=NODE_TREE)
+    ap.add_argument("--node-method", default=NODE_METHOD)
+    ap.add_argument("--node-methods", type=_names, default=NODE_METHODS)
+    ap.add_argument("--timing-prompts", type=int, default=0,
+                    help="prompts timed at batch 1 (0 = no timing job); batch --shard-size is timed too")
+    ap.add_argument("--timing-tokens", type=int, default=64)
+    ap.add_argument("--timing-tree", default="2^4")
+    ap.add_argument("--timing-temperature", type=float, default=0.6)
+    ap.add_argument("--timing-reserve-s", type=float, default=75, help="seconds kept for the timing job at the end")
     ap.add_argument("--merge-only", action="store_true")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     start = time.time()
+    check_methods(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     args.shard_dir = str(out / "prompt_shards")
     shards = write_shards(args.prompts, args.num_prompts, args.shard_size, Path(args.shard_dir))
     earlier = read_records(args.records)
+    earlier_nodes = read_nodes(args.nodes)
     done = {cell_key(r, r["prompt_index"]) for r in earlier}
+    nodes_done = ({(float(t), int(i) // args.shard_size) for t, i in zip(earlier_nodes["temperature"], earlier_nodes["prompt_index"])}
+                  if "prompt_index" in earlier_nodes else set())
     jobs = plan([float(t) for t in args.temperatures.split(",")], args.seeds_deep, shards, min(shards, args.node_shards),
-                done, args.shard_size, args.num_prompts)
-    print(f"{len(earlier)} earlier prompt records; {len(jobs)} jobs to run", flush=True)
+                done, args.shard_size, args.num_prompts, binary_methods=args.binary_methods,
+                ternary_methods=args.ternary_methods, seed_methods=args.seed_methods, first_trees=args.first_trees,
+                node_tree=args.node_tree, node_method=args.node_method, nodes_done=nodes_done)
+    timing = args.timing_prompts > 0 and not (out / "timing.json").exists() and not args.merge_only
+    print(f"{len(earlier)} earlier prompt records; {len(jobs)} jobs to run; timing job: {timing}", flush=True)
+    timer = TimingJob(args, out) if timing else None
     if jobs and not args.merge_only:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
-        deadline = start + args.time_budget_s
-        procs = [ctx.Process(target=worker, args=(r, args, jobs, deadline)) for r in range(args.workers)]
+        deadline = start + args.time_budget_s - (args.timing_reserve_s if timing else 0.0)
+        queue = ctx.Value("i", 0)
+        procs = [ctx.Process(target=worker, args=(r, args, jobs, deadline, queue)) for r in range(args.workers)]
         for p in procs:
             p.start()
+        if timer is not None:
+            timer.start()  # loads while the workers decode
         for p in procs:
             p.join(timeout=max(1.0, deadline + 30 - time.time()))
         for p in procs:
             if p.is_alive():
                 p.terminate()
-    summaries = merge(out, jobs, args.shard_size, earlier)
+    if timer is not None:
+        if not timer.thread.is_alive() and timer.thread.ident is None:
+            timer.start()
+        timer.run()
+    summaries = merge(out, jobs, args.shard_size, earlier, earlier_nodes)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "argv": sys.argv, "jobs_planned": len(jobs),
             "wall_s": time.time() - start, "workers": args.workers, "host": os.uname().nodename}
     try:
