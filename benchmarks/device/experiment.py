@@ -365,7 +365,7 @@ def _names(text: str) -> tuple:
     return tuple(m.strip() for m in text.split(",") if m.strip())
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target", default="smollm2")
     ap.add_argument("--draft", default="smollm2-draft")
@@ -381,7 +381,7 @@ def main():
     ap.add_argument("--ternary-methods", type=_names, default=TERNARY_METHODS, help="methods on 3^2-3^4 (default rrs,rrs_wor)")
     ap.add_argument("--seed-methods", type=_names, default=None, help="methods of the extra seeds of 2^5 (default: the binary ones)")
     ap.add_argument("--first-trees", type=_names, default=(), help="binary trees run first at every temperature (e.g. 2^3,2^5)")
-    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=4, help="worker processes sharing the device (0 = this process)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--time-budget-s", type=float, default=480)
@@ -398,8 +398,10 @@ def main():
     ap.add_argument("--timing-reserve-s", type=float, default=75, help="seconds kept for the timing job at the end")
     ap.add_argument("--merge-only", action="store_true")
     ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     start = time.time()
+    if args.workers < 0:
+        raise SystemExit(f"experiment: error: --workers must be >= 0 (0 = decode in this process); got {args.workers}")
     check_methods(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -417,11 +419,13 @@ def main():
     timing = args.timing_prompts > 0 and not (out / "timing.json").exists() and not args.merge_only
     print(f"{len(earlier)} earlier prompt records; {len(jobs)} jobs to run; timing job: {timing}", flush=True)
     timer = TimingJob(args, out) if timing else None
-    if jobs and not args.merge_only:
+    deadline = start + args.time_budget_s - (args.timing_reserve_s if timing else 0.0)
+    if jobs and not args.merge_only and args.workers == 0:  # in this process (tests, debugging)
+        worker(0, argparse.Namespace(**{**vars(args), "workers": 1}), jobs, deadline)
+    elif jobs and not args.merge_only:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
-        deadline = start + args.time_budget_s - (args.timing_reserve_s if timing else 0.0)
         queue = ctx.Value("i", 0)
         procs = [ctx.Process(target=worker, args=(r, args, jobs, deadline, queue)) for r in range(args.workers)]
         for p in procs:
