@@ -115,7 +115,13 @@ def worker(rank: int, args, jobs, deadline: float, queue=None):
             break
         job = jobs[i]
         t0 = time.time()
-        run_job(pair, job, args, types)
+        try:
+            run_job(pair, job, args, types)
+        except Exception:  # one failed job must not take the worker (and its later jobs) down
+            import traceback
+
+            print(f"[{time.strftime('%H:%M:%S')}] worker {rank} job {i} {job} FAILED:\n{traceback.format_exc()}", flush=True)
+            continue
         longest = max(longest, time.time() - t0)
         print(f"[{time.strftime('%H:%M:%S')}] worker {rank} job {i} {job} {time.time() - t0:.1f}s", flush=True)
 
