@@ -401,7 +401,7 @@ def main(argv=None):
     ap.add_argument("--timing-tokens", type=int, default=64)
     ap.add_argument("--timing-tree", default="2^4")
     ap.add_argument("--timing-temperature", type=float, default=0.6)
-    ap.add_argument("--timing-reserve-s", type=float, default=75, help="seconds kept for the timing job at the end")
+    ap.add_argument("--timing-reserve-s", type=float, default=90, help="seconds kept for the timing job at the end")
     ap.add_argument("--merge-only", action="store_true")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)

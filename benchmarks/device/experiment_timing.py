@@ -44,10 +44,10 @@ def measure(pair, ids: list, engines: list, *, temperature: float, max_new_token
         groups = [[x] for x in ids[:batch1_prompts]] if bs == 1 else [ids[:bs]]
         timed = {}
         for tree, method in list(engines) + [("none", "generate")]:
-            run = (lambda g, m=method, t=tree: _generate(pair, g, sampling, max_new_tokens)) if method == "generate" else \
-                (lambda g, m=method, t=tree: _ours(pair, g, t, m, sampling, max_new_tokens, seed))
-            run([ids[0][:8]])  # warm-up: kernels, allocator
-            parts = [run(g) for g in groups]
+            run = (lambda g, n, m=method, t=tree: _generate(pair, g, sampling, n)) if method == "generate" else \
+                (lambda g, n, m=method, t=tree: _ours(pair, g, t, m, sampling, n, seed))
+            run(groups[0], 4)  # warm-up at this batch size: kernels, allocator
+            parts = [run(g, max_new_tokens) for g in groups]
             row = {"batch_size": bs, "tree": tree, "method": method, "prompts": sum(len(g) for g in groups),
                    "tokens": sum(p["tokens"] for p in parts), "seconds": sum(p["seconds"] for p in parts)}
             row["tokens_per_second"] = row["tokens"] / row["seconds"]

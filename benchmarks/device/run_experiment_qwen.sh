@@ -4,7 +4,8 @@
 # ../shared/device/stage-qwen.sh at /root/q/t.gguf and /root/q/d.gguf, gguf wheel in /root/site.
 # Usage (repository root on the H200; device call timeout_s 600):
 #   bash benchmarks/device/run_experiment_qwen.sh [time budget in seconds, default 520]
-# The budget covers loading, decoding and the timing job; the call ends ~30-50 s after it.
+# The budget covers loading, decoding and the timing job; the call ends at most ~70 s after it
+# (python is killed at budget + 45 s, then what finished is merged).
 # Resumes from results/h200/qwen/{experiment_records.jsonl.gz,nodes.npz} (committed, travel with the
 # tree) or, when there, from the union the last call left in /root/exp-qwen (kept while the machine
 # is held); rerun until the log says "0 jobs to run". Writes to $OUT (5 files, each well under 16 MiB): experiment_summary.json,
@@ -29,14 +30,14 @@ args=(--target "$QDIR/t.gguf" --draft "$QDIR/d.gguf" --prompts benchmarks/device
   --binary-methods "${BINARY_METHODS:-spechub,rrs,rrs_wor}" --ternary-methods "${TERNARY_METHODS:-rrs,rrs_wor}"
   --node-shards $(( (NUM_PROMPTS + SHARD - 1) / SHARD )) --node-tree 2^4 --node-method spechub
   --timing-prompts "$timing" --timing-tokens "${TIMING_TOKENS:-64}" --timing-tree 2^4
-  --timing-reserve-s "${TIMING_RESERVE:-75}" --workers "${WORKERS:-6}" --device "${DEVICE:-cuda}" --out "$EXP")
+  --timing-reserve-s "${TIMING_RESERVE:-90}" --workers "${WORKERS:-6}" --device "${DEVICE:-cuda}" --out "$EXP")
 echo "[$(date -u +%H:%M:%S)] run_experiment_qwen.sh budget ${budget}s" >> "$EXP.log"
-timeout -k 10 $(( budget + 60 )) python3 benchmarks/device/experiment.py "${args[@]}" --time-budget-s "$budget" 2>&1 \
+timeout -k 5 $(( budget + 45 )) python3 benchmarks/device/experiment.py "${args[@]}" --time-budget-s "$budget" 2>&1 \
   | grep --line-buffered -v -e "Loading weights" -e "it/s]" -e "Converting and de-quantizing" | tee -a "$EXP.log"
 rc=${PIPESTATUS[0]}
 if [ "$rc" != 0 ]; then  # killed or failed: merge what the job folders hold
   echo "experiment.py exited with $rc; merging the finished jobs" | tee -a "$EXP.log"
-  timeout 60 python3 benchmarks/device/experiment.py "${args[@]}" --timing-prompts 0 --merge-only 2>&1 | tail -3 | tee -a "$EXP.log"
+  timeout 25 python3 benchmarks/device/experiment.py "${args[@]}" --timing-prompts 0 --merge-only 2>&1 | tail -3 | tee -a "$EXP.log"
 fi
 for f in experiment_summary.json experiment_records.jsonl.gz nodes.npz timing.json; do
   [ -f "$EXP/$f" ] && cp "$EXP/$f" "${OUT:-.}"/
