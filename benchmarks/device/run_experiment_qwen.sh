@@ -10,7 +10,7 @@
 # tree) or, when there, from the union the last call left in /root/exp-qwen (kept while the machine
 # is held); rerun until the log says "0 jobs to run". Writes to $OUT (5 files, each well under 16 MiB): experiment_summary.json,
 # experiment_records.jsonl.gz, nodes.npz (per-node scalars only), timing.json, experiment.log.
-# Environment overrides (for a dry run on a CPU): QDIR, EXP, RESULTS, DEVICE, WORKERS, SHARD,
+# Environment overrides (for a dry run on a CPU): TARGET, DRAFT (model paths), QDIR, EXP, RESULTS, DEVICE, WORKERS, SHARD,
 # NUM_PROMPTS, NEW_TOKENS, TEMPS, SEEDS, TIMING_PROMPTS, TIMING_TOKENS, TIMING_RESERVE.
 set -u
 budget=${1:-520}
@@ -23,7 +23,7 @@ records=$RESULTS/experiment_records.jsonl.gz nodes=$RESULTS/nodes.npz timing=${T
 [ -f "$EXP/experiment_records.jsonl.gz" ] && records=$EXP/experiment_records.jsonl.gz  # the union of the last call
 [ -f "$EXP/nodes.npz" ] && nodes=$EXP/nodes.npz
 [ -f "$RESULTS/timing.json" ] && timing=0  # timed in an earlier session
-args=(--target "$QDIR/t.gguf" --draft "$QDIR/d.gguf" --prompts benchmarks/device/data/prompts_qwen.jsonl
+args=(--target "${TARGET:-$QDIR/t.gguf}" --draft "${DRAFT:-$QDIR/d.gguf}" --prompts benchmarks/device/data/prompts_qwen.jsonl
   --records "$records" --nodes "$nodes"
   --num-prompts "$NUM_PROMPTS" --shard-size "$SHARD" --max-new-tokens "${NEW_TOKENS:-128}"
   --temperatures "${TEMPS:-0.6,1.0}" --seeds-deep "${SEEDS:-3}" --first-trees 2^3,2^5
