@@ -25,6 +25,7 @@ from .decoder import AR, ROOT_ONLY, _AR_WALK_METHOD, Decoded, NodeLaws, Sampling
 from .engines import get_engine
 from .kv_forward import forward_block, gather_cache, new_cache
 from .timing import PhaseTimer
+from .vocab import NonFiniteLogitsError, check_finite
 
 __all__ = ["decode_batch"]
 
@@ -73,9 +74,12 @@ def decode_batch(pair, prompts, *, tree, method, rngs, sampling=Sampling(), max_
     else:
         tree, walk_method = (tree if isinstance(tree, Tree) else Tree.from_name(tree)), method
     batch = _Batch(pair, tree, walk_method, sampling, rows, get_engine(engine, walk_method, pair.device))
-    batch.prefill()
-    while batch.rows:
-        batch.step(int(max_new_tokens), on_step)
+    try:
+        batch.prefill()
+        while batch.rows:
+            batch.step(int(max_new_tokens), on_step)
+    except NonFiniteLogitsError as exc:  # name the prompt (its index in ``prompts``) instead of the batch row
+        raise exc.for_prompt(batch.rows[exc.row].index) from None
     return [Decoded(tokens=tuple(r.new), steps=tuple(r.steps), finish=r.finish, prefill_s=r.prefill_s)
             for r in rows]
 
@@ -114,8 +118,9 @@ class _Batch:
         self.ancestors = torch.as_tensor(tree.ancestor_mask, device=self.device)  # [size, size]
         self.counts = [len(c) for c in tree.children]
         self.draft_cached = tree.levels[-1][0] if tree.depth else 1
-        self.target = _Cache(pair.target, len(rows))
-        self.draft = _Cache(pair.draft, len(rows)) if tree.depth else None
+        guard = (getattr(pair, "vocab", None), sampling.temperature)  # shared-vocabulary cut, when the pair has one
+        self.target = _Cache(pair.target, len(rows), "target", *guard)
+        self.draft = _Cache(pair.draft, len(rows), "draft", *guard) if tree.depth else None
 
     def prefill(self) -> None:
         """Cache every prompt but its last token in both models; each row is charged its share."""
@@ -217,8 +222,9 @@ class _Batch:
 class _Cache:
     """A batched KV cache and the host mask of its real columns (``valid`` [R, C])."""
 
-    def __init__(self, model, rows: int):
+    def __init__(self, model, rows: int, name: str = "model", vocab=None, temperature: float = 1.0):
         self.model, self.cache = model, new_cache(model)
+        self.name, self.vocab, self.temperature = name, vocab, temperature
         self.valid = np.zeros((rows, 0), dtype=bool)
 
     def chain(self, ids: list, start, device):
@@ -261,9 +267,10 @@ class _Cache:
     def _forward(self, tokens, positions, visible, device):
         import torch
 
-        tokens = torch.as_tensor(tokens, device=device)
-        positions = torch.as_tensor(positions, device=device)
-        return forward_block(self.model, self.cache, tokens, positions, visible)
+        logits = forward_block(self.model, self.cache, torch.as_tensor(tokens, device=device),
+                               torch.as_tensor(positions, device=device), visible)  # [R, w, rows]
+        check_finite(logits, positions, self.name)
+        return logits if self.vocab is None else self.vocab.cut(logits, self.name, self.temperature)
 
     def keep(self, rows: list, extra: list, device, upto: int | None = None) -> None:
         """Keep ``rows`` and, per kept row, its real columns below ``upto`` plus columns ``extra``."""

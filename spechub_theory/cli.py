@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lp": ("lp.cli", "the optimal-transport LP for a draft law: optimum, certificate and plan"),
     "decode": ("empirical.cli_decode", "tree speculative decoding with real Hugging Face / GGUF models"),
     "distill": ("empirical.cli_distill", "train a small draft model for a target by distillation"),
+    "models": ("empirical.cli_models", "the model registry: list models, fetch one into the cache"),
     "report": ("figures.cli", "the main job: theory sweeps, tree tables, real-model run, figures and report"),
 }
 
