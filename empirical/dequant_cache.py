@@ -69,6 +69,8 @@ def cached_load(source, dtype, loader, *, cache=None):
     if marker.is_file():
         return _load_entry(entry, dtype)
     model, tokenizer = loader()
+    if marker.is_file():  # another process (a worker of the same run) wrote it meanwhile
+        return model, tokenizer
     _remove_stale(entry.parent, source.name, sha)
     try:
         _write_entry(entry, model, tokenizer, {"source": str(source.resolve()), "name": source.name, "sha256": sha,
@@ -125,6 +127,8 @@ def _write_entry(entry: Path, model, tokenizer, source: dict) -> None:
         save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         tokenizer.save_pretrained(str(tmp))
         (tmp / _MARKER).write_text(json.dumps(source, indent=1) + "\n", encoding="utf-8")
+        if (entry / _MARKER).is_file():  # a concurrent writer finished first: keep its entry
+            return
         shutil.rmtree(entry, ignore_errors=True)
         os.replace(tmp, entry)
     finally:
