@@ -75,6 +75,8 @@ class StepLaw:
 
 def enumeration_size(tree: Tree, n: int, contexts: int = 1) -> float:
     """Upper bound on the drafted trees an exact computation enumerates: contexts * n^(size - 1)."""
+    if (tree.size - 1) * np.log10(max(n, 1)) > 300:  # beyond float64: no enumeration of that size runs anyway
+        return float("inf")
     return float(contexts) * float(n) ** (tree.size - 1)
 
 
@@ -173,7 +175,7 @@ def exact_sequence_tree(tree, method, model, *, progress=None, limit: int = MAX_
             tokens[c] += per_depth @ (np.arange(depth + 1) + 1.0)
             reach[c] += np.cumsum(per_depth[::-1])[::-1]
             nxt = tables.next_context[ctx]  # [B, size, n] context after the final token
-            np.add.at(kernel[c], nxt.ravel(), (ends[:, :, None] * out.final).ravel())
+            kernel[c] += np.bincount(nxt.ravel(), weights=(ends[:, :, None] * out.final).ravel(), minlength=C)
         if progress is not None:
             progress(c + 1, C)
     return TreeExact(

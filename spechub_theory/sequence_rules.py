@@ -43,6 +43,7 @@ from .draft_laws import IID, DraftLaw
 from .methods import get_method
 from .methods.base import RESIDUAL_EPS
 from .methods.single import ratio_accept
+from .tree_walk import TreeWalk
 from .trees import Tree
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "traversal_rule",
     "node_tree_rule",
     "sample_outcome",
+    "walk_by_rule",
     "check_tree_for",
 ]
 
@@ -230,6 +232,24 @@ def sample_outcome(outcome: TreeOutcome, u) -> tuple[np.ndarray, np.ndarray]:
     cdf = np.cumsum(law, axis=1)
     token = np.minimum((cdf <= (u[:, 1] * cdf[:, -1])[:, None]).sum(axis=1), law.shape[1] - 1)
     return node.astype(np.int64), token.astype(np.int64)
+
+
+def walk_by_rule(tree: Tree, method, tokens, p, q, rng) -> list[TreeWalk]:
+    """Verify drafted trees with a tree rule and fresh uniforms: one :class:`TreeWalk` per tree.
+
+    ``tokens`` (B, size), ``p``, ``q`` (B, size, n) as for the rules. The walk's ``path`` is the
+    accepted path, ``tokens`` its drafts then the final token; ``visited`` and ``slots`` are
+    empty (a sequence-level verifier does not decide node by node). O(B * size * n).
+    """
+    _, rule = get_tree_method(method)
+    tokens = np.asarray(tokens, dtype=np.int64)
+    node, token = sample_outcome(rule(tree, tokens, p, q), rng.random((len(tokens), 2)))
+    walks = []
+    for b in range(len(tokens)):
+        path = tuple(tree.path_to(int(node[b])))
+        emitted = tuple(int(tokens[b, v]) for v in path[1:]) + (int(token[b]),)
+        walks.append(TreeWalk(path=path, tokens=emitted, visited=(), slots=()))
+    return walks
 
 
 #: block verification of a single draft chain (2403.10444)

@@ -1,0 +1,126 @@
+r"""What an exact token-tree computation costs, stated before it starts, and refused beyond a limit.
+
+Convention: p = target, q = draft, last axis = vocabulary (n tokens, C contexts of the model).
+Source: issue 15 ("Bad input and big trees"): a typo such as ``--tree 9^9`` must not look like a
+hang. Costs are upper bounds in elementary operations (a multiply-add on one vocabulary entry):
+
+* node-level DP (:func:`~spechub_theory.tree_exact.exact_tree`): for each distinct child count
+  k, the draft law is enumerated per context: C * |support(k)| * (k + n), with |support| =
+  n^k (i.i.d.), n!/(n-k)! (without replacement), n - k + 1 (hub set); plus the recursion,
+  classes * C * n * (depth + C);
+* sequence-level enumeration (:func:`~spechub_theory.sequence_exact.exact_sequence_tree`):
+  C * n^(size - 1) drafted trees, each verified in size * n.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from .sequence_exact import MAX_EXACT_TREES, enumeration_size
+from .sequence_rules import get_tree_method
+from .trees import Tree
+from .tree_walk import tree_for_method
+
+__all__ = ["MAX_TREE_NODES", "MAX_EXACT_OPERATIONS", "ExactCost", "exact_cost", "check_exact_cost", "check_tree_name"]
+
+#: largest tree ``spechub tree`` builds (exact or simulated): 10^5 nodes is ~ a second per simulated step
+MAX_TREE_NODES = 100_000
+#: largest exact computation started (about a minute of numpy on one core)
+MAX_EXACT_OPERATIONS = 2 * 10**10
+#: costs above this are announced before the computation starts (a few seconds)
+ANNOUNCE_OPERATIONS = 10**9
+
+_SUPPORT = {
+    "iid": lambda n, k: float(n) ** k if k * math.log10(max(n, 1)) < 300 else math.inf,
+    "wor": lambda n, k: float(math.perm(n, k)) if k * math.log10(max(n, 1)) < 300 else math.inf,
+    "hub": lambda n, k: float(max(n - k + 1, 1)),
+}
+
+
+@dataclass(frozen=True)
+class ExactCost:
+    """Cost of one exact computation.
+
+    Attributes
+    ----------
+    method : str
+    operations : float
+        Upper bound on the work, in ``unit``.
+    how : str
+        What is enumerated, in words (for the announcement and the refusal).
+    limit : float
+    unit : str
+    """
+
+    method: str
+    operations: float
+    how: str
+    limit: float
+    unit: str = "operations"
+
+    @property
+    def feasible(self) -> bool:
+        """Whether the computation is within the limit."""
+        return self.operations <= self.limit
+
+    def message(self) -> str:
+        """One line: the method, what is enumerated and its cost against the limit."""
+        return f"exact {self.method!r}: {self.how}: ~{self.operations:.3g} {self.unit} (limit {self.limit:.3g})"
+
+
+def exact_cost(tree: Tree, method, n: int, contexts: int, *, limit: float = MAX_EXACT_OPERATIONS) -> ExactCost:
+    """Cost of the exact tokens per step of ``method`` on ``tree`` with an (n, C) model (module docstring)."""
+    m, _ = get_tree_method(method)
+    tree = tree_for_method(tree, m)
+    if getattr(m, "tree_rule", None) is not None:
+        how = f"{contexts} contexts x {n}^{tree.size - 1} drafted trees, each verified in {tree.size} x {n}"
+        return ExactCost(m.NAME, enumeration_size(tree, n, contexts), how, MAX_EXACT_TREES, "drafted trees")
+    support = _SUPPORT.get(getattr(m.LAW, "name", ""), _SUPPORT["iid"])
+    ks = sorted({len(c) for c in tree.children} - {0})
+    ops = sum(contexts * support(n, k) * (k + n) for k in ks)
+    classes = len(tree.subtree_classes.children)
+    ops += classes * contexts * n * (tree.depth + contexts)
+    how = f"{contexts} contexts x draft law enumerated at k = {', '.join(map(str, ks)) or '-'}"
+    return ExactCost(m.NAME, float(ops), how, limit)
+
+
+def check_exact_cost(tree: Tree, methods, n: int, contexts: int, *, limit: float = MAX_EXACT_OPERATIONS) -> list[ExactCost]:
+    """The costs of every method, or one ValueError listing those beyond the limit, with the alternative."""
+    costs = [exact_cost(tree, m, n, contexts, limit=limit) for m in methods]
+    bad = [c for c in costs if not c.feasible]
+    if bad:
+        raise ValueError(
+            "; ".join(c.message() for c in bad)
+            + f". Refused: the exact value cannot finish in reasonable time on a tree of {tree.size} nodes; "
+            "use simulation (--steps N, e.g. --steps 2000, with exact values off) or a smaller tree or --vocab."
+        )
+    return costs
+
+
+def check_tree_name(name: str, *, max_nodes: int = MAX_TREE_NODES) -> None:
+    """Refuse a tree name whose tree would exceed ``max_nodes`` nodes, before building it.
+
+    ``"k^d"`` has (k^d - 1)/(k - 1) nodes (d for k = 1); a branching list has the product sums.
+    """
+    text = str(name).strip()
+    size = None
+    m = re.fullmatch(r"(\d+)\^(\d+)", text)
+    if m:
+        k, d = int(m.group(1)), int(m.group(2))
+        size = d if k == 1 else (k**d - 1) // (k - 1) if d < 64 else math.inf
+    elif re.fullmatch(r"\d+(\s*,\s*\d+)*", text):
+        level, size = 1, 1
+        for c in (int(x) for x in text.split(",")):
+            level *= c
+            size += level
+            if size > max_nodes:
+                break
+    elif re.fullmatch(r"chain-(\d+)", text):
+        size = int(text.split("-")[1]) + 1
+    if size is not None and size > max_nodes:
+        raise ValueError(
+            f"tree {name!r} has {size:.4g} nodes, above the limit of {max_nodes:,} nodes for token-tree "
+            "computations (exact or simulated); use a smaller tree (e.g. '2^5', '3^4')."
+        )
