@@ -87,7 +87,7 @@ def check_enumeration(tree: Tree, method_name: str, n: int, contexts: int, *, li
         raise ValueError(
             f"exact {method_name!r} on a tree of {tree.size} nodes enumerates up to {contexts} contexts x "
             f"{n}^{tree.size - 1} drafted trees = {size:.3g}, above the limit {limit:.3g}; "
-            f"use simulation (--steps N) or a smaller tree or vocabulary."
+            f"use simulation only (--no-exact --steps N) or a smaller tree or vocabulary."
         )
     return size
 

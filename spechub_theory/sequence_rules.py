@@ -58,6 +58,7 @@ __all__ = [
     "node_tree_rule",
     "sample_outcome",
     "walk_by_rule",
+    "rejected_child_update",
     "check_tree_for",
 ]
 
@@ -145,7 +146,7 @@ def block_rule(tree: Tree, tokens, p, q) -> TreeOutcome:
         x = tokens[:, v : v + 1]
         rho[:, v] = ratio_accept(rho[:, v - 1 : v] * _at(p[:, v - 1], x), _at(q[:, v - 1], x))[:, 0]
     for v in range(size - 1):  # internal nodes: h and residual from the original weights
-        h[:, v], final[:, v] = _rejected_child_update(rho[:, v], p[:, v], q[:, v])
+        h[:, v], final[:, v] = rejected_child_update(rho[:, v], p[:, v], q[:, v])
     h[:, size - 1] = rho[:, size - 1]
     end = np.zeros((B, size))
     alive = np.ones(B)
@@ -183,7 +184,7 @@ def traversal_rule(tree: Tree, tokens, p, q) -> TreeOutcome:
             u, x = tree.parents[v], tokens[:, v : v + 1]
             rho[:, v] = ratio_accept(rho[:, u : u + 1] * _at(target[:, u], x), _at(q[:, u], x))[:, 0]
         elif kind == "child_rejected":
-            rho[:, v], target[:, v] = _rejected_child_update(rho[:, v], target[:, v], q[:, v])
+            rho[:, v], target[:, v] = rejected_child_update(rho[:, v], target[:, v], q[:, v])
         else:  # "test"
             end[:, v] = alive * rho[:, v]
             final[:, v] = target[:, v]
@@ -275,8 +276,9 @@ def get_tree_method(name):
     return m, node_tree_rule(m)
 
 
-def _rejected_child_update(rho, t, q):
-    """(rho', t') after a rejected child: rho' = R/(R + 1 - rho), t' = (rho t - q)_+ / R."""
+def rejected_child_update(rho, t, q):
+    """(rho', t') of a node after a rejected child: rho' = R/(R + 1 - rho), t' = (rho t - q)_+ / R
+    (module docstring; rho (B,), t and q (B, n)). O(n) per row."""
     r = np.maximum(rho[:, None] * t - q, 0.0)
     R = r.sum(axis=-1)
     den = R + 1.0 - rho

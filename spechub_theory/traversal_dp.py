@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .methods.single import ratio_accept
-from .sequence_rules import _rejected_child_update, check_tree_for, get_tree_method
+from .sequence_rules import SEQUENCE_METHODS, rejected_child_update, check_tree_for, get_tree_method
 from .synthetic import context_kernel, model_tables, stationary_law
 from .tree_exact import TreeExact
 from .trees import Tree
@@ -72,7 +72,7 @@ def traversal_exact(tree, model, *, method="traversal", progress=None) -> TreeEx
         When the prefixes exceed :data:`MAX_PREFIXES` (with the alternative), or block off a chain.
     """
     m, _ = get_tree_method(method)
-    if m.NAME not in ("traversal", "block"):
+    if m not in (SEQUENCE_METHODS["traversal"], SEQUENCE_METHODS["block"]):
         raise ValueError(f"`method` must be 'traversal' or 'block' for this DP; got {m.NAME!r}.")
     tree = check_tree_for(m, Tree.from_name(tree) if isinstance(tree, str) else tree)
     tables = model_tables(model)
@@ -82,7 +82,7 @@ def traversal_exact(tree, model, *, method="traversal", progress=None) -> TreeEx
         raise ValueError(
             f"exact {m.NAME!r} on a tree of {tree.size} nodes (depth {tree.depth}) runs over {C} contexts x "
             f"the path prefixes ({n}^depth per node): {count:.3g} operations, above the limit {MAX_PREFIXES:.3g}; "
-            "use simulation (--steps N) or a smaller tree or vocabulary."
+            "use simulation only (--no-exact --steps N) or a smaller tree or vocabulary."
         )
     depth = tree.depth
     tokens = np.zeros(C)
@@ -124,7 +124,7 @@ def _one_context(tree: Tree, tables, context: int):
             enter_rho[child] = enter.ravel()
             mass[child] = (mass[v][:, None] * qv).ravel()
             ctx[child] = N[ctx[v]].ravel()
-            rho, t = _rejected_child_update(rho, t, qv)
+            rho, t = rejected_child_update(rho, t, qv)
         test_rho[v], final[v] = rho, t
     # bottom-up: S[c] over the parent's prefixes = P(subtree of c entirely rejected | parent prefix)
     below = {v: np.ones(len(mass[v])) for v in range(tree.size)}  # prod of S over v's children

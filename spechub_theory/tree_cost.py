@@ -8,8 +8,13 @@ hang. Costs are upper bounds in elementary operations (a multiply-add on one voc
   k, the draft law is enumerated per context: C * |support(k)| * (k + n), with |support| =
   n^k (i.i.d.), n!/(n-k)! (without replacement), n - k + 1 (hub set); plus the recursion,
   classes * C * n * (depth + C);
-* sequence-level enumeration (:func:`~spechub_theory.sequence_exact.exact_sequence_tree`):
-  C * n^(size - 1) drafted trees, each verified in size * n.
+* Traversal Verification and block verification: the DP over path prefixes
+  (:func:`~spechub_theory.traversal_dp.traversal_exact`), C * sum_v n^depth(v) * k_v * n;
+* any other tree rule (e.g. a mutant): exhaustive enumeration
+  (:func:`~spechub_theory.sequence_exact.exact_sequence_tree`), C * n^(size - 1) drafted trees,
+  each verified in size * n.
+
+:func:`exact_tokens_per_step` runs the computation that :func:`exact_cost` prices.
 """
 
 from __future__ import annotations
@@ -18,19 +23,25 @@ import math
 import re
 from dataclasses import dataclass
 
-from .sequence_exact import MAX_EXACT_TREES, enumeration_size
-from .sequence_rules import get_tree_method
+from .sequence_exact import MAX_EXACT_TREES, enumeration_size, exact_sequence_tree
+from .sequence_rules import SEQUENCE_METHODS, check_tree_for, get_tree_method
+from .traversal_dp import MAX_PREFIXES, prefix_count, traversal_exact
+from .tree_exact import exact_tree
 from .trees import Tree
 from .tree_walk import tree_for_method
 
-__all__ = ["MAX_TREE_NODES", "MAX_EXACT_OPERATIONS", "ExactCost", "exact_cost", "check_exact_cost", "check_tree_name"]
+__all__ = [
+    "MAX_TREE_NODES", "MAX_EXACT_OPERATIONS", "ExactCost", "exact_cost", "check_exact_cost",
+    "check_tree_name", "exact_tokens_per_step",
+]
 
 #: largest tree ``spechub tree`` builds (exact or simulated): 10^5 nodes is ~ a second per simulated step
 MAX_TREE_NODES = 100_000
-#: largest exact computation started (about a minute of numpy on one core)
-MAX_EXACT_OPERATIONS = 2 * 10**10
+#: largest node-level exact computation started (about a minute: ~1.6e7 operations/s measured on
+#: one core for RRS at k = 3, n = 50)
+MAX_EXACT_OPERATIONS = 10**9
 #: costs above this are announced before the computation starts (a few seconds)
-ANNOUNCE_OPERATIONS = 10**9
+ANNOUNCE_OPERATIONS = 5 * 10**7
 
 _SUPPORT = {
     "iid": lambda n, k: float(n) ** k if k * math.log10(max(n, 1)) < 300 else math.inf,
@@ -73,7 +84,10 @@ class ExactCost:
 def exact_cost(tree: Tree, method, n: int, contexts: int, *, limit: float = MAX_EXACT_OPERATIONS) -> ExactCost:
     """Cost of the exact tokens per step of ``method`` on ``tree`` with an (n, C) model (module docstring)."""
     m, _ = get_tree_method(method)
-    tree = tree_for_method(tree, m)
+    tree = check_tree_for(m, tree_for_method(tree, m))
+    if _uses_dp(m):
+        how = f"{contexts} contexts x path prefixes ({n}^depth per node, depth {tree.depth})"
+        return ExactCost(m.NAME, prefix_count(tree, n, contexts), how, MAX_PREFIXES)
     if getattr(m, "tree_rule", None) is not None:
         how = f"{contexts} contexts x {n}^{tree.size - 1} drafted trees, each verified in {tree.size} x {n}"
         return ExactCost(m.NAME, enumeration_size(tree, n, contexts), how, MAX_EXACT_TREES, "drafted trees")
@@ -94,7 +108,7 @@ def check_exact_cost(tree: Tree, methods, n: int, contexts: int, *, limit: float
         raise ValueError(
             "; ".join(c.message() for c in bad)
             + f". Refused: the exact value cannot finish in reasonable time on a tree of {tree.size} nodes; "
-            "use simulation (--steps N, e.g. --steps 2000, with exact values off) or a smaller tree or --vocab."
+            "use simulation only (--no-exact --steps 2000) or a smaller tree or --vocab."
         )
     return costs
 
@@ -124,3 +138,24 @@ def check_tree_name(name: str, *, max_nodes: int = MAX_TREE_NODES) -> None:
             f"tree {name!r} has {size:.4g} nodes, above the limit of {max_nodes:,} nodes for token-tree "
             "computations (exact or simulated); use a smaller tree (e.g. '2^5', '3^4')."
         )
+
+
+def exact_tokens_per_step(tree, method, model, *, outcomes: dict | None = None, progress=None):
+    """Exact tokens per step of any method, by the computation :func:`exact_cost` prices.
+
+    Node-level methods: the DP of :func:`~spechub_theory.tree_exact.exact_tree` (``outcomes`` is
+    its cache); ``traversal`` and ``block``: :func:`~spechub_theory.traversal_dp.traversal_exact`;
+    any other tree rule: :func:`~spechub_theory.sequence_exact.exact_sequence_tree`. Returns a
+    :class:`~spechub_theory.tree_exact.TreeExact`.
+    """
+    m, _ = get_tree_method(method)
+    tree = Tree.from_name(tree) if isinstance(tree, str) else tree
+    if _uses_dp(m):
+        return traversal_exact(tree, model, method=m, progress=progress)
+    if getattr(m, "tree_rule", None) is not None:
+        return exact_sequence_tree(tree, m, model, progress=progress)
+    return exact_tree(tree, m, model, outcomes=outcomes, progress=progress)
+
+
+def _uses_dp(m) -> bool:
+    return SEQUENCE_METHODS.get(m.NAME) is m
