@@ -59,6 +59,7 @@ __all__ = [
     "sample_outcome",
     "walk_by_rule",
     "rejected_child_update",
+    "traversal_events",
     "check_tree_for",
 ]
 
@@ -118,7 +119,7 @@ def check_tree_for(method, tree: Tree) -> Tree:
     return tree
 
 
-def block_rule(tree: Tree, tokens, p, q) -> TreeOutcome:
+def block_rule(tree: Tree, tokens, p, q, *, update=None) -> TreeOutcome:
     r"""Block verification of a drafted chain (2403.10444, Algorithm 2), exact given the drafts.
 
     With p_0 = 1, :math:`p_i = \min\{1, p_{i-1} M_b(X_i) / M_s(X_i)\}` (the paper's weights;
@@ -129,7 +130,8 @@ def block_rule(tree: Tree, tokens, p, q) -> TreeOutcome:
         P(\tau = i \mid X^L) = h_i \prod_{j > i} (1 - h_j) \quad (h_0 = 1),
 
     and the emitted token is :math:`\propto (p_i M_b(\cdot|X^i) - M_s(\cdot|X^i))_+` for
-    i < L, :math:`M_b(\cdot|X^L)` for i = L. O(L n) per chain.
+    i < L, :math:`M_b(\cdot|X^L)` for i = L. O(L n) per chain. ``update`` replaces
+    :func:`rejected_child_update` (for negative controls only).
 
     Raises
     ------
@@ -137,6 +139,7 @@ def block_rule(tree: Tree, tokens, p, q) -> TreeOutcome:
         If ``tree`` is not a chain.
     """
     check_tree_for(BLOCK, tree)
+    update = rejected_child_update if update is None else update
     tokens, p, q = _arrays(tokens, p, q)
     B, size, n = p.shape
     rho = np.ones((B, size))
@@ -146,7 +149,7 @@ def block_rule(tree: Tree, tokens, p, q) -> TreeOutcome:
         x = tokens[:, v : v + 1]
         rho[:, v] = ratio_accept(rho[:, v - 1 : v] * _at(p[:, v - 1], x), _at(q[:, v - 1], x))[:, 0]
     for v in range(size - 1):  # internal nodes: h and residual from the original weights
-        h[:, v], final[:, v] = rejected_child_update(rho[:, v], p[:, v], q[:, v])
+        h[:, v], final[:, v] = update(rho[:, v], p[:, v], q[:, v])
     h[:, size - 1] = rho[:, size - 1]
     end = np.zeros((B, size))
     alive = np.ones(B)
@@ -157,7 +160,7 @@ def block_rule(tree: Tree, tokens, p, q) -> TreeOutcome:
     return TreeOutcome(end=end, final=final)
 
 
-def traversal_rule(tree: Tree, tokens, p, q) -> TreeOutcome:
+def traversal_rule(tree: Tree, tokens, p, q, *, order=None, update=None) -> TreeOutcome:
     r"""Traversal Verification of drafted trees (2505.12398), exact given the drafts.
 
     Depth-first from the root, children in slot order: entering node v (child of u) sets
@@ -170,8 +173,11 @@ def traversal_rule(tree: Tree, tokens, p, q) -> TreeOutcome:
         P(\text{end at } v) = \rho_v^{\text{(at its test)}} \prod_{w \text{ tested before } v} (1 - \rho_w),
 
     and the emitted token is drawn from :math:`t_v` (p_v at a leaf: the bonus token). The root
-    ends with :math:`\rho = 1`. O(size * n) per tree.
+    ends with :math:`\rho = 1`. O(size * n) per tree. ``order`` (a function of the tree giving
+    the event list of :func:`traversal_events`) and ``update`` exist for negative controls only.
     """
+    events = (traversal_events if order is None else order)(tree)
+    update = rejected_child_update if update is None else update
     tokens, p, q = _arrays(tokens, p, q)
     B, size, n = p.shape
     rho = np.ones((B, size))
@@ -179,12 +185,12 @@ def traversal_rule(tree: Tree, tokens, p, q) -> TreeOutcome:
     end = np.zeros((B, size))
     final = np.zeros((B, size, n))
     alive = np.ones(B)
-    for kind, v in _post_order(tree):
+    for kind, v in events:
         if kind == "enter":
             u, x = tree.parents[v], tokens[:, v : v + 1]
             rho[:, v] = ratio_accept(rho[:, u : u + 1] * _at(target[:, u], x), _at(q[:, u], x))[:, 0]
         elif kind == "child_rejected":
-            rho[:, v], target[:, v] = rejected_child_update(rho[:, v], target[:, v], q[:, v])
+            rho[:, v], target[:, v] = update(rho[:, v], target[:, v], q[:, v])
         else:  # "test"
             end[:, v] = alive * rho[:, v]
             final[:, v] = target[:, v]
@@ -289,9 +295,9 @@ def rejected_child_update(rho, t, q):
     return new_rho, new_t
 
 
-def _post_order(tree: Tree) -> list[tuple[str, int]]:
-    """Events of the traversal: ("enter", v), then per child its events and ("child_rejected", v),
-    then ("test", v)."""
+def traversal_events(tree: Tree) -> list[tuple[str, int]]:
+    """Events of the traversal, depth first: ("enter", v), then for each child in slot order its
+    events and ("child_rejected", v), then ("test", v) (a parent after all its children)."""
     events: list[tuple[str, int]] = []
     stack: list[tuple[int, int]] = [(0, 0)]  # (node, next child index)
     while stack:
