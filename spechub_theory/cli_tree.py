@@ -17,7 +17,7 @@ from pathlib import Path
 from .methods import get_method
 from .sequence_rules import get_tree_method
 from .synthetic import calibrate_mismatch, make_pair
-from .tree_cost import ANNOUNCE_OPERATIONS, check_exact_cost, check_tree_name, exact_tokens_per_step
+from .tree_cost import check_exact_cost, check_tree_name, exact_tokens_per_step
 from .tree_exact import positional_model, tokens_per_step_table
 from .tree_simulate import BURN_IN, CHAINS, simulate_tree_decoding
 from .trees import Tree
@@ -103,7 +103,7 @@ def tree_report(
     for i, (name, cost) in enumerate(zip(names, costs)):
         row = {}
         if exact:
-            slow = cost.operations > (ANNOUNCE_OPERATIONS if cost.unit == "operations" else cost.limit / 20)
+            slow = cost.slow
             if announce is not None and slow:
                 announce(cost.message())
             res = exact_tokens_per_step(

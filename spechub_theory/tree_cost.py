@@ -31,7 +31,7 @@ from .trees import Tree
 from .tree_walk import tree_for_method
 
 __all__ = [
-    "MAX_TREE_NODES", "MAX_EXACT_OPERATIONS", "ExactCost", "exact_cost", "check_exact_cost",
+    "MAX_TREE_NODES", "MAX_EXACT_OPERATIONS", "ANNOUNCE_SECONDS", "RATES", "ExactCost", "exact_cost", "check_exact_cost",
     "check_tree_name", "exact_tokens_per_step",
 ]
 
@@ -40,8 +40,11 @@ MAX_TREE_NODES = 100_000
 #: largest node-level exact computation started (about a minute: ~1.6e7 operations/s measured on
 #: one core for RRS at k = 3, n = 50)
 MAX_EXACT_OPERATIONS = 10**9
-#: costs above this are announced before the computation starts (a few seconds)
-ANNOUNCE_OPERATIONS = 5 * 10**7
+#: computations expected to take longer than this (seconds) are announced, with progress
+ANNOUNCE_SECONDS = 3.0
+#: measured throughput (units per second, one core, numpy): node-level DP operations, prefix-DP
+#: operations, enumerated drafted trees (RRS k = 3, n = 50; traversal 2^4, n = 50; chain-3, n = 50)
+RATES = {"operations": 1.6e7, "prefix operations": 7e6, "drafted trees": 5e4}
 
 _SUPPORT = {
     "iid": lambda n, k: float(n) ** k if k * math.log10(max(n, 1)) < 300 else math.inf,
@@ -76,9 +79,20 @@ class ExactCost:
         """Whether the computation is within the limit."""
         return self.operations <= self.limit
 
+    @property
+    def seconds(self) -> float:
+        """Rough time on one core (:data:`RATES`)."""
+        return self.operations / RATES.get(self.unit, RATES["operations"])
+
+    @property
+    def slow(self) -> bool:
+        """Whether it is expected to take longer than :data:`ANNOUNCE_SECONDS`."""
+        return self.seconds > ANNOUNCE_SECONDS
+
     def message(self) -> str:
         """One line: the method, what is enumerated and its cost against the limit."""
-        return f"exact {self.method!r}: {self.how}: ~{self.operations:.3g} {self.unit} (limit {self.limit:.3g})"
+        return (f"exact {self.method!r}: {self.how}: ~{self.operations:.3g} {self.unit} (limit {self.limit:.3g}), "
+                f"about {self.seconds:.0f} s")
 
 
 def exact_cost(tree: Tree, method, n: int, contexts: int, *, limit: float = MAX_EXACT_OPERATIONS) -> ExactCost:
@@ -87,7 +101,7 @@ def exact_cost(tree: Tree, method, n: int, contexts: int, *, limit: float = MAX_
     tree = check_tree_for(m, tree_for_method(tree, m))
     if _uses_dp(m):
         how = f"{contexts} contexts x path prefixes ({n}^depth per node, depth {tree.depth})"
-        return ExactCost(m.NAME, prefix_count(tree, n, contexts), how, MAX_PREFIXES)
+        return ExactCost(m.NAME, prefix_count(tree, n, contexts), how, MAX_PREFIXES, "prefix operations")
     if getattr(m, "tree_rule", None) is not None:
         how = f"{contexts} contexts x {n}^{tree.size - 1} drafted trees, each verified in {tree.size} x {n}"
         return ExactCost(m.NAME, enumeration_size(tree, n, contexts), how, MAX_EXACT_TREES, "drafted trees")
