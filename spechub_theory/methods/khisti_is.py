@@ -83,12 +83,19 @@ def selection_law(p, q, k: int) -> np.ndarray:
     -----
     Exact: the k - 1 other drafts are enumerated (n^(k-1) tuples), so O(n^k) time per row, in
     chunks of bounded memory; no faster exact form is known here (the kernel w(y)/(w(y)+w(z))
-    does not factor). :func:`rate` refuses beyond :data:`MAX_RATE_COST`.
+    does not factor).
+
+    Raises
+    ------
+    ValueError
+        Beyond :data:`MAX_RATE_COST` (so :func:`rate`, :func:`rule` and a decoder running the rule
+        at a real vocabulary refuse at once instead of running for hours).
     """
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
     shape = np.broadcast_shapes(p.shape, q.shape)
     n = shape[-1]
+    _check_cost(int(np.prod(shape[:-1])), n, k)
     p2 = np.broadcast_to(p, shape).reshape(-1, n)
     q2 = np.broadcast_to(q, shape).reshape(-1, n)
     w = np.where(q2 > 0, p2 / np.where(q2 > 0, q2, 1.0), 0.0)  # [rows, n]
@@ -140,16 +147,6 @@ def acceptance(p, q, k: int) -> np.ndarray:
 
 def rate(p, q, k: int) -> np.ndarray:
     """:func:`acceptance` without the input checks (arrays validated once, at the door)."""
-    shape = np.broadcast_shapes(np.shape(p), np.shape(q))
-    rows, n = int(np.prod(shape[:-1])), shape[-1]
-    cost = rate_cost(rows, n, k)
-    if cost > MAX_RATE_COST:
-        reach = int(MAX_RATE_COST ** (1.0 / k) / max(rows, 1) ** (1.0 / k))
-        raise ValueError(
-            f"method 'khisti_is': the exact selection law needs rows * n^k = {rows} * {n}^{k} = {cost:.3g} "
-            f"operations, above the limit {MAX_RATE_COST:.3g}; exact rates are reachable for n <= {reach} "
-            f"at k = {k} with {rows} row(s); use Monte Carlo (spechub simulate) for larger cases."
-        )
     s = selection_law(p, q, k)
     return np.minimum(p, s).sum(axis=-1)
 
@@ -159,6 +156,17 @@ def positional(p, q, k: int) -> np.ndarray:
     symmetric selection), so each gets acceptance / k."""
     alpha = acceptance(p, q, k)
     return np.repeat(alpha[..., None] / check_k(k), k, axis=-1)
+
+
+def _check_cost(rows: int, n: int, k: int) -> None:
+    cost = rate_cost(rows, n, k)
+    if cost > MAX_RATE_COST:
+        reach = int((MAX_RATE_COST / max(rows, 1)) ** (1.0 / k))
+        raise ValueError(
+            f"method 'khisti_is': the exact selection law needs rows * n^k = {rows} * {n}^{k} = {cost:.3g} "
+            f"operations, above the limit {MAX_RATE_COST:.3g}; exact rates are reachable for n <= {reach} "
+            f"at k = {k} with {rows} row(s) (the verifier itself needs s, so it does not run beyond that either)."
+        )
 
 
 def _sum_law(w: np.ndarray, q: np.ndarray, m: int):
