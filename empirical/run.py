@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from spechub_theory.methods import METHOD_NAMES
+from spechub_theory.sequence_rules import SEQUENCE_METHODS, check_tree_for
 from spechub_theory.trees import Tree
 from spechub_theory.verification import check_method_k
 
@@ -32,7 +33,7 @@ from .vocab import NonFiniteLogitsError
 __all__ = ["DecodeConfig", "run_decode", "DECODE_METHODS", "AR_TREE"]
 
 #: methods ``spechub decode`` can run: every verification method, plus plain sampling ``ar``
-DECODE_METHODS = tuple(METHOD_NAMES) + (AR,)
+DECODE_METHODS = tuple(METHOD_NAMES) + tuple(SEQUENCE_METHODS) + (AR,)
 #: the tree label of ``ar`` records (it uses no draft tree)
 AR_TREE = "none"
 #: settings that must match between an interrupted run and its resumption
@@ -77,7 +78,12 @@ class DecodeConfig:
         for name in trees:
             tree = Tree.from_name(name)
             for method in methods:
-                if method != AR:
+                if method in SEQUENCE_METHODS:  # sequence-level: block needs a chain
+                    try:
+                        check_tree_for(SEQUENCE_METHODS[method], tree)
+                    except ValueError as exc:
+                        raise ValueError(f"tree {name!r} with method {method!r}: {exc}") from None
+                elif method != AR:
                     for k in {len(c) for c in tree.children if c}:
                         try:
                             check_method_k(method, k)

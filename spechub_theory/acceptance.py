@@ -98,7 +98,7 @@ def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
     --------
     >>> r = acceptance_rates([.4, .4, .2], [.7, .2, .1], k=2)
     >>> {m: round(float(v), 6) for m, v in r.acceptance.items()}
-    {'single': 0.7, 'rrs': 0.79, 'rrs_wor': 1.0, 'kseq': 0.825367, 'spechub': 1.0}
+    {'single': 0.7, 'rrs': 0.79, 'rrs_wor': 1.0, 'kseq': 0.825367, 'spechub': 1.0, 'khisti_is': 0.816667}
     """
     p, q, p_sums, q_sums = check_pq_sums(p, q)  # renormalised block by block below: no full copy
     n = p.shape[-1]
@@ -114,6 +114,8 @@ def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
     drafts = {name: METHODS[name].FIXED_K or k for name in names}
     notes = {name: f"omitted: k = {kk} distinct drafts need n >= {kk}" for name, kk in drafts.items()
              if METHODS[name].LAW.distinct and kk > n}
+    notes.update({name: f"omitted: the exact rate costs {METHODS[name].rate_cost(len(p2), n, kk):.3g} > {METHODS[name].MAX_RATE_COST:.3g} operations"
+                  for name, kk in drafts.items() if name not in notes and _too_costly(METHODS[name], len(p2), n, kk)})
     recursive = [name for name in names if name == "rrs_wor" and drafts[name] >= 3 and name not in notes]
     closed = {name: kk for name, kk in drafts.items() if name not in notes and name not in recursive}
     blocks = [_closed_forms(*rows(sl), closed) for sl in row_blocks(len(p2), n)]
@@ -146,6 +148,12 @@ def _closed_forms(p, q, drafts):
         else:
             out[name] = METHODS[name].rate(p, q, kk)  # validated once, at the door
     return out
+
+
+def _too_costly(method, rows: int, n: int, k: int) -> bool:
+    """Whether a method's exact rate (``rate_cost``, when it declares one) exceeds its ``MAX_RATE_COST``."""
+    cost = getattr(method, "rate_cost", None)
+    return cost is not None and cost(rows, n, k) > method.MAX_RATE_COST
 
 
 def _unknown(name):

@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 
 from .methods import get_method
+from .sequence_rules import get_tree_method
 from .synthetic import calibrate_mismatch, make_pair
-from .tree_exact import exact_tree, positional_model, tokens_per_step_table
+from .tree_cost import check_exact_cost, check_tree_name, exact_tokens_per_step
+from .tree_exact import positional_model, tokens_per_step_table
 from .tree_simulate import BURN_IN, CHAINS, simulate_tree_decoding
 from .trees import Tree
 
@@ -40,6 +42,9 @@ EPILOG = """Examples:
   spechub tree --tree 2^4 --vocab 50 --mismatch 0.4 --json
   spechub tree --tree 3^3 --acceptance 0.6 --methods rrs,rrs_wor,spechub --steps 20000 --seed 1
   spechub tree --tree 2,1,1,2 --vocab 20 --order 2 --steps 0      (exact values only)
+  spechub tree --tree chain-3 --methods single,block,traversal --steps 0 --json
+                                                                   (sequence-level verifiers)
+  spechub tree --tree 5^6 --no-exact --steps 2000                  (too large for exact values)
   spechub tree --trees 2^2,2^3,2^4,2^5 --acceptance 0.6 --out results/synthetic_trees.json
                                                                    (exact table over trees, no simulation)
 
@@ -66,39 +71,58 @@ def add_arguments(parser) -> None:
     parser.add_argument("--draft-temperature", type=float, default=d["draft_temperature"], help="extra temperature factor of the draft (default 1)")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"comma-separated methods (default {','.join(DEFAULT_METHODS)}; 'single' uses the chain)")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"simulated steps per method, 0 = exact only (default {DEFAULT_STEPS})")
+    parser.add_argument("--no-exact", action="store_true", help="simulation only: skip the exact values (for trees too large to compute them exactly)")
     parser.add_argument("--runs", type=int, default=CHAINS, help=f"independent decoding runs the steps are split over (default {CHAINS})")
     parser.add_argument("--seed", type=int, default=d["seed"], help="seed of the model pair and of the simulation (default 0)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--out", default=None, help="also write the JSON to this file")
 
 
-def tree_report(tree_name: str, methods, *, steps: int = DEFAULT_STEPS, runs: int = CHAINS, seed: int = 0, acceptance=None, progress=None, **pair_kwargs) -> dict:
+def tree_report(
+    tree_name: str, methods, *, steps: int = DEFAULT_STEPS, runs: int = CHAINS, seed: int = 0, acceptance=None,
+    progress=None, exact: bool = True, announce=None, **pair_kwargs,
+) -> dict:
     """The JSON-ready result of ``spechub tree`` (see the command's epilog).
 
     ``pair_kwargs`` go to :func:`~spechub_theory.synthetic.make_pair`; with ``acceptance`` the
-    mismatch is calibrated first (:func:`~spechub_theory.synthetic.calibrate_mismatch`).
+    mismatch is calibrated first (:func:`~spechub_theory.synthetic.calibrate_mismatch`). Methods
+    are node-level (``rrs``, ``spechub``, ...) or sequence-level (``block``, ``traversal``). The
+    cost of every exact value is checked before any work (:func:`~spechub_theory.tree_cost.check_exact_cost`:
+    a ValueError with the limit and the alternative when it cannot finish); ``announce(line)``
+    receives the cost of each exact computation above a few seconds; ``exact=False`` skips them.
     """
+    check_tree_name(tree_name)
     tree = Tree.from_name(tree_name)
-    names = [get_method(m).NAME for m in methods]
+    names = [get_tree_method(m)[0].NAME for m in methods]
     if acceptance is not None:
         pair_kwargs["mismatch"] = calibrate_mismatch(acceptance, seed=seed, **pair_kwargs)
     pair = make_pair(seed=seed, **pair_kwargs)
+    costs = check_exact_cost(tree, names, pair.vocab, pair.num_contexts) if exact else [None] * len(names)
     cache: dict = {}
     out = {"tree": tree_name, "nodes": tree.size, "depth": tree.depth, "pair": pair.to_dict(), "methods": {}}
-    for i, name in enumerate(names):
-        res = exact_tree(tree, name, pair, outcomes=cache)
-        row = {
-            "exact": res.long_run,
-            "exact_target_average": res.target_average,
-            "positional_model": positional_model(tree, name, pair, weights=res.target_law, outcomes=cache),
-            "per_level_acceptance": res.per_level_acceptance(),
-        }
-        if res.tree != tree:
-            row["tree_used"] = f"chain-{res.tree.depth}"
+    for i, (name, cost) in enumerate(zip(names, costs)):
+        row = {}
+        if exact:
+            slow = cost.slow
+            if announce is not None and slow:
+                announce(cost.message())
+            res = exact_tokens_per_step(
+                tree, name, pair, outcomes=cache,
+                progress=(lambda done, total, name=name: progress(f"{name} (exact)", done, total, "contexts")) if progress and slow else None,
+            )
+            node_level = getattr(get_tree_method(name)[0], "tree_rule", None) is None
+            row = {
+                "exact": res.long_run,
+                "exact_target_average": res.target_average,
+                "positional_model": positional_model(tree, name, pair, weights=res.target_law, outcomes=cache) if node_level else None,
+                "per_level_acceptance": res.per_level_acceptance(),
+            }
+            if res.tree != tree:
+                row["tree_used"] = f"chain-{res.tree.depth}"
         if steps > 0:
             sim = simulate_tree_decoding(
                 tree, name, pair, steps, runs=min(runs, steps), rng=seed + 1 + i,
-                progress=(lambda done, total, name=name: progress(name, done, total)) if progress else None,
+                progress=(lambda done, total, name=name: progress(name, done, total)) if progress and steps >= PROGRESS_STEPS else None,
             )
             ci = sim.confidence_interval()
             row.update(
@@ -125,7 +149,13 @@ def table_report(trees, methods, *, seed: int = 0, acceptance=None, **pair_kwarg
     if acceptance is not None:
         pair_kwargs["mismatch"] = calibrate_mismatch(acceptance, seed=seed, **pair_kwargs)
     pair = make_pair(seed=seed, **pair_kwargs)
+    for m in methods:
+        if getattr(get_tree_method(m)[0], "tree_rule", None) is not None:
+            raise ValueError(f"`--trees` (table mode) runs node-level methods; for {m!r} use --tree with one tree at a time.")
     names = [get_method(m).NAME for m in methods]
+    for t in trees:
+        check_tree_name(t)
+        check_exact_cost(Tree.from_name(t), names, pair.vocab, pair.num_contexts)
     table = tokens_per_step_table(pair, list(trees), names)
     table["pair"] = pair.to_dict()
     gaps = {}
@@ -147,6 +177,8 @@ def run(args) -> int:
         raise ValueError("`--methods` must name at least one method.")
     if args.steps < 0 or args.runs < 1:
         raise ValueError(f"`--steps` must be >= 0 and `--runs` >= 1; got {args.steps} and {args.runs}.")
+    if args.no_exact and args.steps == 0:
+        raise ValueError("`--no-exact` with `--steps 0` leaves nothing to compute; give --steps N.")
     pair_kwargs = dict(
         vocab=args.vocab, order=args.order, zipf=args.zipf, spread=args.spread,
         temperature=args.temperature, draft_temperature=args.draft_temperature,
@@ -156,11 +188,11 @@ def run(args) -> int:
 
     shown: dict = {}
 
-    def progress(name, done, total):  # one line per tenth of each method's run
+    def progress(name, done, total, unit="steps"):  # one line per tenth of each method's run
         tenth = 10 * done // total
         if shown.get(name) != tenth:
             shown[name] = tenth
-            print(f"spechub tree: {name}: {done}/{total} steps", file=sys.stderr, flush=True)
+            print(f"spechub tree: {name}: {done}/{total} {unit}", file=sys.stderr, flush=True)
 
     if args.trees:
         trees = [t.strip() for t in args.trees.split(",") if t.strip()]
@@ -169,7 +201,8 @@ def run(args) -> int:
     else:
         report = tree_report(
             args.tree, methods, steps=args.steps, runs=args.runs, seed=args.seed, acceptance=args.acceptance,
-            progress=progress if args.steps >= PROGRESS_STEPS else None, **pair_kwargs,
+            progress=progress, exact=not args.no_exact,
+            announce=lambda line: print(f"spechub tree: {line}", file=sys.stderr, flush=True), **pair_kwargs,
         )
         render = _table
     report["meta"] = _metadata(args)
@@ -191,8 +224,10 @@ def _table(report: dict) -> str:
     for name, row in report["methods"].items():
         sim = f"{row['simulated']:.4f}" if "simulated" in row else "-"
         ci = f"[{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]" if "ci95" in row else "-"
-        levels = ", ".join(f"{a:.3f}" for a in row["per_level_acceptance"])
-        lines.append(f"{name:<9} {row['exact']:>8.4f} {sim:>10} {ci:>19} {row['positional_model']:>11.4f}  {levels}")
+        exact = f"{row['exact']:.4f}" if "exact" in row else "-"
+        positional = f"{row['positional_model']:.4f}" if row.get("positional_model") is not None else "-"
+        levels = ", ".join(f"{a:.3f}" for a in row.get("per_level_acceptance", row.get("per_level_acceptance_simulated", [])))
+        lines.append(f"{name:<9} {exact:>8} {sim:>10} {ci:>19} {positional:>11}  {levels}")
     return "\n".join(lines)
 
 

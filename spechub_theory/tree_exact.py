@@ -77,12 +77,13 @@ class NodeOutcomes:
         return self.accept.sum(axis=1) + self.reject
 
 
-def node_outcomes(method, p_rows, q_rows, k: int) -> NodeOutcomes:
+def node_outcomes(method, p_rows, q_rows, k: int, *, progress=None) -> NodeOutcomes:
     """Exact per-slot, per-token acceptance of a method at k drafts for each row (context).
 
     Enumerates the method's draft law per row (O(n^k) tuples for i.i.d. drafts, O(k n) for the
     hub law) and averages its node rule; rows of ``p_rows``/``q_rows`` (C, n) are contexts.
-    O(C n^k (k + n)) time for i.i.d. drafts; fine for n <= 50, k <= 3.
+    O(C n^k (k + n)) time for i.i.d. drafts; fine for n <= 50, k <= 3. ``progress(done, total)``,
+    if given, is called after each row.
 
     Examples
     --------
@@ -107,6 +108,8 @@ def node_outcomes(method, p_rows, q_rows, k: int) -> NodeOutcomes:
             for j in range(k):
                 accept[c, j] += np.bincount(tuples[:, j], weights=weighted[:, j], minlength=n)
             reject[c] += (mass * np.broadcast_to(rule.reject, mass.shape)) @ np.broadcast_to(rule.residual, (len(mass), n))
+        if progress is not None:
+            progress(c + 1, C)
     return NodeOutcomes(accept=accept, reject=reject)
 
 
@@ -184,7 +187,7 @@ class TreeExact:
         return f"TreeExact(method={self.method!r}, size={self.tree.size}, {value})"
 
 
-def exact_tree(tree, method, model, *, kernel: bool = True, outcomes: dict | None = None) -> TreeExact:
+def exact_tree(tree, method, model, *, kernel: bool = True, outcomes: dict | None = None, progress=None) -> TreeExact:
     """Exact expected tokens per step from every context, by the DP of the module docstring.
 
     Parameters
@@ -199,6 +202,8 @@ def exact_tree(tree, method, model, *, kernel: bool = True, outcomes: dict | Non
         subtree class), needed for :attr:`TreeExact.long_run`.
     outcomes : dict, optional
         Cache ``{(method, k): NodeOutcomes}`` shared between calls on the same model.
+    progress : callable, optional
+        ``progress(done, total)`` while the draft laws are enumerated (one call per context).
 
     Returns
     -------
@@ -236,7 +241,7 @@ def exact_tree(tree, method, model, *, kernel: bool = True, outcomes: dict | Non
             continue
         key = (m.NAME, len(kids))
         if key not in cache:
-            cache[key] = node_outcomes(m, p, q, len(kids))
+            cache[key] = node_outcomes(m, p, q, len(kids), progress=progress)
         out = cache[key]
         f = context_kernel(N, out.reject) if kernel else None
         for j, child in enumerate(kids):

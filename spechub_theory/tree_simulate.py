@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .methods import get_method
+from .sequence_rules import check_tree_for, get_tree_method, walk_by_rule
 from .synthetic import context_kernel, model_tables, stationary_law
 from .tree_walk import TreeWalk, draft_trees, tree_for_method, walk_trees
 from .trees import Tree
@@ -135,7 +135,7 @@ def decode_steps(tree: Tree, method, model, contexts, rng) -> list[TreeWalk]:
     :class:`TreeWalk` per context; the next context is ``next_context`` folded over its
     ``tokens``. O(len(contexts) * size * k n).
     """
-    m = get_method(method)
+    m, _ = get_tree_method(method)
     tables = model_tables(model)
     contexts = np.asarray(contexts, dtype=np.int64)
     state = np.full((len(contexts), tree.size), -1, dtype=np.int64)  # [batch, size] context after each node
@@ -152,6 +152,8 @@ def decode_steps(tree: Tree, method, model, contexts, rng) -> list[TreeWalk]:
 
     tokens = draft_trees(m, tree, q_of, rng, batch=len(contexts))
     fill(range(1, tree.size), tokens)
+    if getattr(m, "tree_rule", None) is not None:  # sequence-level: the whole tree at once
+        return walk_by_rule(tree, m, tokens, tables.p[state], tables.q[state], rng)
     return walk_trees(tree, m, tokens, lambda s, v: tables.p[state[s, v]], lambda s, v: tables.q[state[s, v]], rng)
 
 
@@ -192,8 +194,8 @@ def simulate_tree_decoding(
     >>> sim.mean  # q = p: every first draft is accepted
     3.0
     """
-    m = get_method(method)
-    tree = tree_for_method(Tree.from_name(tree) if isinstance(tree, str) else tree, m)
+    m, _ = get_tree_method(method)
+    tree = check_tree_for(m, tree_for_method(Tree.from_name(tree) if isinstance(tree, str) else tree, m))
     for name, value, low in (("steps", steps, 1), ("runs", runs, 1), ("burn_in", burn_in, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"`{name}` must be an integer >= {low}; got {value!r}.")

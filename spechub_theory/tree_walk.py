@@ -20,7 +20,7 @@ from .methods.base import verify_from_rule
 from .trees import Tree
 from .verification import check_method_k
 
-__all__ = ["TreeWalk", "tree_for_method", "draft_tree_level", "draft_tree", "draft_trees", "walk_tree", "walk_trees"]
+__all__ = ["TreeWalk", "resolve_method", "tree_for_method", "draft_tree_level", "draft_tree", "draft_trees", "walk_tree", "walk_trees"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,20 @@ class TreeWalk:
         return len(self.path) - 1
 
 
+def resolve_method(method):
+    """A node-level method module (:func:`~spechub_theory.methods.get_method`) or a sequence-level
+    one (``block``, ``traversal``: :data:`~spechub_theory.sequence_rules.SEQUENCE_METHODS`, imported
+    lazily because that module builds on this one)."""
+    try:
+        return get_method(method)
+    except ValueError:
+        from .sequence_rules import SEQUENCE_METHODS
+
+        if isinstance(method, str) and method in SEQUENCE_METHODS:
+            return SEQUENCE_METHODS[method]
+        raise
+
+
 def tree_for_method(tree: Tree, method) -> Tree:
     """The tree a method actually drafts: ``tree`` itself, except for a single-draft method
     (``FIXED_K = 1``, i.e. ``single``) on a tree with branching, which is defined as the chain
@@ -62,7 +76,7 @@ def tree_for_method(tree: Tree, method) -> Tree:
     >>> tree_for_method(Tree.from_name("2^3"), "rrs").size
     7
     """
-    m = get_method(method)
+    m = resolve_method(method)
     if m.FIXED_K is not None and any(len(kids) not in (0, m.FIXED_K) for kids in tree.children):
         if m.FIXED_K != 1:  # pragma: no cover - no such method today
             raise ValueError(f"method {m.NAME!r} verifies exactly {m.FIXED_K} drafts per node; tree has other counts.")
@@ -85,7 +99,7 @@ def draft_tree_level(method, q_rows, counts, rng) -> list[np.ndarray]:
     list of m int64 arrays (the i-th has ``counts[i]`` tokens, in slot order). Nodes with the same
     child count are sampled in one batched call. O(k n) per node.
     """
-    m = get_method(method)
+    m = resolve_method(method)
     q_rows = np.asarray(q_rows, dtype=np.float64)
     counts = [int(c) for c in counts]
     out: list[np.ndarray] = [np.zeros(0, dtype=np.int64) for _ in counts]
@@ -128,7 +142,7 @@ def draft_trees(method, tree: Tree, q_of, rng, *, batch: int) -> np.ndarray:
     method's law at k = its number of children, one batched sampler call per distinct k and level.
     O(batch * size * k n).
     """
-    m = get_method(method)
+    m = resolve_method(method)
     tokens = np.full((batch, tree.size), -1, dtype=np.int64)
     for level in tree.levels[:-1]:
         parents = [v for v in level if tree.children[v]]
@@ -191,9 +205,11 @@ def walk_trees(tree: Tree, method, tokens, p_of, q_of, rng) -> list[TreeWalk]:
     same number of children are verified in one batched node rule (uniforms ``(m, k + 1)``),
     and those standing on leaves draw the bonus token from p by inverse CDF. O(batch * depth * k n).
     """
-    m = get_method(method)
+    m = resolve_method(method)
     tokens = np.asarray(tokens, dtype=np.int64)
     batch = tokens.shape[0]
+    if getattr(m, "tree_rule", None) is not None:  # sequence-level: the whole tree at once
+        return _walk_sequence_level(tree, m, tokens, p_of, q_of, rng)
     kid_count = np.array([len(kids) for kids in tree.children])
     cur = np.zeros(batch, dtype=np.int64)
     live = np.ones(batch, dtype=bool)
@@ -233,3 +249,21 @@ def walk_trees(tree: Tree, method, tokens, p_of, q_of, rng) -> list[TreeWalk]:
         TreeWalk(path=tuple(paths[s]), tokens=tuple(emitted[s]), visited=tuple(visited[s]), slots=tuple(slots[s]))
         for s in range(batch)
     ]
+
+
+def _walk_sequence_level(tree: Tree, m, tokens, p_of, q_of, rng) -> list[TreeWalk]:
+    """Read p at every node and q at the internal nodes (a leaf's q is never used; p stands in),
+    then verify with the method's tree rule (:func:`~spechub_theory.sequence_rules.walk_by_rule`)."""
+    from .sequence_rules import walk_by_rule
+
+    batch = tokens.shape[0]
+    seqs = np.repeat(np.arange(batch), tree.size)
+    nodes = np.tile(np.arange(tree.size), batch)
+    p = np.asarray(p_of(seqs, nodes), dtype=np.float64).reshape(batch, tree.size, -1)  # [batch, size, n]
+    q = np.array(p)
+    internal = [v for v in range(tree.size) if tree.children[v]]
+    if internal:
+        seqs = np.repeat(np.arange(batch), len(internal))
+        rows = np.asarray(q_of(seqs, np.tile(internal, batch)), dtype=np.float64)
+        q[:, internal] = rows.reshape(batch, len(internal), -1)
+    return walk_by_rule(tree, m, tokens, p, q, rng)

@@ -15,7 +15,8 @@ from empirical.tiny import one_thread_fixture, tiny_pair  # noqa: E402
 pytestmark = pytest.mark.hf
 PROMPTS = ([5, 9, 3], [7], [1, 2, 3, 4, 5, 6, 7, 8], [4, 4])
 CASES = [("2^3", "rrs", "torch"), ("2^3", "spechub", "numpy"), ("3^2", "rrs_wor", "torch"), ("3^2", "kseq", "numpy"),
-         ("2,1,2", "spechub", "torch"), ("chain-3", "single", "numpy"), (None, "ar", "torch")]
+         ("2,1,2", "spechub", "torch"), ("chain-3", "single", "numpy"), (None, "ar", "torch"),
+         ("2,1,2", "traversal", "numpy"), ("chain-3", "block", "numpy"), ("2^2", "khisti_is", "numpy")]
 
 _threads = pytest.fixture(scope="module", autouse=True)(one_thread_fixture)
 

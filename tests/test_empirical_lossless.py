@@ -56,7 +56,8 @@ def law(pair):
 
 
 @pytest.mark.parametrize("method, tree", [("spechub", "2^3"), ("rrs", "2^3"), ("rrs_wor", "3^2"), ("kseq", "2^3"),
-                                          ("single", "chain-2")])
+                                          ("single", "chain-2"), ("traversal", "2^3"), ("block", "chain-2"),
+                                          ("khisti_is", "2^2")])
 def test_first_two_tokens_follow_the_target(pair, law, method, tree):
     result = _test(pair, law, tree=tree, method=method, seed=11)
     assert result.passed, result.reason

@@ -3,7 +3,9 @@
 Each module exposes ``NAME``, ``LAW`` (its draft law), ``FIXED_K`` (1 for single-draft, else None),
 ``rule(p, q, drafts)`` (the node rule, :class:`~spechub_theory.methods.base.NodeRule`),
 ``acceptance(p, q, k)`` (exact rate, batched), ``rate(p, q, k)`` (the same without the input checks,
-for arrays validated once) and ``positional(p, q, k)`` (per-slot split).
+for arrays validated once) and ``positional(p, q, k)`` (per-slot split). A method whose exact rate is costly also exposes
+``rate_cost(rows, n, k)`` and ``MAX_RATE_COST``; :func:`~spechub_theory.acceptance.acceptance_rates`
+omits it, with a note, beyond that cost.
 :data:`METHODS` is the single registry; loops over methods never branch on names.
 """
 
@@ -12,12 +14,12 @@ from __future__ import annotations
 import difflib
 from types import ModuleType
 
-from . import kseq, rrs, rrs_wor, single, spechub
+from . import khisti_is, kseq, rrs, rrs_wor, single, spechub
 
 __all__ = ["METHODS", "METHOD_NAMES", "get_method"]
 
 #: name -> method module; the closed vocabulary used by the API, the CLI, JSON and plots
-METHODS: dict[str, ModuleType] = {m.NAME: m for m in (single, rrs, rrs_wor, kseq, spechub)}
+METHODS: dict[str, ModuleType] = {m.NAME: m for m in (single, rrs, rrs_wor, kseq, spechub, khisti_is)}
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 
 
