@@ -14,12 +14,12 @@ from functools import partial
 
 import numpy as np
 
-from .draft_laws import IID
+from .draft_laws import IID, WOR
 from .methods.base import normalise_residual
 from .sequence_rules import SequenceMethod, block_rule, rejected_child_update, traversal_rule
 from .trees import Tree
 
-__all__ = ["SEQUENCE_MUTANTS", "BLOCK_TOKEN_RESIDUAL", "TRAVERSAL_TOKEN_RESIDUAL", "TRAVERSAL_PARENT_FIRST"]
+__all__ = ["SEQUENCE_MUTANTS", "BLOCK_TOKEN_RESIDUAL", "TRAVERSAL_TOKEN_RESIDUAL", "TRAVERSAL_PARENT_FIRST", "TRAVERSAL_WOR_SIBLINGS"]
 
 
 def _token_level_update(rho, t, q):
@@ -53,8 +53,7 @@ def _parent_first_events(tree: Tree) -> list[tuple[str, int]]:
 
 
 def _parent_first_rule(tree, tokens, p, q):
-    out = traversal_rule(tree, tokens, p, q, order=_parent_first_events)
-    return out
+    return traversal_rule(tree, tokens, p, q, order=_parent_first_events)
 
 
 #: block verification whose correction token uses (p_i - q_i)_+ instead of (p_i M_b - M_s)_+ with the path weight
@@ -73,7 +72,13 @@ TRAVERSAL_PARENT_FIRST = SequenceMethod(
     DESCRIPTION="Traversal Verification testing a node before its later children (wrong order)",
 )
 
+#: Traversal Verification fed siblings drawn without replacement (its update assumes i.i.d. siblings)
+TRAVERSAL_WOR_SIBLINGS = SequenceMethod(
+    "traversal_wor_siblings", WOR, traversal_rule,
+    DESCRIPTION="Traversal Verification on a tree whose siblings are drafted without replacement",
+)
+
 #: name -> sequence-level mutant
 SEQUENCE_MUTANTS: dict[str, SequenceMethod] = {
-    m.NAME: m for m in (BLOCK_TOKEN_RESIDUAL, TRAVERSAL_TOKEN_RESIDUAL, TRAVERSAL_PARENT_FIRST)
+    m.NAME: m for m in (BLOCK_TOKEN_RESIDUAL, TRAVERSAL_TOKEN_RESIDUAL, TRAVERSAL_PARENT_FIRST, TRAVERSAL_WOR_SIBLINGS)
 }
