@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 __all__ = ["EPILOG", "add_arguments", "run"]
@@ -218,8 +219,20 @@ def _versions() -> dict:
     return out
 
 
+def _finite(obj):
+    """``obj`` with every non-finite float replaced by None (JSON has no inf; an infinite chi-square
+    statistic means a sample on a zero-probability token, stated in ``reason``)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def _emit(args, doc, lines) -> None:
-    text = json.dumps(doc, allow_nan=False, default=float)
+    text = json.dumps(_finite(doc), allow_nan=False, default=float)
     if args.out:
         import os
 

@@ -21,7 +21,7 @@ from .distributions import check_distribution
 from .montecarlo import ConfidenceInterval
 from .stats import LosslessTest, matches_target, pooled_bins
 
-__all__ = ["TVEstimate", "AuditResult", "Distortion", "distortion", "pooled_tv", "combined_test",
+__all__ = ["check_sizing", "TVEstimate", "AuditResult", "Distortion", "distortion", "pooled_tv", "combined_test",
            "exact_audit", "counts_audit", "EXACT_ATOL", "BOOTSTRAP_DRAWS"]
 
 #: an exact output law passes when it equals p to this max-abs error (float64 round-off over n terms)
@@ -149,6 +149,14 @@ class AuditResult:
                 "alpha": self.alpha, "power": self.power, "pvalue": self.pvalue, "statistic": finite(self.statistic),
                 "df": self.df, "tv_estimate": self.tv_estimate.to_dict(), "parts": list(self.parts),
                 "settings": dict(self.settings), "reason": self.reason}
+
+
+def check_sizing(tv: float, alpha: float, power: float) -> None:
+    """Raise ValueError unless ``tv`` in (0, 1] and ``alpha``, ``power`` in (0, 1)."""
+    if not 0 < tv <= 1:
+        raise ValueError(f"`tv` must be in (0, 1]; got {tv}.")
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError(f"`alpha` and `power` must be in (0, 1); got {alpha} and {power}.")
 
 
 def distortion(law, p) -> Distortion:

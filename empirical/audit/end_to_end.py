@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spechub_theory.audit_stats import counts_audit, histogram_test
+from spechub_theory.audit_stats import check_sizing, counts_audit, histogram_test
 from spechub_theory.stats import sample_size_for
 
 from ..tiny import one_thread
@@ -104,6 +104,7 @@ def audit_generate(sampler, law: TargetLaw, *, tv: float = 0.01, alpha: float = 
     AuditResult
     """
     label = name or getattr(sampler, "NAME", type(sampler).__name__)
+    check_sizing(tv, alpha, power)
     start = time.perf_counter()
     N = int(n_trials) if n_trials is not None else max(sample_size_for(law.p1, tv, alpha / 2, power),
                                                         sample_size_for(law.joint, tv, alpha / 2, power))

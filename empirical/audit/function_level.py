@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from spechub_theory.audit_stats import AuditResult, distortion, exact_audit, histogram_test, counts_audit
+from spechub_theory.audit_stats import check_sizing, AuditResult, distortion, exact_audit, histogram_test, counts_audit
 from spechub_theory.stats import sample_size_for
 
 from ..tiny import one_thread
@@ -126,6 +126,7 @@ def audit_function(sampler, case: FunctionCase, *, tv: float = 0.01, alpha: floa
         law = output_law(sampler, case.p[0], case.q[0], 1).output
         return exact_audit(law, case.p[0], level="function", sampler=label, seconds=time.perf_counter() - start,
                            settings=settings)
+    check_sizing(tv, alpha, power)
     p = case.p[0]
     N = int(n_trials) if n_trials is not None else sample_size_for(p, tv, alpha, power)
     if N < 1:

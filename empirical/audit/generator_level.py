@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from spechub_theory.audit_stats import combined_test, counts_audit, histogram_test
+from spechub_theory.audit_stats import check_sizing, combined_test, counts_audit, histogram_test
 from spechub_theory.stats import sample_size_for
 
 from ..tiny import one_thread
@@ -56,6 +56,7 @@ def audit_generator(generator, *, tv: float = 0.01, alpha: float = 1e-3, power: 
     AuditResult
     """
     label = name or getattr(generator, "NAME", type(generator).__name__)
+    check_sizing(tv, alpha, power)
     start = time.perf_counter()
     g = np.random.default_rng(rng)
     tokens, q = _call(generator, g)
@@ -196,7 +197,8 @@ def _plant_raw_q(gen, sampling: Sampling) -> None:
 
 
 def _plant_q_without_temperature(gen, sampling: Sampling) -> None:
-    """dflash #74 class: the returned q is the processed logits times T (temperature undone)."""
+    """dflash #74 class: the returned q is the processed logits times T (one temperature undone;
+    transformers 5.24's assistant applies it twice, docs/audit.md, so the claim is at T, not T^2)."""
     get = gen.get_candidates
 
     def get_candidates(input_ids, **kwargs):
@@ -211,7 +213,7 @@ GENERATOR_BUGS = {
     "q_without_topk_topp": (_plant_raw_q, lambda s: bool(s.top_k) or s.top_p < 1.0,
                             "candidate q returned from raw logits while the draft was sampled after top-k/top-p (#47932)"),
     "q_without_temperature": (_plant_q_without_temperature, lambda s: s.temperature != 1.0,
-                              "candidate q returned at T = 1 while the draft was sampled at T (dflash #74)"),
+                              "candidate q returned with one temperature division undone while the draft was sampled with it (dflash #74)"),
 }
 
 

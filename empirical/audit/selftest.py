@@ -10,7 +10,6 @@ and its own TV, so it must be refuted with probability >= the stated power.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +30,7 @@ class SelfTestConfig:
     vocab: int = 64
     tiny_vocab: int = 32
     seed: int = 0
-    temperature: float = 0.6
+    temperature: float = 0.5
     top_k: int = 5
     top_p: float = 0.95
     function_top_k: int = 20
@@ -105,11 +104,12 @@ def _model_checks(c: SelfTestConfig, add, progress) -> None:
 
     pair = tiny_pair(c.tiny_vocab, seed=c.seed)
     ids = torch.tensor([[3, 5, 7, 9]])
-    s = Sampling(c.temperature, c.top_k, c.top_p)
+    s = Sampling(c.temperature, c.top_k, 1.0)  # a tiny model's nucleus is often one token: no bug could show
     kw = dict(alpha=c.alpha, power=c.power, progress=progress)
     ref = ReferenceGenerator(pair.draft, ids, s)
     add("generator: reference", "pass", audit_generator(ref, tv=c.model_tv, rng=c.seed, **kw))
-    true_q1 = ref.law(tuple(ids[0].tolist()))
+    # the law HF's own generator samples from (its claim, which its unplanted audit confirms)
+    true_q1 = HFCandidateGenerator(capture_candidate_generator(pair.target, pair.draft, ids, s), ids)(np.random.default_rng(0))[1][0]
     for i, (name, (plant, applies, _)) in enumerate(GENERATOR_BUGS.items()):
         if not applies(s):
             continue
@@ -120,10 +120,17 @@ def _model_checks(c: SelfTestConfig, add, progress) -> None:
     law = target_law(pair.target, ids, s, eos_ids=pair.eos_token_ids)
     add("generate: reference", "pass", audit_generate(ReferenceGenerate(pair.target, pair.draft, ids, s), law,
                                                       tv=c.model_tv, rng=c.seed, **kw))
+    # the #47932 bug end to end; top-k 2 at T = 1 makes it large. Its exact first-token law: drafts
+    # from the true q, tests and residual with the claimed (raw) q (planted.PlantedVerifier)
+    from .planted import PlantedVerifier
+
+    s2 = Sampling(1.0, 2, 1.0)
+    law2 = target_law(pair.target, ids, s2, eos_ids=pair.eos_token_ids)
     plant = GENERATOR_BUGS["q_without_topk_topp"][0]
-    add("generate: planted q_without_topk_topp in hf generate(assistant_model)", "refuted",
-        audit_generate(HFGenerate(pair.target, pair.draft, ids, s, plant=plant), law, tv=c.model_tv, rng=c.seed + 30, **kw))
+    claim = lambda **k: HFCandidateGenerator(capture_candidate_generator(pair.target, pair.draft, ids, s2, **k), ids)(  # noqa: E731
+        np.random.default_rng(0))[1][0]
+    bug_tv = distortion(PlantedVerifier("e2e", "", law2.p1, claim(plant=plant), claim()).exact_law(), law2.p1).tv
+    add("generate: planted q_without_topk_topp in hf generate(assistant_model), T = 1, top-k 2", "refuted",
+        audit_generate(HFGenerate(pair.target, pair.draft, ids, s2, plant=plant), law2, tv=min(c.model_tv, bug_tv),
+                       rng=c.seed + 30, **kw), bug_tv)
 
-
-def _elapsed(start: float) -> float:  # pragma: no cover - helper for callers timing the whole run
-    return time.perf_counter() - start
