@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 
 __all__ = ["EPILOG", "add_arguments", "run"]
@@ -219,20 +218,10 @@ def _versions() -> dict:
     return out
 
 
-def _finite(obj):
-    """``obj`` with every non-finite float replaced by None (JSON has no inf; an infinite chi-square
-    statistic means a sample on a zero-probability token, stated in ``reason``)."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def _emit(args, doc, lines) -> None:
-    text = json.dumps(_finite(doc), allow_nan=False, default=float)
+    from spechub_theory.audit_stats import json_ready
+
+    text = json.dumps(json_ready(doc), allow_nan=False, default=float)
     if args.out:
         import os
 

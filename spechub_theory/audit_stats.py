@@ -22,7 +22,7 @@ from .montecarlo import ConfidenceInterval
 from .stats import LosslessTest, matches_target, pooled_bins
 
 __all__ = ["check_sizing", "TVEstimate", "AuditResult", "Distortion", "distortion", "pooled_tv", "combined_test",
-           "exact_audit", "counts_audit", "EXACT_ATOL", "BOOTSTRAP_DRAWS"]
+           "exact_audit", "counts_audit", "json_ready", "EXACT_ATOL", "BOOTSTRAP_DRAWS"]
 
 #: an exact output law passes when it equals p to this max-abs error (float64 round-off over n terms)
 EXACT_ATOL = 1e-9
@@ -280,6 +280,18 @@ def histogram_test(counts, p, *, alpha: float) -> LosslessTest:
     """:func:`~spechub_theory.stats.matches_target` on a count vector (kept here so callers need
     one import)."""
     return matches_target(np.asarray(counts, dtype=np.int64), p, alpha=alpha, kind="counts")
+
+
+def json_ready(obj):
+    """``obj`` (dicts, lists, tuples, floats) with every non-finite float replaced by None: JSON has
+    no inf, and an infinite chi-square means a zero-probability hit, stated in the ``reason``."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def _kl(a: np.ndarray, b: np.ndarray) -> float:
