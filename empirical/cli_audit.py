@@ -90,12 +90,11 @@ def run(args) -> int:
 
 def _function(args, sampling, weights, kw):
     from .audit import HFSpeculativeSampling, audit_function, ensemble_law, resolve_sampler
-    from .audit.cases import FunctionCase, synthetic_case
+    from .audit.cases import synthetic_case
     from spechub_theory.audit_stats import distortion
 
     case = _model_case(args, sampling) if args.target else synthetic_case(args.vocab, seed=args.seed, sampling=sampling,
                                                                            draft_length=args.draft_length)
-    assert isinstance(case, FunctionCase)
     if args.sampler.startswith("python:"):
         sampler, level = resolve_sampler(args.sampler)
         if level == "generator":

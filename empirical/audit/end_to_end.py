@@ -21,7 +21,7 @@ from spechub_theory.stats import sample_size_for
 
 from ..tiny import one_thread
 from .cases import Sampling, softmax64
-from .generator_level import _pad, capture_candidate_generator
+from .generator_level import _pad
 
 __all__ = ["TargetLaw", "target_law", "audit_generate", "HFGenerate", "ReferenceGenerate", "JOINT_COVER", "JOINT_MAX_FIRST"]
 
@@ -74,7 +74,7 @@ def target_law(model, input_ids, sampling: Sampling, *, eos_ids=(), batch: int =
     joint = np.zeros(m * n + 1)
     eos = frozenset(int(e) for e in eos_ids)
     todo = [i for i, y in enumerate(first) if int(y) not in eos]
-    for i in first_eos(first, eos):
+    for i in _first_eos(first, eos):
         joint[i * n] = p1[first[i]]
     for s in range(0, len(todo), batch):
         rows = todo[s : s + batch]
@@ -86,7 +86,7 @@ def target_law(model, input_ids, sampling: Sampling, *, eos_ids=(), batch: int =
     return TargetLaw(p1, first, joint / joint.sum(), eos)
 
 
-def first_eos(first, eos) -> list:
+def _first_eos(first, eos) -> list:
     """Positions in ``first`` that are EOS tokens."""
     return [i for i, y in enumerate(first) if int(y) in eos]
 
@@ -202,5 +202,3 @@ class ReferenceGenerate:
             ctx = ctx + (out[-1],)
         return np.array(out[:2], dtype=np.int64)
 
-
-_ = capture_candidate_generator  # one definition of the capture; imported for the CLI's convenience

@@ -74,8 +74,8 @@ def audit_generator(generator, *, tv: float = 0.01, alpha: float = 1e-3, power: 
         if len(tokens) > 1:
             slot = second.setdefault(int(tokens[0]), [q[1], np.zeros(n, dtype=np.int64)])
             slot[1][tokens[1]] += 1
-        if progress is not None and (i + 1) % 64 == 0 or i + 1 == N:
-            progress(i + 1, N) if progress is not None else None
+        if progress is not None and ((i + 1) % 64 == 0 or i + 1 == N):
+            progress(i + 1, N)
     parts = [("first token", histogram_test(first, q1, alpha=alpha / 2))]
     if second:
         conditional = [histogram_test(c, q2, alpha=alpha / 2) for q2, c in second.values()]
