@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tree": ("spechub_theory.cli_tree", "exact and simulated tokens per step on token trees with synthetic models"),
     "lp": ("lp.cli", "the optimal-transport LP for a draft law: optimum, certificate and plan"),
     "decode": ("empirical.cli_decode", "tree speculative decoding with real Hugging Face / GGUF models"),
+    "audit": ("empirical.cli_audit", "prove or refute that a speculative sampler (transformers' or yours) is lossless"),
     "distill": ("empirical.cli_distill", "train a small draft model for a target by distillation"),
     "models": ("empirical.cli_models", "the model registry: list models, fetch one into the cache"),
     "report": ("figures.cli", "the main job: theory sweeps, tree tables, real-model run, figures and report"),
