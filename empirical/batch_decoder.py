@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spechub_theory.trees import Tree
+from spechub_theory.trees.shapes import Tree
 
 from .decoder import AR, ROOT_ONLY, _AR_WALK_METHOD, Decoded, NodeLaws, Sampling, Step, _cut
 from .engines import get_engine

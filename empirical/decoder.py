@@ -3,7 +3,7 @@
 Convention: p = target, q = draft, last axis = vocabulary; tokens per step = accepted drafts + 1.
 Each step: the draft grows the tree level by level (one batched forward per level over its KV
 cache, tree mask, positions by depth), the target scores root + tree in one forward, the core's
-tree walk (``spechub_theory.tree_walk``) accepts a path, and both caches keep exactly that path.
+tree walk (``spechub_theory.trees.walk``) accepts a path, and both caches keep exactly that path.
 The loop itself is :mod:`empirical.batch_decoder` (one prompt = a batch of one); this module holds
 the sampling settings, the step and result types and :func:`decode`.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spechub_theory.trees import Tree
+from spechub_theory.trees.shapes import Tree
 
 from .probs import probs_from_logits
 
@@ -107,7 +107,7 @@ def decode(pair, prompt_ids, *, tree, method, sampling=Sampling(), max_new_token
         Target, draft, tokenizer, device and the EOS ids.
     prompt_ids : sequence of int
         The prompt's token ids (at least one).
-    tree : spechub_theory.trees.Tree or str
+    tree : spechub_theory.trees.shapes.Tree or str
         Token tree (``"2^4"``); ignored for ``method="ar"``.
     method : str
         ``single``, ``rrs``, ``rrs_wor``, ``kseq``, ``spechub`` or ``ar``.

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from spechub_theory.methods import METHOD_NAMES
-from spechub_theory.trees import Tree
+from spechub_theory.trees.shapes import Tree
 from spechub_theory.verification import check_method_k
 
 from .batch_decoder import decode_batch

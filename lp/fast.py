@@ -179,7 +179,7 @@ def prefix_values(p: np.ndarray, q: np.ndarray, k: int, law: str = "iid") -> np.
 
     ``law`` is "iid" (any k) or "wor" (k = 2). Inputs are validated float64 arrays. The minimum
     over the last axis is the optimum; the argmin L gives the certificate A = the first L tokens
-    of the p/q-ascending order (q = 0 last; :func:`spechub_theory.coverage.ratio_order` up to
+    of the p/q-ascending order (q = 0 last; :func:`spechub_theory.methods._sorted.ratio_order` up to
     ties). O(n log n) per row: one sort, cumulative sums.
     """
     return _prefix_tables(p, q, k, (law,))[law]

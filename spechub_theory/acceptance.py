@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .distributions import check_k, check_pq_sums, renormalised
-from .coverage import SortedPair, row_blocks
+from .methods._sorted import SortedPair, row_blocks
 from .methods import METHODS, kseq, rrs_wor
 
 __all__ = ["AcceptanceRates", "acceptance_rates", "EXACT_RRS_WOR_MAX_N", "RRS_WOR_EPS"]
@@ -92,7 +92,7 @@ def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
     breakpoints they read: O(n log n) at most. rrs_wor for k >= 3 is an exact recursion for
     n <= 12 and a pruned recursion with a reported error bound otherwise (``notes["rrs_wor"]``).
     Methods whose draft law needs k distinct tokens are omitted when k > n. The closed forms run
-    on blocks of rows (:func:`~spechub_theory.coverage.row_blocks`) so that temporaries stay in cache.
+    on blocks of rows (:func:`~spechub_theory.methods._sorted.row_blocks`) so that temporaries stay in cache.
 
     Examples
     --------

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from spechub_theory.cli import main
+from spechub_cli import main
 
 
 def test_bound_json_e1(capsys):

@@ -15,7 +15,7 @@ from empirical.probs import probs_from_logits  # noqa: E402
 from empirical.run import DecodeConfig  # noqa: E402
 from empirical.tiny import one_thread_fixture, tiny_pair  # noqa: E402
 from spechub_theory.distributions import probs_from_logits as probs_reference  # noqa: E402
-from spechub_theory.trees import Tree  # noqa: E402
+from spechub_theory.trees.shapes import Tree  # noqa: E402
 
 pytestmark = pytest.mark.hf
 METHODS = ("rrs", "rrs_wor", "kseq", "spechub")

@@ -14,7 +14,7 @@ pytest.importorskip("transformers")
 from empirical.decoder import decode  # noqa: E402
 from empirical.probs import probs_from_logits  # noqa: E402
 from empirical.tiny import one_thread_fixture, tiny_pair  # noqa: E402
-from spechub_theory.stats import matches_target  # noqa: E402
+from spechub_theory.montecarlo.stats import matches_target  # noqa: E402
 
 pytestmark = pytest.mark.hf
 VOCAB = 16

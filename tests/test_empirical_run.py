@@ -18,7 +18,7 @@ from empirical.run import DecodeConfig, run_decode  # noqa: E402
 from empirical.summary import bootstrap_ratio, bootstrap_ratio_difference  # noqa: E402
 from empirical.tiny import one_thread_fixture, tiny_pair, tiny_tokenizer  # noqa: E402
 from spechub_theory.acceptance import acceptance_rates  # noqa: E402
-from spechub_theory.cli import main as spechub  # noqa: E402
+from spechub_cli import main as spechub  # noqa: E402
 
 pytestmark = pytest.mark.hf
 CONFIG = DecodeConfig(trees=("2^3",), methods=("spechub", "rrs", "ar"), num_prompts=3, max_new_tokens=10, seed=5,

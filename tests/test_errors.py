@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from spechub_theory import acceptance_rates, probs_from_logits
-from spechub_theory.cli import main
+from spechub_cli import main
 
 GOOD = [0.4, 0.4, 0.2]
 

@@ -27,7 +27,7 @@ from figures.report import ReportConfig, build_report  # noqa: E402
 from figures.style import METHOD_STYLES, METHODS, OPTIMA  # noqa: E402
 from figures.sweeps import optimum_fractions, temperature_sweep  # noqa: E402
 from spechub_theory.acceptance import acceptance_rates  # noqa: E402
-from spechub_theory.cli import main  # noqa: E402
+from spechub_cli import main  # noqa: E402
 
 try:
     from lp import optimal_acceptance
@@ -46,7 +46,7 @@ def files_of(saved):
 
 # -- import lightness ---------------------------------------------------------------------------
 def test_import_figures_does_not_import_matplotlib():
-    code = ("import sys, figures, figures.cli, figures.report, figures.style, figures.sweeps;"
+    code = ("import sys, figures, spechub_cli.report, figures.report, figures.style, figures.sweeps;"
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from spechub_theory.cli import main
+from spechub_cli import main
 
 E2 = ["--p", "0.3,0.3,0.4", "--q", "0.6,0.3,0.1"]
 

@@ -8,7 +8,7 @@ import pytest
 
 import lp
 from spechub_theory import acceptance_rates
-from spechub_theory.coverage import ratio_order
+from spechub_theory.methods._sorted import ratio_order
 from spechub_theory.methods import kseq, rrs, rrs_wor
 
 

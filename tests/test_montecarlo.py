@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spechub_theory.cli import main
+from spechub_cli import main
 from spechub_theory.methods import METHOD_NAMES, METHODS
-from spechub_theory.mc_kernels import verify_chunk as _verify_chunk
-from spechub_theory.montecarlo import MonteCarloResult, resolve_verifier, simulate, wilson_interval
-from spechub_theory.mutants import MUTANTS
-from spechub_theory.stats import matches_target
+from spechub_theory.montecarlo.kernels import verify_chunk as _verify_chunk
+from spechub_theory.montecarlo.simulation import MonteCarloResult, resolve_verifier, simulate, wilson_interval
+from spechub_theory.montecarlo.mutants import MUTANTS
+from spechub_theory.montecarlo.stats import matches_target
 from spechub_theory.verification import output_law, sample_drafts, verify
 from strategies import pairs
 
@@ -161,7 +161,7 @@ def test_simulate_cli_errors(capsys):
 
 
 def test_grouped_residuals_in_blocks_equal_one_block(monkeypatch):
-    import spechub_theory.mc_kernels as mc
+    import spechub_theory.montecarlo.kernels as mc
 
     rng = np.random.default_rng(5)
     p, q = rng.dirichlet(np.ones(8)), rng.dirichlet(np.ones(8))

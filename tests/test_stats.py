@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from spechub_theory.methods import METHOD_NAMES, METHODS
-from spechub_theory.mutants import MUTANTS
-from spechub_theory.stats import (
+from spechub_theory.montecarlo.mutants import MUTANTS
+from spechub_theory.montecarlo.stats import (
     MIN_EXPECTED,
     assert_lossless,
     matches_target,

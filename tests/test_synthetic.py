@@ -3,14 +3,8 @@
 import numpy as np
 import pytest
 
-from spechub_theory.synthetic import (
-    SyntheticPair,
-    calibrate_mismatch,
-    context_kernel,
-    make_pair,
-    model_tables,
-    stationary_law,
-)
+from spechub_theory.trees.markov import context_kernel, model_tables, stationary_law
+from spechub_theory.trees.synthetic import SyntheticPair, calibrate_mismatch, make_pair
 
 
 @pytest.mark.parametrize("order", [1, 2])

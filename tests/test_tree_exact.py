@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spechub_theory.cli import main
+from spechub_cli import main
 from spechub_theory.methods import get_method
-from spechub_theory.synthetic import SyntheticPair, make_pair
-from spechub_theory.tree_exact import exact_tree, node_outcomes, positional_model, tokens_per_step_table
-from spechub_theory.tree_lossless import sequence_law, target_sequence_law
-from spechub_theory.tree_simulate import decode_steps, simulate_tree_decoding
-from spechub_theory.tree_walk import draft_trees
-from spechub_theory.trees import Tree
+from spechub_theory.trees.synthetic import SyntheticPair, make_pair
+from spechub_theory.trees.exact import exact_tree, node_outcomes, positional_model, tokens_per_step_table
+from spechub_theory.trees.lossless import sequence_law, target_sequence_law
+from spechub_theory.trees.simulation import decode_steps, simulate_tree_decoding
+from spechub_theory.trees.walk import draft_trees
+from spechub_theory.trees.shapes import Tree
 
 from strategies import pairs
 

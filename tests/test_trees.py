@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from spechub_theory.synthetic import make_pair
-from spechub_theory.tree_simulate import decode_steps
-from spechub_theory.tree_walk import draft_tree, draft_trees, tree_for_method, walk_tree, walk_trees
-from spechub_theory.trees import Tree
+from spechub_theory.trees.synthetic import make_pair
+from spechub_theory.trees.simulation import decode_steps
+from spechub_theory.trees.walk import draft_tree, draft_trees, tree_for_method, walk_tree, walk_trees
+from spechub_theory.trees.shapes import Tree
 
 # seed-notes.md section 2: sizes include the root; "k^d" has d levels counting the root
 NAMED_SIZES = {"2^2": 3, "2^3": 7, "2^4": 15, "2^5": 31, "3^2": 4, "3^3": 13, "3^4": 40}

@@ -25,7 +25,7 @@ def get_method(name) -> ModuleType:
     """The method module called ``name``; a ValueError suggests the closest name otherwise.
 
     Any object with the attributes ``NAME``, ``LAW`` and ``rule`` (a user's method, or one of
-    :mod:`spechub_theory.mutants`) is accepted as is (duck typing), so :func:`verify` and
+    :mod:`spechub_theory.montecarlo.mutants`) is accepted as is (duck typing), so :func:`verify` and
     :func:`output_law` run on methods that are not registered.
     """
     if isinstance(name, ModuleType) and getattr(name, "NAME", None) in METHODS:

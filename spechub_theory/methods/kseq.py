@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..coverage import SortedPair, blockwise, first_true
+from ._sorted import SortedPair, blockwise, first_true
 from ..distributions import check_k, check_pq
 from ..draft_laws import IID
 from .base import NodeRule, normalise_residual, slots_from_sequential, take_last

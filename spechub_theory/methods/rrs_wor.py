@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..coverage import SortedCoverage, SortedPair, blockwise
+from ._sorted import SortedCoverage, SortedPair, blockwise
 from ..distributions import check_k, check_pq
 from ..draft_laws import WOR, conditional_law
 from .base import NodeRule, normalise_residual, slots_from_sequential, take_last

@@ -162,7 +162,7 @@ def rule(p, q, drafts) -> NodeRule:
 
 def rule_from_parts(hp: HubParts, drafts: np.ndarray) -> NodeRule:
     """The node rule of steps 1-5 from precomputed :class:`HubParts` (``rule`` = this on the
-    true parts; :mod:`spechub_theory.mutants` feeds deliberately wrong parts)."""
+    true parts; :mod:`spechub_theory.montecarlo.mutants` feeds deliberately wrong parts)."""
     k = drafts.shape[-1]
     in_hub_d = take_last(hp.in_hub, drafts)  # (..., k)
     type1 = ~in_hub_d[..., 0]

@@ -1,26 +1,27 @@
 """Exact and simulated tokens per step of tree speculative decoding on a synthetic model pair.
 
-``spechub tree`` builds a seeded synthetic target/draft pair (:mod:`spechub_theory.synthetic`),
+``spechub tree`` builds a seeded synthetic target/draft pair (:mod:`spechub_theory.trees.synthetic`),
 computes the exact long-run tokens per step of each method on a token tree
-(:mod:`spechub_theory.tree_exact`) and checks it by simulating decoding runs
-(:mod:`spechub_theory.tree_simulate`). Tokens per step = accepted drafts + 1.
+(:mod:`spechub_theory.trees.exact`) and checks it by simulating decoding runs
+(:mod:`spechub_theory.trees.simulation`). Tokens per step = accepted drafts + 1.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-from .methods import get_method
-from .synthetic import calibrate_mismatch, make_pair
-from .tree_exact import exact_tree, positional_model, tokens_per_step_table
-from .tree_simulate import BURN_IN, CHAINS, simulate_tree_decoding
-from .trees import Tree
+from figures.sources import paper_mean_gaps
+from spechub_theory.methods import get_method
+from spechub_theory.provenance import run_metadata
+from spechub_theory.trees.synthetic import calibrate_mismatch, make_pair
+from spechub_theory.trees.exact import exact_tree, positional_model, tokens_per_step_table
+from spechub_theory.trees.simulation import BURN_IN, CHAINS, simulate_tree_decoding
+from spechub_theory.trees.shapes import Tree
 
-__all__ = ["add_arguments", "run", "tree_report", "table_report", "EPILOG", "DEFAULT_METHODS", "DEFAULT_STEPS", "PAPER_GAPS"]
+__all__ = ["add_arguments", "run", "tree_report", "table_report", "EPILOG", "DEFAULT_METHODS", "DEFAULT_STEPS"]
 
 #: methods compared by default (``single`` runs on the chain of the tree's depth when added)
 DEFAULT_METHODS = ("rrs", "rrs_wor", "kseq", "spechub")
@@ -28,13 +29,6 @@ DEFAULT_METHODS = ("rrs", "rrs_wor", "kseq", "spechub")
 DEFAULT_STEPS = 2000
 #: runs of at least this many steps report progress on stderr
 PROGRESS_STEPS = 10_000
-
-#: mean SpecHub-minus-baseline tokens per step over the authors' 55 binary-tree Sequoia runs with
-#: T >= 0.2 (seed-notes.md 4.1; Llama-2 7B/13B targets, 68M/160M drafts, CNN/OpenWebText)
-PAPER_GAPS = {
-    "spechub-rrs": {"2^2": 0.056, "2^3": 0.134, "2^4": 0.203, "2^5": 0.272},
-    "spechub-rrs_wor": {"2^2": 0.028, "2^3": 0.061, "2^4": 0.107, "2^5": 0.115},
-}
 
 EPILOG = """Examples:
   spechub tree --tree 2^4 --vocab 50 --mismatch 0.4 --json
@@ -75,8 +69,8 @@ def add_arguments(parser) -> None:
 def tree_report(tree_name: str, methods, *, steps: int = DEFAULT_STEPS, runs: int = CHAINS, seed: int = 0, acceptance=None, progress=None, **pair_kwargs) -> dict:
     """The JSON-ready result of ``spechub tree`` (see the command's epilog).
 
-    ``pair_kwargs`` go to :func:`~spechub_theory.synthetic.make_pair`; with ``acceptance`` the
-    mismatch is calibrated first (:func:`~spechub_theory.synthetic.calibrate_mismatch`).
+    ``pair_kwargs`` go to :func:`~spechub_theory.trees.synthetic.make_pair`; with ``acceptance`` the
+    mismatch is calibrated first (:func:`~spechub_theory.trees.synthetic.calibrate_mismatch`).
     """
     tree = Tree.from_name(tree_name)
     names = [get_method(m).NAME for m in methods]
@@ -121,20 +115,21 @@ def tree_report(tree_name: str, methods, *, steps: int = DEFAULT_STEPS, runs: in
 
 def table_report(trees, methods, *, seed: int = 0, acceptance=None, **pair_kwargs) -> dict:
     """Exact long-run tokens per step over several trees (:func:`tokens_per_step_table`), with the
-    SpecHub-minus-baseline gaps next to the authors' mean gaps (:data:`PAPER_GAPS`)."""
+    SpecHub-minus-baseline gaps next to the authors' mean gaps (:func:`figures.sources.paper_mean_gaps`)."""
     if acceptance is not None:
         pair_kwargs["mismatch"] = calibrate_mismatch(acceptance, seed=seed, **pair_kwargs)
     pair = make_pair(seed=seed, **pair_kwargs)
     names = [get_method(m).NAME for m in methods]
     table = tokens_per_step_table(pair, list(trees), names)
     table["pair"] = pair.to_dict()
+    paper = paper_mean_gaps()
     gaps = {}
     for base in ("rrs", "rrs_wor"):
         if "spechub" in names and base in names:
             h, b = table["methods"]["spechub"]["long_run"], table["methods"][base]["long_run"]
             gaps[f"spechub-{base}"] = {
                 "synthetic": [x - y for x, y in zip(h, b)],
-                "paper_mean": [PAPER_GAPS[f"spechub-{base}"].get(t) for t in table["trees"]],
+                "paper_mean": [paper[f"spechub-{base}"].get(t) for t in table["trees"]],
             }
     table["gaps"] = gaps
     return table
@@ -172,7 +167,7 @@ def run(args) -> int:
             progress=progress if args.steps >= PROGRESS_STEPS else None, **pair_kwargs,
         )
         render = _table
-    report["meta"] = _metadata(args)
+    report["meta"] = run_metadata("spechub tree", seed=args.seed)
     text = json.dumps(report, indent=2)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -209,25 +204,3 @@ def _trees_table(report: dict) -> str:
         lines.append(f"{name:<15} " + " ".join(f"{v:>+11.3f}" for v in gap["synthetic"]) + "   (synthetic)")
         lines.append(f"{'':<15} " + " ".join(f"{v:>+11.3f}" if v is not None else f"{'-':>11}" for v in gap["paper_mean"]) + "   (paper, mean)")
     return "\n".join(lines)
-
-
-def _metadata(args) -> dict:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        sha = None
-    try:
-        from importlib.metadata import version
-
-        ver = version("spechub-theory")
-    except Exception:
-        ver = "0+unknown"
-    return {
-        "command": "spechub tree",
-        "argv": sys.argv[1:],
-        "version": ver,
-        "git_sha": sha,
-        "seed": args.seed,
-        "device": "cpu",
-        "dtype": "float64",
-    }

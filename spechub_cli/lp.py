@@ -11,11 +11,13 @@ import csv
 import json
 import sys
 
-from spechub_theory.cli_args import add_pq_arguments, load_pq, print_json
+from spechub_theory.provenance import package_version
 
-from .coupling import hub_coupling
-from .result import OptimumResult, SolverError
-from .solve import solve
+from .args import add_pq_arguments, load_pq, print_json
+
+from lp.coupling import hub_coupling
+from lp.result import OptimumResult, SolverError
+from lp.solve import solve
 
 __all__ = ["add_arguments", "run", "write_plan", "EPILOG"]
 
@@ -66,7 +68,7 @@ def run(args) -> int:
     if args.plan is not None:
         write_plan(result, args.plan)
     if args.json:
-        out = {"command": "lp", "version": _version(), **result.to_dict()}
+        out = {"command": "lp", "version": package_version(), **result.to_dict()}
         if args.plan is not None:
             out["plan_file"] = args.plan
         print_json(out)
@@ -101,12 +103,3 @@ def _report(result: OptimumResult, plan_path) -> str:
         + (f", written to {plan_path}" if plan_path else " (write it with --plan FILE)"),
     ]
     return "\n".join(lines)
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("spechub-theory")
-    except Exception:  # running from a source tree without install
-        return "0+unknown"

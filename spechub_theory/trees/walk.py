@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .methods import get_method
-from .methods.base import verify_from_rule
-from .trees import Tree
-from .verification import check_method_k
+from ..methods import get_method
+from ..methods.base import verify_from_rule
+from .shapes import Tree
+from ..verification import check_method_k
 
 __all__ = ["TreeWalk", "tree_for_method", "draft_tree_level", "draft_tree", "draft_trees", "walk_tree", "walk_trees"]
 

@@ -11,8 +11,8 @@ import time
 from dataclasses import fields, replace
 from datetime import datetime, timezone
 
-from .distill import TrainConfig
-from .distill_recipe import Recipe, run_recipe
+from empirical.distill import TrainConfig
+from empirical.distill_recipe import Recipe, run_recipe
 
 __all__ = ["EPILOG", "add_arguments", "run"]
 

@@ -12,7 +12,7 @@ import json
 import sys
 from dataclasses import fields
 
-from .run import DECODE_METHODS, DecodeConfig, run_decode
+from empirical.run import DECODE_METHODS, DecodeConfig, run_decode
 
 __all__ = ["EPILOG", "add_arguments", "run", "config_from_args"]
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from spechub_theory.acceptance import acceptance_rates
-from spechub_theory.cli_args import add_pq_arguments, load_pq, print_json
+from lp.rates import all_rates
+from .args import add_pq_arguments, load_pq, print_json
 from spechub_theory.distributions import check_k
 
-__all__ = ["add_arguments", "run", "bound"]
+__all__ = ["add_arguments", "run"]
 
 EPILOG = """examples:
   spechub bound --p 0.4,0.4,0.2 --q 0.7,0.2,0.1 --k 2
@@ -29,25 +29,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
-def bound(p, q, k: int):
-    """Acceptance rates of all methods plus the optimum (when ``lp`` provides it) as AcceptanceRates."""
-    rates = acceptance_rates(p, q, k)
-    try:
-        from . import optimal_rates
-    except ImportError:  # the optimum is added once lp provides optimal_rates
-        return rates
-    optima = optimal_rates(p, q, k)
-    notes = optima.pop("notes")
-    return rates.with_rates({name: v for name, v in optima.items() if v is not None}, notes)
-
-
 def run(args) -> int:
     """Run ``spechub bound``; returns the exit status."""
     p, q = load_pq(args)
     k = check_k(args.k)
     if k > p.shape[-1]:
         raise ValueError(f"`k` = {k} distinct drafts (rrs_wor, spechub) need a vocabulary of at least {k} tokens; n = {p.shape[-1]}.")
-    result = bound(p, q, k)
+    result = all_rates(p, q, k)
     if args.json:
         print_json(result.to_dict())
         return 0
@@ -68,6 +56,8 @@ def _table(result) -> str:
 
 
 def _fmt(x) -> str:
+    if x is None:
+        return "-"
     x = np.asarray(x)
     if x.ndim == 0:
         return f"{x.item():.6f}" if x.dtype.kind == "f" else str(x.item())

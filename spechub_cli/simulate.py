@@ -10,31 +10,27 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import numpy as np
 
-from .cli_args import add_pq_arguments, load_pq, print_json
-from .distributions import check_k
-from .methods import METHOD_NAMES, get_method
-from .montecarlo import simulate
-from .mutants import MUTANTS
-from .stats import matches_target
+from .args import add_pq_arguments, load_pq, print_json
+from spechub_theory.methods import METHOD_NAMES
+from spechub_theory.montecarlo.compare import DEFAULT_ALPHA, simulate_methods
+from spechub_theory.montecarlo.mutants import MUTANTS
+from spechub_theory.progress import ProgressBar
 
-__all__ = ["add_arguments", "run", "simulate_methods", "EPILOG", "ProgressBar"]
+__all__ = ["add_arguments", "run", "EPILOG"]
 
 EPILOG = """examples:
   spechub simulate --p 0.3,0.3,0.4 --q 0.6,0.3,0.1 --k 2 --n 1000000 --json
   spechub simulate --p p.npy --q q.npy --k 3 --methods spechub rrs_wor --seed 7
   spechub simulate --p 0.1,0.2,0.3,0.4 --q 0.4,0.3,0.2,0.1 --methods rrs rrs_skip_duplicates
 
---methods also takes the negative controls of spechub_theory.mutants (%s).
+--methods also takes the negative controls of spechub_theory.montecarlo.mutants (%s).
 """ % ", ".join(MUTANTS)
 
 #: default number of simulated verifications per method
 DEFAULT_DRAWS = 1_000_000
-#: default level of the lossless test (five methods at 1e-3: family-wise false alarm <= 0.5%)
-DEFAULT_ALPHA = 1e-3
 
 
 def add_arguments(parser) -> None:
@@ -50,42 +46,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: on when stderr is a terminal)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-
-
-def simulate_methods(p, q, k: int, methods, *, n_draws: int, seed: int = 0, alpha: float = DEFAULT_ALPHA,
-                     workers=None, progress=None) -> dict:
-    """Simulate each method and test it: the JSON-ready ``{"k", "n", "n_draws", "seed", "alpha", "methods"}``.
-
-    Methods whose draft law needs more distinct tokens than n are listed under ``"notes"``.
-    Each method gets its own stream ``seed + index`` so adding a method changes no other result.
-    """
-    k = check_k(k)
-    n = p.shape[-1]
-    out, notes = {}, {}
-    for index, name in enumerate(methods):
-        m = MUTANTS[name] if name in MUTANTS else get_method(name)
-        kk = m.FIXED_K or k
-        if m.LAW.distinct and kk > n:
-            notes[m.NAME] = f"omitted: k = {kk} distinct drafts need n >= {kk}"
-            continue
-        start = time.perf_counter()
-        result = simulate(p, q, kk, method=m, n_trials=n_draws, rng=seed + index, workers=workers,
-                          progress=None if progress is None else progress.bind(m.NAME))
-        test = matches_target(result.token_counts, p, alpha=alpha, kind="counts")
-        entry = result.to_dict()
-        for key in ("method", "n_draws", "seed"):
-            entry.pop(key)
-        entry["ci999"] = list(_interval(result, 0.999))
-        entry["positional_ci95"] = [[c.low, c.high] for c in result.positional_intervals(0.95)]
-        entry.update(chi2_pvalue=test.pvalue, chi2_statistic=test.statistic, chi2_df=test.df,
-                     lossless=test.passed, seconds=time.perf_counter() - start)
-        if not test.passed:
-            entry["worst_tokens"] = [d.to_dict() for d in test.worst]
-        out[m.NAME] = entry
-    summary = {"k": k, "n": n, "n_draws": n_draws, "seed": seed, "alpha": alpha, "methods": out}
-    if notes:
-        summary["notes"] = notes
-    return summary
 
 
 def run(args) -> int:
@@ -108,45 +68,6 @@ def run(args) -> int:
     else:
         print(_table(summary))
     return 0
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr (no dependency): ``[#####.....] 52% spechub 3.1 s``."""
-
-    def __init__(self, total: int, width: int = 30, stream=None):
-        self.total, self.width, self.stream = max(int(total), 1), width, stream or sys.stderr
-        self.base, self.start, self.last = 0, time.perf_counter(), 0.0
-
-    def bind(self, label: str):
-        """A ``progress(done, total)`` callback for one run; runs are counted one after another."""
-
-        def callback(done, total):
-            self.update(self.base + done, label)
-            if done >= total:
-                self.base += total
-
-        return callback
-
-    def update(self, done: int, label: str = "") -> None:
-        """Redraw at most 10 times a second."""
-        now = time.perf_counter()
-        if now - self.last < 0.1 and done < self.total:
-            return
-        self.last = now
-        frac = min(done / self.total, 1.0)
-        fill = int(round(frac * self.width))
-        self.stream.write(f"\r[{'#' * fill}{'.' * (self.width - fill)}] {frac:4.0%} {label:<20} {now - self.start:6.1f} s")
-        self.stream.flush()
-
-    def close(self) -> None:
-        """End the line."""
-        self.stream.write("\n")
-        self.stream.flush()
-
-
-def _interval(result, level):
-    ci = result.confidence_interval(level)
-    return ci.low, ci.high
 
 
 def _finite(obj):

@@ -5,7 +5,7 @@ from a draft law and one verification. Source: theory.md 6.3 and 7 (the Monte Ca
 
 The engine simulates the accept/reject procedure itself (never the closed form). A verifier is a
 method name, a method-like object (``NAME``, ``LAW``, ``rule``: the project's methods and
-:mod:`spechub_theory.mutants`), or a plain callable ``f(p, q, drafts, u) -> Verification`` with
+:mod:`spechub_theory.montecarlo.mutants`), or a plain callable ``f(p, q, drafts, u) -> Verification`` with
 the uniforms convention of :func:`spechub_theory.verification.verify`. Trials run in chunks; for a
 rule-based method the rule is evaluated without (N, n) arrays (see :func:`simulate`).
 """
@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as _st
 
-from .distributions import check_k, check_pq
-from .draft_laws import DraftLaw, get_law
-from .methods import METHODS, get_method
-from .mc_kernels import verify_chunk
-from .verification import check_method_k, output_law
+from ..distributions import check_k, check_pq
+from .interval import ConfidenceInterval
+from ..draft_laws import DraftLaw, get_law
+from ..methods import METHODS, get_method
+from .kernels import verify_chunk
+from ..verification import check_method_k, output_law
 
 __all__ = ["ConfidenceInterval", "MonteCarloResult", "simulate", "wilson_interval", "resolve_verifier", "Verifier"]
 
@@ -32,23 +33,6 @@ __all__ = ["ConfidenceInterval", "MonteCarloResult", "simulate", "wilson_interva
 DEFAULT_BATCH = 1 << 16
 #: exact rates by enumeration (``output_law``) for unregistered methods up to this many entries
 EXACT_ENUMERATION_ENTRIES = 10_000_000
-
-
-@dataclass(frozen=True)
-class ConfidenceInterval:
-    """Two-sided interval ``[low, high]`` at confidence ``level`` for a probability."""
-
-    low: float
-    high: float
-    level: float = 0.95
-
-    def contains(self, x: float) -> bool:
-        """Whether ``low <= x <= high``."""
-        return bool(self.low <= x <= self.high)
-
-    def to_dict(self) -> dict:
-        """``{"low", "high", "level"}``."""
-        return {"low": self.low, "high": self.high, "level": self.level}
 
 
 def wilson_interval(successes, trials, level: float = 0.95) -> ConfidenceInterval:
@@ -93,7 +77,7 @@ class MonteCarloResult:
     slot_counts : ndarray of int64, shape (k,)
         How often slot j was the accepted draft.
     token_counts : ndarray of int64, shape (n,)
-        Histogram of the emitted token (compare with p: :func:`spechub_theory.stats.matches_target`).
+        Histogram of the emitted token (compare with p: :func:`spechub_theory.montecarlo.stats.matches_target`).
     exact : float or None
         Exact acceptance when known (closed form, or enumeration for small unregistered methods).
     exact_positional : ndarray or None
@@ -243,7 +227,7 @@ def simulate(p, q, k: int, *, method, n_trials: int, law=None, rng=None, batch: 
       a one-parameter family in x_1, is drawn in O(log n) per rejected trial.
     * any other rule (rrs_wor with k > 2, mutants, user modules): the rule is evaluated once per
       distinct draft tuple of the chunk (``np.unique`` on an integer code), in blocks of
-      :data:`~spechub_theory.mc_kernels.GROUP_BLOCK_ENTRIES` entries. O(distinct tuples x n) per chunk.
+      :data:`~spechub_theory.montecarlo.kernels.GROUP_BLOCK_ENTRIES` entries. O(distinct tuples x n) per chunk.
 
     A plain callable is called once per chunk. The output token, accepted slot and (for
     diagnostics) whether a rejected token is among the drafts are accumulated with ``bincount``.
@@ -352,7 +336,7 @@ def _exact(ver: Verifier, p, q, k):
     if m is None:
         return None, None
     if METHODS.get(m.NAME) is m:
-        from .acceptance import EXACT_RRS_WOR_MAX_N, acceptance_rates
+        from ..acceptance import EXACT_RRS_WOR_MAX_N, acceptance_rates
 
         rate = float(acceptance_rates(p, q, k, methods=[m.NAME]).acceptance[m.NAME])
         costly = hasattr(m, "acceptance_bounded") and k > 2 and len(p) > EXACT_RRS_WOR_MAX_N

@@ -2,7 +2,7 @@ r"""Exact tokens per step of tree speculative decoding on finite-state (n-gram) 
 
 Convention: p = target, q = draft, last axis = vocabulary; a *model* has ``target`` and ``draft``
 tables (C, n) of next-token laws per context and ``next_context`` (C, n) (e.g.
-:class:`~spechub_theory.synthetic.SyntheticPair`). Source: theory.md 1.1, 3.4, 4; issue 5.
+:class:`~spechub_theory.trees.synthetic.SyntheticPair`). Source: theory.md 1.1, 3.4, 4; issue 5.
 
 The dynamic programme. For a node whose subtree has shape s (children shapes s_1..s_k) in context
 c, let W_c(j, x) = P(slot j is accepted and its draft is x | c) = sum over draft tuples with x at
@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .methods import get_method
-from .synthetic import context_kernel, model_tables, stationary_law
-from .tree_walk import tree_for_method
-from .trees import Tree
-from .verification import check_method_k
+from ..methods import get_method
+from .markov import context_kernel, model_tables, stationary_law
+from .walk import tree_for_method
+from .shapes import Tree
+from ..verification import check_method_k
 
 __all__ = [
     "NodeOutcomes",
@@ -117,7 +117,7 @@ class TreeExact:
     Attributes
     ----------
     tree : Tree
-        The tree the method drafts (:func:`~spechub_theory.tree_walk.tree_for_method`).
+        The tree the method drafts (:func:`~spechub_theory.trees.walk.tree_for_method`).
     method : str
     tokens_per_step : ndarray, shape (C,)
         E[tokens emitted in one step | the step starts in context c] (accepted + 1).
@@ -211,7 +211,7 @@ def exact_tree(tree, method, model, *, kernel: bool = True, outcomes: dict | Non
 
     Examples
     --------
-    >>> from spechub_theory.synthetic import make_pair
+    >>> from spechub_theory.trees.synthetic import make_pair
     >>> res = exact_tree("2^3", "spechub", make_pair(10, mismatch=0.8, seed=0))
     >>> res.tree.size, bool(1.0 < res.long_run < 3.0)
     (7, True)
@@ -302,7 +302,7 @@ def tokens_per_step_table(pair, trees=("2^2", "2^3", "2^4", "2^5", "3^2", "3^3",
 
     Examples
     --------
-    >>> from spechub_theory.synthetic import make_pair
+    >>> from spechub_theory.trees.synthetic import make_pair
     >>> t = tokens_per_step_table(make_pair(8, mismatch=1.0), ["2^2", "2^3"], ["rrs", "spechub"])
     >>> t["nodes"], len(t["methods"]["spechub"]["long_run"])
     ([3, 7], 2)

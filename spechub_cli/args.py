@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from .distributions import check_pq, probs_from_logits
+from spechub_theory.distributions import check_pq, probs_from_logits
 
 __all__ = ["add_pq_arguments", "load_pq", "read_vector", "print_json"]
 

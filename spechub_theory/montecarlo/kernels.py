@@ -20,9 +20,9 @@ import math
 
 import numpy as np
 
-from .methods import METHODS
-from .methods.base import RESIDUAL_EPS, NodeRule, Verification, normalise_residual, slots_from_sequential, verify_from_rule
-from .methods.single import ratio_accept
+from ..methods import METHODS
+from ..methods.base import RESIDUAL_EPS, NodeRule, Verification, normalise_residual, slots_from_sequential, verify_from_rule
+from ..methods.single import ratio_accept
 
 __all__ = ["verify_chunk", "ResidualFamily", "GROUP_BLOCK_ENTRIES"]
 

@@ -20,11 +20,11 @@ from typing import Callable
 
 import numpy as np
 
-from .distributions import check_pq
-from .draft_laws import HUB, IID, WOR, DraftLaw, conditional_law
-from .methods import spechub
-from .methods.base import NodeRule, Verification, normalise_residual, slots_from_sequential, take_last
-from .methods.single import ratio_accept
+from ..distributions import check_pq
+from ..draft_laws import HUB, IID, WOR, DraftLaw, conditional_law
+from ..methods import spechub
+from ..methods.base import NodeRule, Verification, normalise_residual, slots_from_sequential, take_last
+from ..methods.single import ratio_accept
 
 __all__ = ["Mutant", "MUTANTS", "RRS_WOR_NO_RENORM", "SPECHUB_WRONG_Q", "RRS_STALE_RESIDUAL", "RRS_SKIP_DUPLICATES"]
 
@@ -54,7 +54,7 @@ class Mutant:
 
     def __call__(self, p, q, drafts, u) -> Verification:
         """Verify like :func:`spechub_theory.verification.verify` (same uniforms convention)."""
-        from .verification import verify
+        from ..verification import verify
 
         return verify(self, p, q, drafts, u)
 

@@ -1,9 +1,9 @@
 r"""Monte Carlo tree speculative decoding on finite-state (n-gram) models, with intervals.
 
 Convention: p = target, q = draft, last axis = vocabulary; a model has ``target``, ``draft`` and
-``next_context`` tables (e.g. :class:`~spechub_theory.synthetic.SyntheticPair`). Each step drafts
-the tree level by level (:func:`~spechub_theory.tree_walk.draft_tree`) and walks it
-(:func:`~spechub_theory.tree_walk.walk_tree`) with fresh randomness; the per-node (p, q) come from
+``next_context`` tables (e.g. :class:`~spechub_theory.trees.synthetic.SyntheticPair`). Each step drafts
+the tree level by level (:func:`~spechub_theory.trees.walk.draft_tree`) and walks it
+(:func:`~spechub_theory.trees.walk.walk_tree`) with fresh randomness; the per-node (p, q) come from
 callbacks that follow the drafted tokens, as a real model would. Source: theory.md 1.1; issue 5.
 """
 
@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .methods import get_method
-from .synthetic import context_kernel, model_tables, stationary_law
-from .tree_walk import TreeWalk, draft_trees, tree_for_method, walk_trees
-from .trees import Tree
+from ..methods import get_method
+from ..montecarlo.interval import ConfidenceInterval
+from .markov import context_kernel, model_tables, stationary_law
+from .walk import TreeWalk, draft_trees, tree_for_method, walk_trees
+from .shapes import Tree
 
 __all__ = ["ConfidenceInterval", "TreeSimulation", "decode_steps", "simulate_tree_decoding"]
 
@@ -30,20 +31,6 @@ CHAINS = 64
 BURN_IN = 10
 #: copies drafted and walked in one batched call (bounds memory to ~ MAX_BATCH * size * n floats)
 MAX_BATCH = 4096
-
-
-@dataclass(frozen=True)
-class ConfidenceInterval:
-    """A two-sided interval for the mean tokens per step and how it was computed."""
-
-    low: float
-    high: float
-    level: float
-    how: str
-
-    def to_list(self) -> list[float]:
-        """``[low, high]``."""
-        return [self.low, self.high]
 
 
 @dataclass(frozen=True, repr=False)
@@ -187,7 +174,7 @@ def simulate_tree_decoding(
 
     Examples
     --------
-    >>> from spechub_theory.synthetic import make_pair
+    >>> from spechub_theory.trees.synthetic import make_pair
     >>> sim = simulate_tree_decoding("2^3", "spechub", make_pair(10, mismatch=0.0), 64, rng=0)
     >>> sim.mean  # q = p: every first draft is accepted
     3.0

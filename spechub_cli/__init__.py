@@ -1,10 +1,11 @@
 """The ``spechub`` command line: one table of subcommands, each imported only when chosen.
 
-Every subcommand lives beside the code it drives (``spechub bound`` in this package, ``spechub lp``
-in ``lp``, ``spechub decode`` in ``empirical``, ``spechub report`` in ``figures``) and exposes two
-functions: ``add_arguments(parser)`` and ``run(args) -> int``. The table below names them as
-strings, so ``spechub bound`` never imports torch or matplotlib (this module imports no later
-package statically; it resolves the string at run time).
+This package sits on top of every other one (spechub_theory < lp < empirical < figures <
+spechub_cli): one module per command (:mod:`.bound`, :mod:`.simulate`, :mod:`.tree`, :mod:`.lp`,
+:mod:`.decode`, :mod:`.distill`, :mod:`.report`), each exposing ``add_arguments(parser)`` and
+``run(args) -> int``; :mod:`.args` reads p and q; :mod:`spechub_theory.provenance` gives the
+run metadata. The table below names the command modules, so ``spechub bound`` never imports
+torch or matplotlib.
 
 Bad input is a :class:`ValueError` in the library; here it becomes one line
 ``spechub <cmd>: error: <message>`` on stderr and exit status 2, never a traceback.
@@ -16,31 +17,24 @@ import argparse
 import importlib
 import sys
 
+from spechub_theory.provenance import package_version
+
 __all__ = ["COMMANDS", "main", "CLIError"]
 
 #: subcommand -> (module implementing ``add_arguments`` and ``run``, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "bound": ("lp.cli_bound", "exact acceptance rates of every method for one (p, q, k)"),
-    "simulate": ("spechub_theory.cli_simulate", "Monte Carlo verification: acceptance with intervals and a lossless test"),
-    "tree": ("spechub_theory.cli_tree", "exact and simulated tokens per step on token trees with synthetic models"),
-    "lp": ("lp.cli", "the optimal-transport LP for a draft law: optimum, certificate and plan"),
-    "decode": ("empirical.cli_decode", "tree speculative decoding with real Hugging Face / GGUF models"),
-    "distill": ("empirical.cli_distill", "train a small draft model for a target by distillation"),
-    "report": ("figures.cli", "the main job: theory sweeps, tree tables, real-model run, figures and report"),
+    "bound": ("spechub_cli.bound", "exact acceptance rates of every method for one (p, q, k)"),
+    "simulate": ("spechub_cli.simulate", "Monte Carlo verification: acceptance with intervals and a lossless test"),
+    "tree": ("spechub_cli.tree", "exact and simulated tokens per step on token trees with synthetic models"),
+    "lp": ("spechub_cli.lp", "the optimal-transport LP for a draft law: optimum, certificate and plan"),
+    "decode": ("spechub_cli.decode", "tree speculative decoding with real Hugging Face / GGUF models"),
+    "distill": ("spechub_cli.distill", "train a small draft model for a target by distillation"),
+    "report": ("spechub_cli.report", "the main job: theory sweeps, tree tables, real-model run, figures and report"),
 }
 
 
 class CLIError(ValueError):
     """A user error detected by a subcommand (reported as one line, exit status 2)."""
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("spechub-theory")
-    except Exception:  # pragma: no cover - running from a source tree without install
-        return "0+unknown"
 
 
 def build_parser(argv_command: str | None = None) -> argparse.ArgumentParser:
@@ -53,7 +47,7 @@ def build_parser(argv_command: str | None = None) -> argparse.ArgumentParser:
         "Run 'spechub <command> --help' for each command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="command")
     for name, (module_name, help_line) in COMMANDS.items():
         if name == argv_command:

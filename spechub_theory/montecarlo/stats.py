@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, stats as _st
 
-from .distributions import check_distribution
+from ..distributions import check_distribution
 
 __all__ = ["TokenDeviation", "LosslessTest", "matches_target", "pooled_bins", "samples_needed", "assert_lossless", "MIN_EXPECTED"]
 
@@ -238,7 +238,7 @@ def assert_lossless(verifier, p, q, k: int, *, tv: float = 0.01, alpha: float = 
                     rng=None, law=None, batch: int | None = None) -> LosslessTest:
     """Raise ``AssertionError`` unless ``verifier``'s output law matches p at the chosen power.
 
-    Simulates N verifications (:func:`spechub_theory.montecarlo.simulate`) with N from the power
+    Simulates N verifications (:func:`spechub_theory.montecarlo.simulation.simulate`) with N from the power
     analysis (:func:`samples_needed`, refined with the bins that p gives at that N), then runs
     :func:`matches_target`. A lossless verifier fails with probability ``alpha``; one whose
     output law is ``tv`` away from p passes with probability at most ``1 - power``.
@@ -264,7 +264,7 @@ def assert_lossless(verifier, p, q, k: int, *, tv: float = 0.01, alpha: float = 
     >>> assert_lossless("spechub", [.3, .3, .4], [.6, .3, .1], 2, tv=0.05, rng=0).passed
     True
     """
-    from .montecarlo import simulate
+    from .simulation import simulate
 
     p = check_distribution(p, "p")
     N = sample_size_for(p, tv, alpha, power)

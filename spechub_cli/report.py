@@ -30,7 +30,7 @@ with a note in the report. The real-model run needs `pip install 'spechub-theory
 
 def add_arguments(parser) -> None:
     """Register the ``spechub report`` options (defaults from ReportConfig)."""
-    from .report import ReportConfig
+    from figures.report import ReportConfig
 
     d = {f.name: f.default for f in fields(ReportConfig)}
     parser.add_argument("--out", default="report", help="output folder (default: %(default)s)")
@@ -45,7 +45,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Build the report; print where it is. Returns 0."""
-    from .report import ReportConfig, build_report
+    from figures.report import ReportConfig, build_report
 
     common = {"seed": args.seed, "device": args.device, "results": args.results}
     config = ReportConfig.quick(**common) if args.quick else ReportConfig(**common, model=not args.no_model)
