@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from spechub_theory.acceptance import acceptance_rates
-from spechub_theory.methods import METHOD_NAMES
+from spechub_theory.methods import METHOD_NAMES, METHODS, rrs_wor
 
 __all__ = ["NODE_METHODS", "OPTIMAL_METHODS", "RRS_WOR_RECURSION_MAX_N", "available_node_methods", "node_rates"]
 
-#: RRS without replacement at k >= 3 has no closed form; its recursion costs ~17 s per node at
-#: n = 49,152 (measured), so above this vocabulary size it is recorded as missing (None)
-RRS_WOR_RECURSION_MAX_N = 64
+#: RRS without replacement at k >= 3 has no closed form; above this vocabulary size its rate is
+#: recorded as missing (None): the method's own ``size_limit`` (methods/base.py)
+RRS_WOR_RECURSION_MAX_N = rrs_wor.RECURSION_MAX_N
 #: the optimum over couplings for i.i.d. / without-replacement drafts, by method name
 OPTIMAL_METHODS = {"optimal_iid": "iid", "optimal_wor": "wor"}
 #: every name a node row may carry, in report order
@@ -83,7 +83,10 @@ def node_rates(p, q, k, *, methods=None) -> dict:
 
 
 def _too_costly(method: str, k: int, n: int) -> bool:
-    return method == "rrs_wor" and k >= 3 and n > RRS_WOR_RECURSION_MAX_N
+    """Whether n exceeds the method's ``size_limit(k)`` (none by default, methods/base.py)."""
+    limit = getattr(METHODS[method], "size_limit", None)
+    bound = None if limit is None else limit(k)
+    return bound is not None and n > bound
 
 
 def _fill(column: list, rows, values) -> None:
@@ -97,7 +100,7 @@ def _optimum(p, q, k, drafts):
     if fn is None:
         return np.full(len(p), np.nan)
     try:
-        return np.asarray(fn(p, q, k, drafts=drafts), dtype=np.float64)
+        return np.asarray(fn(p, q, k, law=drafts), dtype=np.float64)
     except (ValueError, RuntimeError, ArithmeticError):  # a failed solve is recorded as missing
         return np.full(len(p), np.nan)
 

@@ -113,7 +113,7 @@ def optimum_rates(p, q, k: int = 2, *, optima=OPTIMA) -> MethodRates:
     rates, notes = {}, {}
     for name in optima:
         try:
-            rates[name] = np.asarray(optimal_acceptance(p, q, k, drafts=name.removeprefix("optimal_")), dtype=np.float64)
+            rates[name] = np.asarray(optimal_acceptance(p, q, k, law=name.removeprefix("optimal_")), dtype=np.float64)
         except ValueError as exc:
             notes[name] = f"skipped: {exc}"
     return MethodRates(rates, notes)

@@ -103,7 +103,8 @@ def collect_nodes(pair, job, prompts_file, args, out_dir: Path):
     compute every method's exact rate and the optimum in batches (far cheaper than per step)."""
     import numpy as np
 
-    from empirical.decoder import Sampling, decode
+    from empirical.decode_types import Sampling
+    from empirical.decoder import decode
     from empirical.node_rates import node_rates
     from empirical.prompts import encode_prompt, load_prompts
 

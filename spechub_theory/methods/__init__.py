@@ -3,8 +3,10 @@
 Each module exposes ``NAME``, ``LAW`` (its draft law), ``FIXED_K`` (1 for single-draft, else None),
 ``rule(p, q, drafts)`` (the node rule, :class:`~spechub_theory.methods.base.NodeRule`),
 ``acceptance(p, q, k)`` (exact rate, batched), ``rate(p, q, k)`` (the same without the input checks,
-for arrays validated once) and ``positional(p, q, k)`` (per-slot split).
-:data:`METHODS` is the single registry; loops over methods never branch on names.
+for arrays validated once) and ``positional(p, q, k)`` (per-slot split); optional attributes
+(shared sort, recursion, size limit, residual structure) have defaults, all listed in
+:mod:`spechub_theory.methods.base`. :data:`METHODS` is the single registry; loops over methods
+never branch on names.
 """
 
 from __future__ import annotations

@@ -30,8 +30,7 @@ import numpy as np
 
 from ..distributions import check_k, check_pq
 from ..draft_laws import HUB, conditional_law, hub_set
-from .base import NodeRule, normalise_residual, take_last
-from .single import ratio_accept
+from .base import NodeRule, normalise_residual, ratio_accept, take_last
 
 __all__ = ["NAME", "LAW", "FIXED_K", "rule", "rule_from_parts", "acceptance", "rate", "positional", "HubParts"]
 

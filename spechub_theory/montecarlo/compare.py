@@ -20,9 +20,9 @@ __all__ = ["simulate_methods", "DEFAULT_ALPHA"]
 DEFAULT_ALPHA = 1e-3
 
 
-def simulate_methods(p, q, k: int, methods, *, n_draws: int, seed: int = 0, alpha: float = DEFAULT_ALPHA,
+def simulate_methods(p, q, k: int, methods, *, n_trials: int, seed: int = 0, alpha: float = DEFAULT_ALPHA,
                      workers=None, progress=None) -> dict:
-    """Simulate each method and test it: the JSON-ready ``{"k", "n", "n_draws", "seed", "alpha", "methods"}``.
+    """Simulate each method and test it: the JSON-ready ``{"k", "n", "n_trials", "seed", "alpha", "methods"}``.
 
     Methods whose draft law needs more distinct tokens than n are listed under ``"notes"``.
     Each method gets its own stream ``seed + index`` so adding a method changes no other result.
@@ -37,11 +37,11 @@ def simulate_methods(p, q, k: int, methods, *, n_draws: int, seed: int = 0, alph
             notes[m.NAME] = f"omitted: k = {kk} distinct drafts need n >= {kk}"
             continue
         start = time.perf_counter()
-        result = simulate(p, q, kk, method=m, n_trials=n_draws, rng=seed + index, workers=workers,
+        result = simulate(p, q, kk, method=m, n_trials=n_trials, rng=seed + index, workers=workers,
                           progress=None if progress is None else progress.bind(m.NAME))
         test = matches_target(result.token_counts, p, alpha=alpha, kind="counts")
         entry = result.to_dict()
-        for key in ("method", "n_draws", "seed"):
+        for key in ("method", "n_trials", "seed"):
             entry.pop(key)
         entry["ci999"] = list(_interval(result, 0.999))
         entry["positional_ci95"] = [[c.low, c.high] for c in result.positional_intervals(0.95)]
@@ -50,7 +50,7 @@ def simulate_methods(p, q, k: int, methods, *, n_draws: int, seed: int = 0, alph
         if not test.passed:
             entry["worst_tokens"] = [d.to_dict() for d in test.worst]
         out[m.NAME] = entry
-    summary = {"k": k, "n": n, "n_draws": n_draws, "seed": seed, "alpha": alpha, "methods": out}
+    summary = {"k": k, "n": n, "n_trials": n_trials, "seed": seed, "alpha": alpha, "methods": out}
     if notes:
         summary["notes"] = notes
     return summary

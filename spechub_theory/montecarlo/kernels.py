@@ -7,7 +7,7 @@ Three paths, none of which builds (N, n) arrays:
 
 1. ``RESIDUAL_DEPENDS_ON_DRAFTS = False`` (single, rrs, kseq, spechub): one ``rule`` call on the
    chunk; its residual is one (n,) law. Identical to ``verify`` with the same uniforms.
-2. ``rrs_wor`` with k = 2: O(1) tests per trial and a residual family sampled in O(log n)
+2. ``RESIDUAL_FAMILY_K`` = k (rrs_wor at k = 2): O(1) tests per trial and a residual family sampled in O(log n)
    (:class:`ResidualFamily`). Same decisions as ``verify``; residual tokens equal in law.
 3. any other rule: evaluated once per distinct draft tuple, in blocks of
    :data:`GROUP_BLOCK_ENTRIES`; residual rows rebuilt only for tuples with a rejected trial.
@@ -20,9 +20,7 @@ import math
 
 import numpy as np
 
-from ..methods import METHODS
-from ..methods.base import RESIDUAL_EPS, NodeRule, Verification, normalise_residual, slots_from_sequential, verify_from_rule
-from ..methods.single import ratio_accept
+from ..methods.base import RESIDUAL_EPS, NodeRule, Verification, normalise_residual, ratio_accept, slots_from_sequential, sum_of_others, verify_from_rule
 
 __all__ = ["verify_chunk", "ResidualFamily", "GROUP_BLOCK_ENTRIES"]
 
@@ -49,20 +47,20 @@ def verify_chunk(ver, p, q, drafts, u) -> Verification:
     m = ver.module
     if not getattr(m, "RESIDUAL_DEPENDS_ON_DRAFTS", True):
         return verify_from_rule(m.rule(p, q, drafts), drafts, u)
-    if m is METHODS.get("rrs_wor") and drafts.shape[-1] == 2:
-        accept, sample_residual, group = _rrs_wor_two(p, q, drafts)
+    if drafts.shape[-1] == getattr(m, "RESIDUAL_FAMILY_K", None):
+        accept, sample_residual, group = _residual_family_path(p, q, drafts)
     else:
         accept, sample_residual, group = _rule_by_tuple(m, p, q, drafts)
     return _verify_grouped(accept, sample_residual, group, drafts, u)
 
 
-def _rrs_wor_two(p, q, drafts):
+def _residual_family_path(p, q, drafts):
     """RRS w/o replacement, k = 2 (theory.md 4.3): q_2 = q / s(x_1) off x_1, with s(x) the sum of
     the other entries, so both tests are O(1) per trial. The residual (r - q_2)_+ depends on x_1
     only, and is drawn by :class:`ResidualFamily` in O(log n) per rejected trial."""
     n = p.shape[-1]
     x1, x2 = drafts[:, 0], drafts[:, 1]
-    s = _sum_of_others(q)
+    s = sum_of_others(q)
     r = normalise_residual(p - q, p)  # p_2, the same for every tuple
     q2 = np.where(s[x1] > 0, q[x2] / np.where(s[x1] > 0, s[x1], 1.0), 1.0 / max(n - 1, 1))
     accept = slots_from_sequential(np.stack([ratio_accept(p[x1], q[x1]), ratio_accept(r[x2], q2)], axis=-1))
@@ -91,6 +89,7 @@ class ResidualFamily:
         self.r, self.q, self.r_cdf = r, q, np.cumsum(r)
 
     def sample(self, first, s, t):
+        """Residual tokens for first drafts ``first`` (N,), sums of the others ``s`` (n,), uniforms ``t`` (N,)."""
         n = len(self.r)
         s1 = s[first]
         c = 1.0 / np.where(s1 > 0, s1, 1.0)
@@ -187,10 +186,3 @@ def _search_shifted(keys, n, row, t):
     y = np.empty(len(t), dtype=np.int64)
     y[order] = np.searchsorted(keys, target[order], side="right")
     return np.minimum(y - row * n, n - 1)
-
-
-def _sum_of_others(w: np.ndarray) -> np.ndarray:
-    """sum_{y != x} w(y) for every x, as prefix + suffix sums (no cancellation near w(x) = 1)."""
-    before = np.concatenate([[0.0], np.cumsum(w)[:-1]])
-    after = np.concatenate([np.cumsum(w[::-1])[::-1][1:], [0.0]])
-    return before + after

@@ -21,10 +21,9 @@ from typing import Callable
 import numpy as np
 
 from ..distributions import check_pq
-from ..draft_laws import HUB, IID, WOR, DraftLaw, conditional_law
+from ..draft_laws import HUB, IID, WOR, DraftLaw
 from ..methods import spechub
-from ..methods.base import NodeRule, Verification, normalise_residual, slots_from_sequential, take_last
-from ..methods.single import ratio_accept
+from ..methods.base import NodeRule, Verification, normalise_residual, recursive_rule, residual_update
 
 __all__ = ["Mutant", "MUTANTS", "RRS_WOR_NO_RENORM", "SPECHUB_WRONG_Q", "RRS_STALE_RESIDUAL", "RRS_SKIP_DUPLICATES"]
 
@@ -62,30 +61,6 @@ class Mutant:
         return f"<mutant {self.NAME!r}: {self.DESCRIPTION}>"
 
 
-def _recursive_rule(p, q, drafts, *, stage_law, update, skip_duplicates=False) -> NodeRule:
-    """Sequential rejection: slot j accepts x_j w.p. min(1, t_j(x_j)/q_j(x_j)) with
-    ``q_j = stage_law(q, drafts[..., :j])``; on rejection ``t_{j+1} = update(t_j, q_j)``.
-    With ``skip_duplicates`` a repeated draft is neither tested nor updates the target."""
-    p, q = check_pq(p, q)
-    drafts = np.asarray(drafts, dtype=np.int64)
-    k = drafts.shape[-1]
-    lead = np.broadcast_shapes(p.shape[:-1], q.shape[:-1], drafts.shape[:-1])
-    target = np.broadcast_to(p, lead + p.shape[-1:])
-    cond = []
-    for j in range(k):
-        qj = stage_law(q, np.broadcast_to(drafts[..., :j], lead + (j,)))
-        x = drafts[..., j : j + 1]
-        c = ratio_accept(take_last(target, x), take_last(qj, x))
-        nxt = update(target, qj)
-        if skip_duplicates and j:
-            dup = (drafts[..., :j] == x).any(axis=-1, keepdims=True)
-            c = np.where(dup, 0.0, c)
-            nxt = np.where(dup, target, nxt)
-        cond.append(c)
-        target = nxt
-    return NodeRule(accept=slots_from_sequential(np.concatenate(cond, axis=-1)), residual=target)
-
-
 def _zeroed(q, excluded):
     """q with the excluded tokens set to 0 and *not* renormalised (the bug)."""
     w = np.array(np.broadcast_to(q, excluded.shape[:-1] + q.shape[-1:]))
@@ -98,22 +73,18 @@ def _same_q(q, excluded):
     return np.broadcast_to(q, excluded.shape[:-1] + q.shape[-1:])
 
 
-def _residual_update(target, qj):
-    return normalise_residual(target - qj, target)
-
-
 def _no_renorm_rule(p, q, drafts) -> NodeRule:
-    return _recursive_rule(p, q, drafts, stage_law=_zeroed, update=_residual_update)
+    return recursive_rule(p, q, drafts, stage_law=_zeroed, update=residual_update)
 
 
 def _stale_rule(p, q, drafts) -> NodeRule:
     p, q = check_pq(p, q)
     first = normalise_residual(p - q, p)  # (p - q)_+ / TV of the original p and q, at every stage
-    return _recursive_rule(p, q, drafts, stage_law=_same_q, update=lambda target, qj: np.broadcast_to(first, target.shape))
+    return recursive_rule(p, q, drafts, stage_law=_same_q, update=lambda target, qj: np.broadcast_to(first, target.shape))
 
 
 def _skip_duplicates_rule(p, q, drafts) -> NodeRule:
-    return _recursive_rule(p, q, drafts, stage_law=_same_q, update=_residual_update, skip_duplicates=True)
+    return recursive_rule(p, q, drafts, stage_law=_same_q, update=residual_update, skip_duplicates=True)
 
 
 def _wrong_hub_rule(p, q, drafts) -> NodeRule:

@@ -132,7 +132,7 @@ class MonteCarloResult:
         """JSON-ready summary: rates, the 95% interval ``ci95``, z, positional splits, counts."""
         ci = self.confidence_interval(0.95)
         out = {
-            "method": self.method, "k": self.k, "n_draws": self.n_trials, "seed": self.seed,
+            "method": self.method, "k": self.k, "n_trials": self.n_trials, "seed": self.seed,
             "acceptance_mc": self.acceptance, "ci95": [ci.low, ci.high],
             "acceptance_exact": self.exact, "z": self.z,
             "positional_mc": self.positional.tolist(),

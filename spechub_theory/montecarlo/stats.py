@@ -81,7 +81,7 @@ class LosslessTest:
 
     @property
     def decision(self) -> str:
-        """"lossless" (not rejected at ``alpha``) or "not lossless"."""
+        """The decision: "lossless" (not rejected at ``alpha``) or "not lossless"."""
         return "lossless" if self.passed else "not lossless"
 
     def report(self) -> str:

@@ -89,7 +89,7 @@ def test_result_does_not_depend_on_workers():
     a = simulate(P3, Q3, 3, method="kseq", n_trials=100000, rng=5, batch=7000, workers=1)
     b = simulate(P3, Q3, 3, method="kseq", n_trials=100000, rng=5, batch=7000, workers=2)
     np.testing.assert_array_equal(a.token_counts, b.token_counts)
-    assert a.seed == 5 and a.to_dict()["n_draws"] == 100000
+    assert a.seed == 5 and a.to_dict()["n_trials"] == 100000
 
 
 def test_mutant_exact_rate_comes_from_enumeration():
@@ -135,9 +135,9 @@ def test_simulate_cli_json_agrees_with_bound(capsys):
     args = ["--p", "0.1,0.2,0.3,0.4", "--q", "0.4,0.3,0.2,0.1", "--k", "2"]
     assert main(["bound", *args, "--json"]) == 0
     bound = json.loads(capsys.readouterr().out)["acceptance"]
-    assert main(["simulate", *args, "--n", "200000", "--seed", "4", "--json", "--no-progress"]) == 0
+    assert main(["simulate", *args, "--trials", "200000", "--seed", "4", "--json", "--no-progress"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["k"] == 2 and out["n_draws"] == 200000 and set(out["methods"]) == set(METHOD_NAMES)
+    assert out["k"] == 2 and out["n_trials"] == 200000 and set(out["methods"]) == set(METHOD_NAMES)
     for name, entry in out["methods"].items():
         assert entry["acceptance_exact"] == pytest.approx(bound[name], abs=1e-12)
         lo, hi = entry["ci999"]
@@ -147,17 +147,19 @@ def test_simulate_cli_json_agrees_with_bound(capsys):
 
 
 def test_simulate_cli_table_flags_a_mutant(capsys):
-    assert main(["simulate", "--p", "0.1,0.2,0.3,0.4", "--q", "0.4,0.3,0.2,0.1", "--n", "50000",
+    assert main(["simulate", "--p", "0.1,0.2,0.3,0.4", "--q", "0.4,0.3,0.2,0.1", "--trials", "50000",
                  "--methods", "rrs", "spechub_wrong_q"]) == 0
     out = capsys.readouterr().out
     assert "rrs " in out and "yes" in out and "NO" in out
 
 
 def test_simulate_cli_errors(capsys):
-    assert main(["simulate", "--p", "0.5,0.5;0.2,0.8", "--q", "0.5,0.5;0.5,0.5", "--n", "10"]) == 2
+    assert main(["simulate", "--p", "0.5,0.5;0.2,0.8", "--q", "0.5,0.5;0.5,0.5", "--trials", "10"]) == 2
     assert "one (p, q) pair" in capsys.readouterr().err
     assert main(["simulate", "--p", "0.5,0.5", "--q", "0.5,0.5", "--methods", "spechubb"]) == 2
     assert "did you mean 'spechub'" in capsys.readouterr().err
+    assert main(["simulate", "--p", "0.5,0.5", "--q", "0.5,0.5", "--n", "10"]) == 2  # the old name of --trials
+    assert "`--n` is now `--trials`" in capsys.readouterr().err
 
 
 def test_grouped_residuals_in_blocks_equal_one_block(monkeypatch):
@@ -191,7 +193,7 @@ def test_rrs_wor_fast_path_edge_cases_equal_verify(case):
 
 
 def test_progress_bar_reaches_100_percent(capsys):
-    assert main(["simulate", "--p", "0.5,0.5", "--q", "0.9,0.1", "--n", "300000", "--methods", "rrs", "kseq",
+    assert main(["simulate", "--p", "0.5,0.5", "--q", "0.9,0.1", "--trials", "300000", "--methods", "rrs", "kseq",
                  "--progress", "--json"]) == 0
     captured = capsys.readouterr()
     assert "100%" in captured.err and "kseq" in captured.err

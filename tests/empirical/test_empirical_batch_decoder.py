@@ -1,4 +1,4 @@
-"""Decoding prompts in lockstep (``empirical.batch_decoder``) emits, prompt by prompt, exactly what
+"""Decoding prompts in lockstep (``empirical.decoder``) emits, prompt by prompt, exactly what
 decoding them one at a time emits: prompts of different lengths (one of a single token), EOS inside
 a tree, the token budget, both engines, every method, mixed branching and the AR baseline."""
 
@@ -8,8 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from empirical.batch_decoder import decode_batch  # noqa: E402
-from empirical.decoder import Sampling, decode  # noqa: E402
+from empirical.decoder import decode_batch  # noqa: E402
+from empirical.decode_types import Sampling  # noqa: E402
+from empirical.decoder import decode  # noqa: E402
 from empirical.tiny import one_thread_fixture, tiny_pair  # noqa: E402
 
 pytestmark = pytest.mark.hf

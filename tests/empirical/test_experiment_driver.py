@@ -16,7 +16,7 @@ from empirical.tiny import one_thread_fixture, tiny_pair  # noqa: E402
 
 pytestmark = pytest.mark.hf
 _threads = pytest.fixture(scope="module", autouse=True)(one_thread_fixture)
-DRIVER = Path(__file__).resolve().parents[1] / "benchmarks" / "device" / "experiment.py"
+DRIVER = Path(__file__).resolve().parents[2] / "benchmarks" / "device" / "experiment.py"
 
 
 @pytest.fixture(scope="module")

@@ -123,12 +123,12 @@ def test_core_rates_below_optimum_on_a_batch():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"drafts": "greedy"}, "`drafts` 'greedy' is not one of"),
+        ({"law": "greedy"}, "`law` 'greedy' is not one of"),
         ({"method": "simplex"}, "`method` 'simplex' is not one of"),
         ({"k": 0}, "`k` must be an integer >= 1"),
-        ({"k": 4, "drafts": "wor"}, "distinct drafts"),
-        ({"drafts": "hub", "method": "prefix"}, "wrong for the hub law"),
-        ({"drafts": "wor", "k": 3, "p": [.5, .5, 0, 0], "q": [.5, .5, 0, 0], "method": "prefix"}, "3 positive q"),
+        ({"k": 4, "law": "wor"}, "distinct drafts"),
+        ({"law": "hub", "method": "prefix"}, "wrong for the hub law"),
+        ({"law": "wor", "k": 3, "p": [.5, .5, 0, 0], "q": [.5, .5, 0, 0], "method": "prefix"}, "3 positive q"),
     ],
 )
 def test_errors_name_the_argument(kwargs, match):

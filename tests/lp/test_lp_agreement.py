@@ -5,7 +5,7 @@ theory.md 2.1-2.3 (LP, min-cut, prefixes), 3.4/3.7 (hub closed form), 6.1 (worke
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import lp
@@ -40,8 +40,7 @@ def _valid(law, k, n):
 @given(pq=pairs(max_n=7), k=st.integers(1, 3), law=st.sampled_from(LAWS))
 def test_reduced_lp_equals_bruteforce_cut_equals_fast(pq, k, law):
     p, q = pq
-    if not _valid(law, k, len(p)):
-        return
+    assume(_valid(law, k, len(p)))
     support = get_law(law).enumerate(q, k)
     cut = min_cut(support, p).value
     res = lp.solve(law, p, q, k).check()
@@ -58,8 +57,7 @@ def test_reduced_lp_equals_bruteforce_cut_equals_fast(pq, k, law):
 def test_textbook_lp_equals_reduced_lp(pq, k, law):
     pytest.importorskip("cvxpy")
     p, q = pq
-    if not _valid(law, k, len(p)) or (k == 3 and len(p) > 5):
-        return
+    assume(_valid(law, k, len(p)) and not (k == 3 and len(p) > 5))
     textbook = lp.solve(law, p, q, k, solver="cvxpy").check(atol=1e-8)
     assert textbook.value == pytest.approx(lp.solve(law, p, q, k).value, abs=1e-8)
 

@@ -9,7 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from empirical.decoder import Sampling, decode  # noqa: E402
+from empirical.decode_types import Sampling  # noqa: E402
+from empirical.decoder import decode  # noqa: E402
 from empirical.kv_forward import forward_block, new_cache  # noqa: E402
 from empirical.probs import probs_from_logits  # noqa: E402
 from empirical.run import DecodeConfig  # noqa: E402

@@ -76,7 +76,7 @@ def test_acceptance_csv_equals_acceptance_rates(tmp_path):
             p, q = logits.probs(t)
             expected = acceptance_rates(p, q, 2).acceptance
             if optimal_acceptance is not None:  # the optimum from the lp package itself
-                expected.update({f"optimal_{d}": optimal_acceptance(p, q, 2, drafts=d) for d in ("iid", "wor")})
+                expected.update({f"optimal_{d}": optimal_acceptance(p, q, 2, law=d) for d in ("iid", "wor")})
             for method, values in expected.items():
                 row = next(r for r in rows if r["source"] == "synthetic" and float(r["noise"]) == noise
                            and float(r["temperature"]) == t and r["method"] == method)

@@ -1,7 +1,13 @@
 """Sequence-level losslessness on a tiny vocabulary: the law of the first two generated tokens under
 tree decoding with each method equals the target's exact two-token law (chi-square, fixed seeds),
 and a deliberately wrong decoder (target and draft swapped, so tokens follow q) is rejected by the
-same test, which shows its power."""
+same test, which shows its power.
+
+Sample size from the power analysis (:func:`spechub_theory.samples_needed`): with the 256 cells
+of (x1, x2), N = 320 decodes detect any deviation of total variation 0.3 or more from the target
+law with power 0.9 at alpha = 1e-3 (worst case over how the deviation spreads; pooling of rare
+cells applies the bound to the pooled law). Smaller deviations are the business of the exact
+tests of the core; 320 decodes per method is what CI on 2 cores affords (a few seconds each)."""
 
 import dataclasses
 
@@ -14,13 +20,15 @@ pytest.importorskip("transformers")
 from empirical.decoder import decode  # noqa: E402
 from empirical.probs import probs_from_logits  # noqa: E402
 from empirical.tiny import one_thread_fixture, tiny_pair  # noqa: E402
-from spechub_theory.montecarlo.stats import matches_target  # noqa: E402
+from spechub_theory.montecarlo.stats import matches_target, samples_needed  # noqa: E402
 
 pytestmark = pytest.mark.hf
 VOCAB = 16
 PROMPT = [4]
-SAMPLES = 250
 ALPHA = 1e-3  # per test; seeds are fixed, so the outcome is deterministic
+#: detected TV and power of the test (see the module docstring): 320 samples
+TV, POWER = 0.3, 0.9
+SAMPLES = samples_needed(VOCAB * VOCAB, TV, alpha=ALPHA, power=POWER)
 
 
 _threads = pytest.fixture(scope="module", autouse=True)(one_thread_fixture)
