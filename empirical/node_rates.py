@@ -1,14 +1,15 @@
 """Exact acceptance of every method (and the optimum) at the verified nodes of a real decoding run.
 
 Convention: p = target, q = draft, last axis = vocabulary; one row per verified node, with the
-node's own k (children count). Rates come from the float64 core (``acceptance_rates``) and, when
-the ``lp`` package provides it, ``lp.optimal_acceptance`` for optimal_iid / optimal_wor.
+node's own k (children count). Rates come from the float64 core (``acceptance_rates``) and
+``lp.optimal_acceptance`` for optimal_iid / optimal_wor.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from lp import optimal_acceptance
 from spechub_theory.acceptance import acceptance_rates
 from spechub_theory.methods import METHOD_NAMES, METHODS, rrs_wor
 
@@ -24,8 +25,8 @@ NODE_METHODS = tuple(METHOD_NAMES) + tuple(OPTIMAL_METHODS)
 
 
 def available_node_methods() -> tuple:
-    """The node methods computable here (optimal_* only when ``lp.optimal_acceptance`` exists)."""
-    return tuple(METHOD_NAMES) + (tuple(OPTIMAL_METHODS) if _optimal_fn() is not None else ())
+    """The node methods computable here: every method and both optima (``lp`` ships with this package)."""
+    return NODE_METHODS
 
 
 def node_rates(p, q, k, *, methods=None) -> dict:
@@ -95,19 +96,8 @@ def _fill(column: list, rows, values) -> None:
         column[int(r)] = float(v) if np.isfinite(v) else None
 
 
-def _optimum(p, q, k, drafts):
-    fn = _optimal_fn()
-    if fn is None:
-        return np.full(len(p), np.nan)
+def _optimum(p, q, k, law):
     try:
-        return np.asarray(fn(p, q, k, law=drafts), dtype=np.float64)
+        return np.asarray(optimal_acceptance(p, q, k, law=law), dtype=np.float64)
     except (ValueError, RuntimeError, ArithmeticError):  # a failed solve is recorded as missing
         return np.full(len(p), np.nan)
-
-
-def _optimal_fn():
-    try:
-        import lp
-    except ImportError:
-        return None
-    return getattr(lp, "optimal_acceptance", None)
