@@ -17,7 +17,7 @@ sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.p
 from bench_montecarlo import cpu_model  # noqa: E402
 
 from empirical.audit import HFSpeculativeSampling, ReferenceVerifier, Sampling, audit_function, synthetic_case  # noqa: E402
-from spechub_theory.stats import sample_size_for  # noqa: E402
+from spechub_theory.montecarlo.stats import sample_size_for  # noqa: E402
 
 
 def main(argv=None) -> None:

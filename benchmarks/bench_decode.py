@@ -24,7 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
 
-from empirical.decoder import AR, Sampling, decode  # noqa: E402
+from empirical.decode_types import AR, Sampling  # noqa: E402
+from empirical.decoder import decode  # noqa: E402
 from empirical.fast_verify import FAST_METHODS  # noqa: E402
 from empirical.metadata import run_metadata  # noqa: E402
 from empirical.models import load_pair  # noqa: E402

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from spechub_theory.methods import METHODS
-from spechub_theory.montecarlo import simulate
+from spechub_theory.montecarlo.simulation import simulate
 
 
 def cpu_model() -> str:
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
                   f"2 threads {two[0] / 1e6:5.2f} M/s  z={two[2]:+.2f}", flush=True)
     load_after = os.getloadavg()
     lines = [
-        "# Monte Carlo throughput (`spechub_theory.montecarlo.simulate`)",
+        "# Monte Carlo throughput (`spechub_theory.montecarlo.simulation.simulate`)",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores; Python {platform.python_version()}, numpy {np.__version__}",

@@ -18,9 +18,9 @@ import numpy as np
 from scipy import optimize, stats
 
 from bench_montecarlo import cpu_model, emit  # benchmarks/ is on sys.path when run as a script
-from spechub_theory.mutants import MUTANTS
-from spechub_theory.montecarlo import simulate
-from spechub_theory.stats import matches_target, sample_size_for
+from spechub_theory.montecarlo.mutants import MUTANTS
+from spechub_theory.montecarlo.simulation import simulate
+from spechub_theory.montecarlo.stats import matches_target, sample_size_for
 from spechub_theory.verification import output_law
 
 ALPHA = 0.01
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     start = time.time()
-    lines = ["# Calibration of the lossless test (`spechub_theory.stats`)", "",
+    lines = ["# Calibration of the lossless test (`spechub_theory.montecarlo.stats`)", "",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; command: "
              f"`python benchmarks/calibration.py --seeds {args.seeds} --power-seeds {args.power_seeds}"
              + (f" --out {args.out}`" if args.out else "`"),
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     lo, hi = clopper_pearson(total_rejected, total_seeds)
     lines.append(f"| all cases | | | | | {total_rejected} / {total_seeds} | {total_rejected / total_seeds:.2%} | "
                  f"[{lo:.2%}, {hi:.2%}] | {'yes' if lo <= ALPHA <= hi else 'NO'} | |")
-    lines += ["", "## Power against the negative controls (`spechub_theory.mutants`) on E3, k = 2", "",
+    lines += ["", "## Power against the negative controls (`spechub_theory.montecarlo.mutants`) on E3, k = 2", "",
               "Sample size N = `sample_size_for(p, tv)` (as `assert_lossless`: alpha = 1e-3, power 0.99), "
               "tv = the mutant's exact TV from `output_law`.", "",
               "The documented N guards the worst spread of the deviation (chi2 distance 4 TV^2); a mutant's real "

@@ -167,10 +167,12 @@ class ForwardCost:
 
     @property
     def prefill_ratio(self) -> float:
+        """Draft prefill time / target prefill time."""
         return self.draft_prefill_s / self.target_prefill_s
 
     @property
     def step_ratio(self) -> float:
+        """Draft step time / target step time."""
         return self.draft_step_s / self.target_step_s
 
     def to_dict(self) -> dict:

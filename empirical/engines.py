@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spechub_theory import tree_walk
+from spechub_theory.trees import walk as tree_walk
 
 from . import fast_verify
 from .probs import to_float64_law
@@ -19,7 +19,7 @@ __all__ = ["ENGINES", "get_engine", "NumpyEngine", "TorchEngine"]
 
 
 class NumpyEngine:
-    """The float64 numpy core (``spechub_theory.tree_walk``): the reference, all methods."""
+    """The float64 numpy core (``spechub_theory.trees.walk``): the reference, all methods."""
 
     name = "numpy"
 

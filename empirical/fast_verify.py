@@ -1,7 +1,7 @@
 """The core's draft laws, node rules and tree walk, in torch float64 on the model's device.
 
 Convention: p = target, q = draft, last axis = vocabulary. Same names, arguments and randomness
-as ``spechub_theory.tree_walk`` (uniforms drawn from the same numpy Generator in the same order),
+as ``spechub_theory.trees.walk`` (uniforms drawn from the same numpy Generator in the same order),
 so that for equal inputs both paths emit the same tokens; parity is tested. Methods: single, rrs,
 rrs_wor, spechub (hub set for k > 2); K-SEQ stays on the numpy path (:data:`FAST_METHODS`).
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spechub_theory.methods.base import RESIDUAL_EPS
-from spechub_theory.tree_walk import TreeWalk
+from spechub_theory.trees.walk import TreeWalk
 
 __all__ = ["FAST_METHODS", "TorchNodeRule", "rule", "sample_drafts", "draft_tree_level", "walk_tree", "walk_trees", "law64"]
 
@@ -42,7 +42,7 @@ def sample_drafts(method: str, q, k: int, u):
 
 
 def draft_tree_level(method: str, q_rows, counts, rng) -> list:
-    """Children tokens of the nodes of one level (as ``spechub_theory.tree_walk.draft_tree_level``).
+    """Children tokens of the nodes of one level (as ``spechub_theory.trees.walk.draft_tree_level``).
 
     q_rows: float64 tensor [m, n]; counts: children per node; rng: numpy Generator. Returns a list
     of m int64 tensors. One uniform draw and one batched sample per distinct child count.
@@ -60,7 +60,7 @@ def draft_tree_level(method: str, q_rows, counts, rng) -> list:
 
 
 def walk_tree(tree, method: str, tokens, p, q, rng) -> TreeWalk:
-    """Verify a drafted tree on the device (as ``spechub_theory.tree_walk.walk_tree``).
+    """Verify a drafted tree on the device (as ``spechub_theory.trees.walk.walk_tree``).
 
     tokens: int64 tensor [size]; p: float64 tensor [size, n]; q: float64 tensor [>= internal
     nodes, n]; rng: numpy Generator. One host sync per visited node (the accepted slot).

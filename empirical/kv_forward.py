@@ -3,7 +3,7 @@
 Convention: a batch of sequences shares one KV cache of ``past`` columns per row; a block of ``m``
 new tokens per row is scored with explicit positions and a boolean mask [B, m, past + m] (tree
 attention, and padding columns hidden); :func:`gather_cache` keeps chosen rows and columns
-(``empirical.batch_decoder``).
+(``empirical.decoder``).
 """
 
 from __future__ import annotations

@@ -6,12 +6,12 @@ Convention: JSON-ready values only; anything unavailable (no git, no CUDA) is ``
 from __future__ import annotations
 
 import datetime as _dt
-import subprocess
-from pathlib import Path
+
+from spechub_theory.provenance import git_sha, package_version
 
 from .summary import TOKENS_PER_STEP_CONVENTION
 
-__all__ = ["run_metadata", "git_sha", "package_version"]
+__all__ = ["run_metadata"]
 
 
 def run_metadata(*, config: dict, models: dict, argv, device, dtype, seed: int) -> dict:
@@ -39,22 +39,3 @@ def run_metadata(*, config: dict, models: dict, argv, device, dtype, seed: int) 
         "models": models,
         "config": config,
     }
-
-
-def package_version() -> str:
-    """Installed version of spechub-theory ("0+unknown" from a bare source tree)."""
-    try:
-        from importlib.metadata import version
-
-        return version("spechub-theory")
-    except Exception:
-        return "0+unknown"
-
-
-def git_sha() -> str | None:
-    """HEAD commit of the source tree holding this package, or None without git."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None

@@ -1,22 +1,23 @@
 """Exact acceptance of every method (and the optimum) at the verified nodes of a real decoding run.
 
 Convention: p = target, q = draft, last axis = vocabulary; one row per verified node, with the
-node's own k (children count). Rates come from the float64 core (``acceptance_rates``) and, when
-the ``lp`` package provides it, ``lp.optimal_acceptance`` for optimal_iid / optimal_wor.
+node's own k (children count). Rates come from the float64 core (``acceptance_rates``) and
+``lp.optimal_acceptance`` for optimal_iid / optimal_wor.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from lp import optimal_acceptance
 from spechub_theory.acceptance import acceptance_rates
-from spechub_theory.methods import METHOD_NAMES
+from spechub_theory.methods import METHOD_NAMES, METHODS, rrs_wor
 
 __all__ = ["NODE_METHODS", "OPTIMAL_METHODS", "RRS_WOR_RECURSION_MAX_N", "available_node_methods", "node_rates"]
 
-#: RRS without replacement at k >= 3 has no closed form; its recursion costs ~17 s per node at
-#: n = 49,152 (measured), so above this vocabulary size it is recorded as missing (None)
-RRS_WOR_RECURSION_MAX_N = 64
+#: RRS without replacement at k >= 3 has no closed form; above this vocabulary size its rate is
+#: recorded as missing (None): the method's own ``size_limit`` (methods/base.py)
+RRS_WOR_RECURSION_MAX_N = rrs_wor.RECURSION_MAX_N
 #: the optimum over couplings for i.i.d. / without-replacement drafts, by method name
 OPTIMAL_METHODS = {"optimal_iid": "iid", "optimal_wor": "wor"}
 #: every name a node row may carry, in report order
@@ -24,8 +25,8 @@ NODE_METHODS = tuple(METHOD_NAMES) + tuple(OPTIMAL_METHODS)
 
 
 def available_node_methods() -> tuple:
-    """The node methods computable here (optimal_* only when ``lp.optimal_acceptance`` exists)."""
-    return tuple(METHOD_NAMES) + (tuple(OPTIMAL_METHODS) if _optimal_fn() is not None else ())
+    """The node methods computable here: every method and both optima (``lp`` ships with this package)."""
+    return NODE_METHODS
 
 
 def node_rates(p, q, k, *, methods=None) -> dict:
@@ -83,7 +84,10 @@ def node_rates(p, q, k, *, methods=None) -> dict:
 
 
 def _too_costly(method: str, k: int, n: int) -> bool:
-    return method == "rrs_wor" and k >= 3 and n > RRS_WOR_RECURSION_MAX_N
+    """Whether n exceeds the method's ``size_limit(k)`` (none by default, methods/base.py)."""
+    limit = getattr(METHODS[method], "size_limit", None)
+    bound = None if limit is None else limit(k)
+    return bound is not None and n > bound
 
 
 def _fill(column: list, rows, values) -> None:
@@ -92,19 +96,8 @@ def _fill(column: list, rows, values) -> None:
         column[int(r)] = float(v) if np.isfinite(v) else None
 
 
-def _optimum(p, q, k, drafts):
-    fn = _optimal_fn()
-    if fn is None:
-        return np.full(len(p), np.nan)
+def _optimum(p, q, k, law):
     try:
-        return np.asarray(fn(p, q, k, drafts=drafts), dtype=np.float64)
+        return np.asarray(optimal_acceptance(p, q, k, law=law), dtype=np.float64)
     except (ValueError, RuntimeError, ArithmeticError):  # a failed solve is recorded as missing
         return np.full(len(p), np.nan)
-
-
-def _optimal_fn():
-    try:
-        import lp
-    except ImportError:
-        return None
-    return getattr(lp, "optimal_acceptance", None)

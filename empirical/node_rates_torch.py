@@ -108,7 +108,7 @@ def node_rates_k2(p, q, methods=DEVICE_NODE_METHODS, *, chunk: int = 64) -> dict
         for m, law in (("optimal_iid", "iid"), ("optimal_wor", "wor")):
             if m in methods:
                 try:
-                    out[m] = optimal_acceptance(pc, qc, 2, drafts=law)
+                    out[m] = optimal_acceptance(pc, qc, 2, law=law)
                 except (ValueError, RuntimeError):  # recorded as missing, as node_rates does
                     out[m] = torch.full_like(tv, float("nan"))
         for key, value in out.items():

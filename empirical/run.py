@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from spechub_theory.methods import METHOD_NAMES
-from spechub_theory.sequence_rules import SEQUENCE_METHODS, check_tree_for
-from spechub_theory.trees import Tree
+from spechub_theory.trees.sequence_rules import SEQUENCE_METHODS, check_tree_for
+from spechub_theory.trees.shapes import Tree
 from spechub_theory.verification import check_method_k
 
-from .batch_decoder import decode_batch
-from .decoder import AR, Sampling
+from .decode_types import AR, Sampling
+from .decoder import decode_batch
 from .engines import get_engine
 from .metadata import run_metadata
 from .node_rates import node_rates
@@ -173,7 +173,7 @@ def _batches(jobs, batch_size: int):
 
 
 def _decode_records(pair, prompts, indices, ids, tree: str, method: str, sampling, config) -> list:
-    """Decode prompts together (:func:`empirical.batch_decoder.decode_batch`, each with its own
+    """Decode prompts together (:func:`empirical.decoder.decode_batch`, each with its own
     Generator seeded by (seed, prompt index)) and return their JSON records; node rates are
     computed between steps."""
     steps = [{"emitted": [], "accepted": [], **{f"{ph}_s": [] for ph in PHASES}} for _ in indices]

@@ -12,5 +12,5 @@ plot functions import matplotlib, only the real-model run imports the ``empirica
   :mod:`figures.plot_gap`, :mod:`figures.plot_fraction`, :mod:`figures.plot_trees`,
   :mod:`figures.plot_lp`; :mod:`figures.canvas` saves PNG (150 dpi), PDF, CSV and JSON side by side;
 * the report: :mod:`figures.report` (``build_report``), :mod:`figures.markdown` (``index.md``),
-  :mod:`figures.cli` (``spechub report``). Details: docs/figures.md.
+  :mod:`spechub_cli.report` (``spechub report``). Details: docs/figures.md.
 """

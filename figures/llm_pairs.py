@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lp import optimal_acceptance
 from spechub_theory.acceptance import acceptance_rates
 from spechub_theory.distributions import probs_from_logits
 
@@ -104,16 +105,12 @@ def rates_at(p, q, k: int = 2, *, methods=METHODS, optima=OPTIMA) -> MethodRates
 
 
 def optimum_rates(p, q, k: int = 2, *, optima=OPTIMA) -> MethodRates:
-    """:class:`MethodRates` of the optimum per draft law from ``lp.optimal_acceptance``; a missing
-    ``lp`` package or a law without an exact method at this (n, k) becomes a note, never an error."""
-    try:
-        from lp import optimal_acceptance
-    except ImportError as exc:
-        return MethodRates({}, {name: f"skipped: the lp package is not available ({exc})" for name in optima})
+    """:class:`MethodRates` of the optimum per draft law from ``lp.optimal_acceptance``; a law
+    without an exact method at this (n, k) becomes a note, never an error."""
     rates, notes = {}, {}
     for name in optima:
         try:
-            rates[name] = np.asarray(optimal_acceptance(p, q, k, drafts=name.removeprefix("optimal_")), dtype=np.float64)
+            rates[name] = np.asarray(optimal_acceptance(p, q, k, law=name.removeprefix("optimal_")), dtype=np.float64)
         except ValueError as exc:
             notes[name] = f"skipped: {exc}"
     return MethodRates(rates, notes)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from spechub_theory.provenance import package_version
+
 from . import sources
 from .canvas import clean_json, save_figure
 from .progress import Progress
@@ -231,7 +233,7 @@ def _part_trees(config: ReportConfig, fig_dir: Path, runs: list, log) -> tuple:
                                      calibrate=calibrate)
         synthetic = table.rows
     except ImportError as exc:
-        notes.append(f"skipped the synthetic trees: spechub_theory.tree_exact is not available ({exc})")
+        notes.append(f"skipped the synthetic trees: spechub_theory.trees.exact is not available ({exc})")
     committed_path = (sources.repo_root() or Path(".")) / "results" / "synthetic_trees.json"
     committed = sources.committed_tree_rows(committed_path)
     if committed:
@@ -303,16 +305,7 @@ def _environment() -> dict:
     import matplotlib
 
     return {"python": platform.python_version(), "numpy": np.__version__, "matplotlib": matplotlib.__version__,
-            "machine": platform.machine(), "version": _version()}
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("spechub-theory")
-    except Exception:  # noqa: BLE001 - a source tree without install
-        return "0+unknown"
+            "machine": platform.machine(), "version": package_version()}
 
 
 def _relative(obj, base: Path):

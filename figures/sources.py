@@ -11,7 +11,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["repo_root", "paper_reference", "paper_rows", "PAPER_DEFAULT", "find_lp_benchmark", "find_runs", "committed_tree_rows",
+__all__ = ["repo_root", "paper_reference", "paper_mean_gaps", "paper_rows", "PAPER_DEFAULT", "find_lp_benchmark", "find_runs", "committed_tree_rows",
            "run_label", "real_tokens_rows", "real_acceptance_rows", "node_columns", "LP_BENCHMARK_PATHS"]
 
 #: the reference subset plotted by default (issue 9): 68m -> 7B chat, CNN/DailyMail, T = 0.6
@@ -31,6 +31,18 @@ def paper_reference() -> dict:
     """The packaged table ``figures/data/paper_reference.json`` (source, protocol, records)."""
     text = resources.files("figures").joinpath("data/paper_reference.json").read_text(encoding="utf-8")
     return json.loads(text)
+
+
+def paper_mean_gaps() -> dict:
+    """The authors' mean SpecHub-minus-baseline tokens per step per binary tree.
+
+    Returns
+    -------
+    gaps : dict
+        ``{"spechub-rrs": {"2^2": ..., ...}, "spechub-rrs_wor": {...}}`` from the ``mean_gaps``
+        entry of ``figures/data/paper_reference.json`` (its ``note`` says which runs).
+    """
+    return {key: value for key, value in paper_reference()["mean_gaps"].items() if key != "note"}
 
 
 def paper_rows(reference: dict | None = None, **match) -> list:
@@ -157,7 +169,7 @@ def run_label(summary: dict, default: str = "real", *, temperature: bool = True)
 
 def real_tokens_rows(runs) -> list:
     """Tokens per step with 95% intervals per (run, tree, method): rows for the tree figure."""
-    from spechub_theory.trees import Tree
+    from spechub_theory.trees.shapes import Tree
 
     out = []
     for run in runs:

@@ -1,7 +1,7 @@
 """Exact tokens per step on synthetic token-tree decoding, as rows for the tree figure.
 
 Convention: tokens per step = accepted drafts + 1 per target forward (long-run exact value of
-``spechub_theory.tree_exact``); p = target, q = draft of a seeded synthetic bigram pair.
+``spechub_theory.trees.exact``); p = target, q = draft of a seeded synthetic bigram pair.
 Source: theory.md 1.1; issue 5 (``tokens_per_step_table``); issue 9 (figure 4).
 """
 
@@ -61,10 +61,10 @@ def synthetic_tree_table(trees, methods, *, vocab: int = 32, mismatch: float = 1
     Raises
     ------
     ImportError
-        When ``spechub_theory.synthetic`` / ``tree_exact`` are not installed (the report skips).
+        When ``spechub_theory.trees.synthetic`` / ``tree_exact`` are not installed (the report skips).
     """
-    from spechub_theory.synthetic import make_pair
-    from spechub_theory.tree_exact import tokens_per_step_table
+    from spechub_theory.trees.synthetic import make_pair
+    from spechub_theory.trees.exact import tokens_per_step_table
 
     calibration = {}
     if calibrate:
@@ -88,8 +88,8 @@ def calibrate_to(value: float, tree: str, method: str, *, vocab: int = 32, seed:
     Bisection on [0, 8] (tokens per step falls as the mismatch grows, from the tree depth + 1 at
     mismatch 0); values outside the bracket's range give the nearer end. O(14 exact tree solves).
     """
-    from spechub_theory.synthetic import make_pair
-    from spechub_theory.tree_exact import tokens_per_step_table
+    from spechub_theory.trees.synthetic import make_pair
+    from spechub_theory.trees.exact import tokens_per_step_table
 
     def tps(m: float) -> float:
         t = tokens_per_step_table(make_pair(vocab, mismatch=m, seed=seed), [tree], [method])

@@ -14,12 +14,15 @@ Convention: p = target, q = draft, last axis = vocabulary (theory.md section 1).
 from .coupling import hub_coupling
 from .cut import MAX_CUT_N, min_cut
 from .fast import optimal_acceptance, optimal_rates
+from .rates import OPTIMA, all_rates
 from .result import MinCut, OptimumResult, SolverError
 from .solve import SOLVERS, solve
 
 __all__ = [
     "optimal_acceptance",
     "optimal_rates",
+    "all_rates",
+    "OPTIMA",
     "solve",
     "SOLVERS",
     "hub_coupling",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from spechub_theory.distributions import check_k, check_pq
-from spechub_theory.draft_laws import get_law
+from spechub_theory.draft_laws import DRAFT_LAWS, get_law
 from spechub_theory.methods import spechub
 
 from .cut import MAX_CUT_N, min_cut
@@ -29,7 +29,7 @@ from .wor3 import WOR3_MAX_N, wor3_prefix_min
 
 __all__ = ["optimal_acceptance", "optimal_rates", "prefix_values", "DRAFTS", "METHODS_FAST"]
 
-DRAFTS = ("iid", "wor", "hub", "hubset")
+DRAFTS = tuple(DRAFT_LAWS)
 METHODS_FAST = ("auto", "prefix", "cut", "lp")
 
 #: ``auto`` falls back to the brute-force cut for laws without a fast formula up to this n,
@@ -40,7 +40,7 @@ AUTO_CUT_MAX_TUPLES = 200_000
 CHUNK_ELEMENTS = 1 << 18
 
 
-def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "auto"):
+def optimal_acceptance(p, q, k: int = 2, law: str = "iid", *, method: str = "auto"):
     r"""Exact optimal acceptance of k drafts from ``q`` against the target ``p``, for a draft law.
 
     .. math::
@@ -60,7 +60,7 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
         device (:func:`lp.fast_torch.optimal_acceptance`).
     k : int
         Drafts per node (>= 1; <= n for "wor" and "hub").
-    drafts : {"iid", "wor", "hub", "hubset"}
+    law : {"iid", "wor", "hub", "hubset"}
         The draft law ("hubset" = "hub": the hub-set law for any k).
     method : {"auto", "prefix", "cut", "lp"}
         "auto": prefix formula (iid; wor with k <= 2; wor k = 3 for 12 < n <= 8192), closed form
@@ -75,7 +75,7 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
     Raises
     ------
     ValueError
-        Bad p, q or k; an unknown ``drafts`` or ``method``; "wor" with k >= 4 and n > 12, or k = 3
+        Bad p, q or k; an unknown ``law`` or ``method``; "wor" with k >= 4 and n > 12, or k = 3
         and n > 8192 (no exact large-n method: see Notes); "prefix" for a law that has none.
 
     Notes
@@ -108,8 +108,8 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
     if _is_torch(p) or _is_torch(q):
         from .fast_torch import optimal_acceptance as torch_version
 
-        return torch_version(p, q, k, drafts, method=method)
-    law = _check_drafts(drafts)
+        return torch_version(p, q, k, law, method=method)
+    law = get_law(law).name
     if method not in METHODS_FAST:
         raise ValueError(f"`method` {method!r} is not one of {', '.join(map(repr, METHODS_FAST))}.")
     p, q = check_pq(p, q)
@@ -129,7 +129,7 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
             return _per_row(p, q, k, law, "wor3")
         if not small or method == "prefix":
             raise ValueError(
-                f"no exact large-n method for drafts='wor' with k = {k}, n = {n}: the k = 3 prefix "
+                f"no exact large-n method for law='wor' with k = {k}, n = {n}: the k = 3 prefix "
                 f"method needs n <= {WOR3_MAX_N} and 3 positive q entries, k >= 4 has none; "
                 f"use method='cut' or 'lp' for n <= {AUTO_CUT_MAX_N}."
             )
@@ -179,7 +179,7 @@ def prefix_values(p: np.ndarray, q: np.ndarray, k: int, law: str = "iid") -> np.
 
     ``law`` is "iid" (any k) or "wor" (k = 2). Inputs are validated float64 arrays. The minimum
     over the last axis is the optimum; the argmin L gives the certificate A = the first L tokens
-    of the p/q-ascending order (q = 0 last; :func:`spechub_theory.coverage.ratio_order` up to
+    of the p/q-ascending order (q = 0 last; :func:`spechub_theory.methods._sorted.ratio_order` up to
     ties). O(n log n) per row: one sort, cumulative sums.
     """
     return _prefix_tables(p, q, k, (law,))[law]
@@ -264,12 +264,6 @@ def _per_row(p, q, k, law, method):
         support = get_law(law).enumerate(qb[idx], k)
         out[idx] = min_cut(support, pb[idx]).value if method == "cut" else solve_reduced(support, pb[idx]).value
     return out.clip(0.0, 1.0)
-
-
-def _check_drafts(drafts) -> str:
-    if drafts not in DRAFTS:
-        raise ValueError(f"`drafts` {drafts!r} is not one of {', '.join(map(repr, DRAFTS))}.")
-    return "hub" if drafts == "hubset" else drafts
 
 
 def _perm_count(n: int, k: int) -> int:

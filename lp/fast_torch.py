@@ -13,11 +13,12 @@ the n + 1 prefixes. torch is imported inside the functions, so importing this mo
 from __future__ import annotations
 
 from spechub_theory.distributions import SUM_ATOL, check_k
+from spechub_theory.draft_laws import get_law
 
 __all__ = ["optimal_acceptance"]
 
 
-def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "auto", sort_dtype=None):
+def optimal_acceptance(p, q, k: int = 2, law: str = "iid", *, method: str = "auto", sort_dtype=None):
     """Exact optimal acceptance for torch tensors p, q of shape (..., n); see :func:`lp.fast.optimal_acceptance`.
 
     Parameters
@@ -25,7 +26,7 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
     p, q : torch.Tensor, shape (..., n)
         On any device; converted to float64 (``q`` is moved to ``p``'s device).
     k : int
-    drafts : {"iid", "wor", "hub", "hubset"}
+    law : {"iid", "wor", "hub", "hubset"}
     method : {"auto", "prefix"}
         Only the fast formulas exist in torch (i.i.d. any k; w/o replacement k <= 2; hub).
     sort_dtype : torch.dtype, optional
@@ -42,9 +43,7 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
     """
     import torch
 
-    from .fast import _check_drafts
-
-    law = _check_drafts(drafts)
+    law = get_law(law).name
     if method not in ("auto", "prefix"):
         raise ValueError(f"`method` {method!r} is numpy-only; the torch path has 'auto' and 'prefix'.")
     p, q = _check_pq(p, q)
@@ -57,7 +56,7 @@ def optimal_acceptance(p, q, k: int = 2, drafts: str = "iid", *, method: str = "
             raise ValueError("`method` 'prefix' is wrong for the hub law (theory.md 2.3); use 'auto'.")
         return _hub(p, q, k)
     if law == "wor" and k > 2:
-        raise ValueError(f"no exact large-n method for drafts='wor' with k >= 3 (k = {k}); use numpy with method='cut'.")
+        raise ValueError(f"no exact large-n method for law='wor' with k >= 3 (k = {k}); use numpy with method='cut'.")
     return _prefix_min(p, q, k, law, sort_dtype or torch.float64)
 
 

@@ -12,12 +12,12 @@ from .acceptance import AcceptanceRates, acceptance_rates
 from .distributions import check_distribution, check_pq, coverage, probs_from_logits, total_variation
 from .draft_laws import DRAFT_LAWS, HUB, IID, WOR, conditional_law, get_law, hub_set
 from .methods import METHOD_NAMES, METHODS, get_method
-from .montecarlo import MonteCarloResult, simulate
-from .mutants import MUTANTS
-from .stats import assert_lossless, matches_target, samples_needed
-from .synthetic import SyntheticPair, calibrate_mismatch, make_pair
-from .tree_exact import exact_tree, tokens_per_step_table
-from .trees import Tree
+from .montecarlo.simulation import MonteCarloResult, simulate
+from .montecarlo.mutants import MUTANTS
+from .montecarlo.stats import assert_lossless, matches_target, samples_needed
+from .trees.synthetic import SyntheticPair, calibrate_mismatch, make_pair
+from .trees.exact import exact_tree, tokens_per_step_table
+from .trees.shapes import Tree
 from .verification import output_law, sample_drafts, verify
 
 __version__ = "0.1.0"

@@ -7,12 +7,13 @@ Source: theory.md sections 3.4, 4 (closed forms) and 6 (worked examples).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import reduce
 
 import numpy as np
 
 from .distributions import check_k, check_pq_sums, renormalised
-from .coverage import SortedPair, row_blocks
-from .methods import METHODS, kseq, rrs_wor
+from .methods._sorted import SortedPair, row_blocks
+from .methods import METHODS
 
 __all__ = ["AcceptanceRates", "acceptance_rates", "EXACT_RRS_WOR_MAX_N", "RRS_WOR_EPS"]
 
@@ -92,7 +93,7 @@ def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
     breakpoints they read: O(n log n) at most. rrs_wor for k >= 3 is an exact recursion for
     n <= 12 and a pruned recursion with a reported error bound otherwise (``notes["rrs_wor"]``).
     Methods whose draft law needs k distinct tokens are omitted when k > n. The closed forms run
-    on blocks of rows (:func:`~spechub_theory.coverage.row_blocks`) so that temporaries stay in cache.
+    on blocks of rows (:func:`~spechub_theory.methods._sorted.row_blocks`) so that temporaries stay in cache.
 
     Examples
     --------
@@ -116,12 +117,12 @@ def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
              if METHODS[name].LAW.distinct and kk > n}
     notes.update({name: f"omitted: the exact rate costs {METHODS[name].rate_cost(len(p2), n, kk):.3g} > {METHODS[name].MAX_RATE_COST:.3g} operations"
                   for name, kk in drafts.items() if name not in notes and _too_costly(METHODS[name], len(p2), n, kk)})
-    recursive = [name for name in names if name == "rrs_wor" and drafts[name] >= 3 and name not in notes]
+    recursive = [name for name in names if name not in notes and _recursive(METHODS[name], drafts[name])]
     closed = {name: kk for name, kk in drafts.items() if name not in notes and name not in recursive}
     blocks = [_closed_forms(*rows(sl), closed) for sl in row_blocks(len(p2), n)]
     per_row = {key: np.concatenate([blk[key] for blk in blocks]) for key in blocks[0]}
     for name in recursive:
-        bounded = rrs_wor.acceptance_bounded(*rows(slice(None)), drafts[name], eps=0.0 if n <= EXACT_RRS_WOR_MAX_N else RRS_WOR_EPS)
+        bounded = METHODS[name].acceptance_bounded(*rows(slice(None)), drafts[name], eps=0.0 if n <= EXACT_RRS_WOR_MAX_N else RRS_WOR_EPS)
         per_row[name] = bounded.value
         notes[name] = bounded.how + (f", |error| <= {float(np.max(bounded.error)):.3g}" if np.any(bounded.error) else "")
     lead = shape[:-1]
@@ -131,20 +132,17 @@ def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
 
 def _closed_forms(p, q, drafts):
     """{"tv", "hub", and each method's rate} for rows p, q (B, n); ``drafts``: name -> k.
-    K-SEQ and RRS w/o (k = 2) share one sort of the breakpoints they read."""
+    Methods with a ``sort_window`` at their k (K-SEQ, RRS w/o at k = 2) share one sort of the
+    breakpoints they read, up to the largest window."""
     over = np.subtract(q, p)
     out = {"tv": np.maximum(over, 0.0, out=over).sum(axis=-1), "hub": np.argmax(q, axis=-1)}
-    shared = {name: kk for name, kk in drafts.items() if (name == "kseq" and kk > 1) or (name == "rrs_wor" and kk == 2)}
-    if shared:
-        upper = max(shared.values())  # K-SEQ reads A on [1, k]
-        if "rrs_wor" in shared:
-            upper = np.maximum(upper, rrs_wor.largest_query(q, out["tv"]))
-        sorted_pair = SortedPair(p, q, upper)
+    windows = {name: _window(METHODS[name], q, out["tv"], kk) for name, kk in drafts.items()}
+    windows = {name: w for name, w in windows.items() if w is not None}
+    if windows:  # one sort of the breakpoints serves every method that reads them
+        sorted_pair = SortedPair(p, q, reduce(np.maximum, windows.values()))
     for name, kk in drafts.items():
-        if name == "kseq" and name in shared:
-            out[name] = kseq.rate_sorted(sorted_pair, kk)
-        elif name == "rrs_wor" and name in shared:
-            out[name] = rrs_wor.rate_sorted(sorted_pair)
+        if name in windows:
+            out[name] = METHODS[name].rate_sorted(sorted_pair, kk)
         else:
             out[name] = METHODS[name].rate(p, q, kk)  # validated once, at the door
     return out
@@ -154,6 +152,18 @@ def _too_costly(method, rows: int, n: int, k: int) -> bool:
     """Whether a method's exact rate (``rate_cost``, when it declares one) exceeds its ``MAX_RATE_COST``."""
     cost = getattr(method, "rate_cost", None)
     return cost is not None and cost(rows, n, k) > method.MAX_RATE_COST
+
+
+def _window(method, q, tv, k):
+    """The method's ``sort_window`` at k, or None (no shared sort; see methods/base.py)."""
+    window = getattr(method, "sort_window", None)
+    return None if window is None else window(q, tv, k)
+
+
+def _recursive(method, k) -> bool:
+    """Whether the method's rate at k is a recursion with an error bound (``RECURSION_FROM_K``)."""
+    start = getattr(method, "RECURSION_FROM_K", None)
+    return start is not None and k >= start
 
 
 def _unknown(name):

@@ -13,7 +13,7 @@ accepted depths, phase seconds; no laws) are the resumable state: pass the commi
 with ``--node-shards``, ``nodes.npz`` (per verified node: exact acceptance of every method and the
 optimum, TV, q(a), p(a)).
 
-Jobs of a cell decode with ``empirical.batch_decoder.decode_batch`` directly (no per-step host
+Jobs of a cell decode with ``empirical.decoder.decode_batch`` directly (no per-step host
 copy of the laws) and write compact records (``compact.jsonl``, atomically) in their folder; the
 node jobs (``--node-shards``) are the cells of ``--node-tree`` x ``--node-method`` at seed 0 walked
 with ``experiment_nodes.NodeCapture`` (rates of every method and both optima at every verified node,
@@ -132,8 +132,8 @@ def run_job(pair, job: dict, args, types: dict) -> None:
     them already is skipped."""
     import numpy as np
 
-    from empirical.batch_decoder import decode_batch
-    from empirical.decoder import AR, Sampling
+    from empirical.decode_types import AR, Sampling
+    from empirical.decoder import decode_batch
     from empirical.prompts import encode_prompt, load_prompts
 
     folder = job_dir(Path(args.out), job)
@@ -310,7 +310,7 @@ def check_methods(args) -> None:
 
 
 def _tree_children(name: str):
-    from spechub_theory.trees import Tree
+    from spechub_theory.trees.shapes import Tree
 
     return Tree.from_name(name).children
 

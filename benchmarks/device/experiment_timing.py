@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from empirical.batch_decoder import decode_batch
+from empirical.decoder import decode_batch
 from empirical.decoder import AR, Sampling
 from empirical.summary import PHASES
 from empirical.timing import synchronize

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spechub_theory.audit_stats import check_sizing, counts_audit, histogram_test
-from spechub_theory.stats import sample_size_for
+from spechub_theory.montecarlo.audit_stats import check_sizing, counts_audit, histogram_test
+from spechub_theory.montecarlo.stats import sample_size_for
 
 from ..tiny import one_thread
 from .cases import Sampling, softmax64

@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from spechub_theory.audit_stats import check_sizing, AuditResult, distortion, exact_audit, histogram_test, counts_audit
-from spechub_theory.stats import sample_size_for
+from spechub_theory.montecarlo.audit_stats import check_sizing, AuditResult, distortion, exact_audit, histogram_test, counts_audit
+from spechub_theory.montecarlo.stats import sample_size_for
 
 from ..tiny import one_thread
 from .cases import FunctionCase, sample_rows

@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from spechub_theory.audit_stats import check_sizing, combined_test, counts_audit, histogram_test
-from spechub_theory.stats import sample_size_for
+from spechub_theory.montecarlo.audit_stats import check_sizing, combined_test, counts_audit, histogram_test
+from spechub_theory.montecarlo.stats import sample_size_for
 
 from ..tiny import one_thread
 from .cases import Sampling, hf_process, sample_rows, softmax64

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from spechub_theory.audit_stats import json_ready
+from spechub_theory.montecarlo.audit_stats import json_ready
 
 __all__ = ["SETTINGS", "run_grid", "draft_law_drift"]
 

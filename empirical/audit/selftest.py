@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spechub_theory.audit_stats import distortion
+from spechub_theory.montecarlo.audit_stats import distortion
 
 __all__ = ["SelfTestConfig", "SelfTestRow", "self_test"]
 

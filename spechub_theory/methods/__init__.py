@@ -3,10 +3,11 @@
 Each module exposes ``NAME``, ``LAW`` (its draft law), ``FIXED_K`` (1 for single-draft, else None),
 ``rule(p, q, drafts)`` (the node rule, :class:`~spechub_theory.methods.base.NodeRule`),
 ``acceptance(p, q, k)`` (exact rate, batched), ``rate(p, q, k)`` (the same without the input checks,
-for arrays validated once) and ``positional(p, q, k)`` (per-slot split). A method whose exact rate is costly also exposes
-``rate_cost(rows, n, k)`` and ``MAX_RATE_COST``; :func:`~spechub_theory.acceptance.acceptance_rates`
-omits it, with a note, beyond that cost.
-:data:`METHODS` is the single registry; loops over methods never branch on names.
+for arrays validated once) and ``positional(p, q, k)`` (per-slot split); optional attributes
+(a costly exact rate's ``rate_cost(rows, n, k)`` and ``MAX_RATE_COST``, beyond which
+:func:`~spechub_theory.acceptance.acceptance_rates` omits it with a note; shared sort, recursion, size limit, residual structure) have defaults, all listed in
+:mod:`spechub_theory.methods.base`. :data:`METHODS` is the single registry; loops over methods
+never branch on names.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def get_method(name) -> ModuleType:
     """The method module called ``name``; a ValueError suggests the closest name otherwise.
 
     Any object with the attributes ``NAME``, ``LAW`` and ``rule`` (a user's method, or one of
-    :mod:`spechub_theory.mutants`) is accepted as is (duck typing), so :func:`verify` and
+    :mod:`spechub_theory.montecarlo.mutants`) is accepted as is (duck typing), so :func:`verify` and
     :func:`output_law` run on methods that are not registered.
     """
     if isinstance(name, ModuleType) and getattr(name, "NAME", None) in METHODS:

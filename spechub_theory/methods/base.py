@@ -7,6 +7,35 @@ slot is the accepted one, and the residual law sampled when none is. The same ru
 Monte Carlo verification (:func:`verify`, from explicit uniforms), the exact output law
 (:func:`output_law`, by enumerating the draft law) and tree decoding, so what is proved lossless on
 small vocabularies is exactly what runs. Source: theory.md sections 1 and 7.
+
+**The method interface.** Every module of :mod:`spechub_theory.methods` (and any user method or
+mutant passed as an object) exposes the same names, so generic loops ask the method, never its name:
+
+========================== ======== ================================================================
+name                       required meaning (default used by generic code when absent)
+========================== ======== ================================================================
+``NAME``                   yes      registry name (``"rrs_wor"``)
+``LAW``                    yes      its draft law (:class:`~spechub_theory.draft_laws.DraftLaw`)
+``FIXED_K``                yes      1 for single-draft methods, else None (any k)
+``rule(p, q, drafts)``     yes      the :class:`NodeRule` of a node
+``acceptance(p, q, k)``    yes      exact rate, validated inputs, batched over leading axes
+``rate(p, q, k)``          yes      the same on arrays validated once (no checks)
+``positional(p, q, k)``    yes      per-slot split of the rate, shape (..., k)
+``RESIDUAL_DEPENDS_ON_``   no       whether ``rule(...).residual`` depends on the drafts (True:
+``DRAFTS``                          Monte Carlo evaluates the rule per draft tuple)
+``sort_window(q, tv, k)``  no       the largest p/q breakpoint :func:`rate_sorted` reads at this k,
+                                    or None when the rate does not use the shared sort (None)
+``rate_sorted(sp, k)``     no       the rate from a shared :class:`~._sorted.SortedPair`
+``RECURSION_FROM_K``       no       k at and above which the rate is a recursion with an error
+                                    bound, ``acceptance_bounded(p, q, k, eps=)`` (None: never)
+``size_limit(k)``          no       largest vocabulary at which the rate is affordable per node
+                                    (measurement loops record None above it; None: no limit)
+``RESIDUAL_FAMILY_K``      no       k at which the residual is :math:`(r - c\,q)_+` with c set by
+                                    the first draft only, drawn in O(log n) (None: never)
+========================== ======== ================================================================
+
+The optional attributes are read with ``getattr(method, name, default)`` and the defaults above,
+so a new method module needs only the required ones.
 """
 
 from __future__ import annotations
@@ -14,6 +43,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..distributions import check_pq
 
 __all__ = [
     "NodeRule",
@@ -24,6 +55,10 @@ __all__ = [
     "law_from_rule",
     "slots_from_sequential",
     "take_last",
+    "ratio_accept",
+    "recursive_rule",
+    "residual_update",
+    "sum_of_others",
 ]
 
 #: residual mass below which the rejection branch is treated as unreachable (float64 round-off)
@@ -167,3 +202,52 @@ def take_last(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``a[..., idx]`` along the last axis with broadcasting of the leading axes."""
     lead = np.broadcast_shapes(a.shape[:-1], idx.shape[:-1])
     return np.take_along_axis(np.broadcast_to(a, lead + a.shape[-1:]), np.broadcast_to(idx, lead + idx.shape[-1:]), axis=-1)
+
+
+def ratio_accept(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """min(1, num/den) with den = 0 read as "accept iff num > 0" (never divides by zero)."""
+    ok = den > 0
+    return np.where(ok, np.minimum(num / np.where(ok, den, 1.0), 1.0), (num > 0).astype(np.float64))
+
+
+def residual_update(target: np.ndarray, qj: np.ndarray) -> np.ndarray:
+    """The target after a rejection at one stage: :math:`(t_j - q_j)_+` normalised (theory.md 4.2)."""
+    return normalise_residual(target - qj, target)
+
+
+def recursive_rule(p, q, drafts, *, stage_law, update=residual_update, skip_duplicates=False) -> NodeRule:
+    """Recursive rejection over the slots: the node rule shared by RRS w/o replacement and its mutants.
+
+    Slot j accepts x_j with probability min(1, t_j(x_j) / q_j(x_j)) where
+    ``q_j = stage_law(q, drafts[..., :j])`` and t_0 = p; on rejection ``t_{j+1} = update(t_j, q_j)``.
+    With ``skip_duplicates`` a repeated draft is neither tested nor updates the target.
+    O(k n) per node; p and q are validated here (:func:`~spechub_theory.distributions.check_pq`),
+    drafts have shape (..., k).
+    """
+    p, q = check_pq(p, q)
+    drafts = np.asarray(drafts, dtype=np.int64)
+    k = drafts.shape[-1]
+    lead = np.broadcast_shapes(p.shape[:-1], q.shape[:-1], drafts.shape[:-1])
+    target = np.broadcast_to(p, lead + p.shape[-1:])
+    cond = []
+    for j in range(k):
+        qj = stage_law(q, np.broadcast_to(drafts[..., :j], lead + (j,)))
+        x = drafts[..., j : j + 1]
+        c = ratio_accept(take_last(target, x), take_last(qj, x))
+        nxt = update(target, qj)
+        if skip_duplicates and j:
+            dup = (drafts[..., :j] == x).any(axis=-1, keepdims=True)
+            c = np.where(dup, 0.0, c)
+            nxt = np.where(dup, target, nxt)
+        cond.append(c)
+        target = nxt
+    return NodeRule(accept=slots_from_sequential(np.concatenate(cond, axis=-1)), residual=target)
+
+
+def sum_of_others(w: np.ndarray) -> np.ndarray:
+    """``sum_{y != x} w(y)`` for every x of each row, as prefix + suffix sums (shifted, never by
+    subtracting w(x) from the total, which cancels when w(x) is close to the total)."""
+    zeros = np.zeros(w.shape[:-1] + (1,))
+    before = np.concatenate([zeros, np.cumsum(w, axis=-1)[..., :-1]], axis=-1)
+    after = np.concatenate([np.cumsum(w[..., ::-1], axis=-1)[..., ::-1][..., 1:], zeros], axis=-1)
+    return before + after

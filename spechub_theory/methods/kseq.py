@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..coverage import SortedPair, blockwise, first_true
+from ._sorted import SortedPair, blockwise, first_true
 from ..distributions import check_k, check_pq
 from ..draft_laws import IID
-from .base import NodeRule, normalise_residual, slots_from_sequential, take_last
-from .single import ratio_accept
+from .base import NodeRule, normalise_residual, ratio_accept, slots_from_sequential, take_last
 
-__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "rate", "optimal_rho", "positional", "rate_sorted"]
+__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "rate", "optimal_rho", "positional", "rate_sorted", "sort_window"]
 
 NAME = "kseq"
 LAW = IID
 FIXED_K = None
 #: whether ``rule(...).residual`` depends on the drafts (the residual depends on (p, q, k) only); Monte Carlo uses it
 RESIDUAL_DEPENDS_ON_DRAFTS = False
+
+
+def sort_window(q, tv, k: int):
+    """Largest p/q breakpoint :func:`rate_sorted` reads: A(c) on [1, k]; None for k = 1 (no sort)."""
+    return k if k > 1 else None
+
 
 #: round-off allowance in the validity test: A(rho) is a sum of n terms, exact only to ~1e-16 n, and
 #: near rho = 1 an error e in A moves the exact root by sqrt(e); the residual stays >= -1e-14

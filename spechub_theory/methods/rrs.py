@@ -12,8 +12,7 @@ import numpy as np
 
 from ..distributions import check_k, check_pq
 from ..draft_laws import IID
-from .base import NodeRule, normalise_residual, slots_from_sequential, take_last
-from .single import ratio_accept
+from .base import NodeRule, normalise_residual, ratio_accept, slots_from_sequential, take_last
 
 __all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "rate", "positional", "stage_targets", "multipliers"]
 

@@ -12,35 +12,39 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..coverage import SortedCoverage, SortedPair, blockwise
+from ._sorted import SortedCoverage, SortedPair, blockwise
 from ..distributions import check_k, check_pq
 from ..draft_laws import WOR, conditional_law
-from .base import NodeRule, normalise_residual, slots_from_sequential, take_last
-from .single import ratio_accept
+from .base import NodeRule, normalise_residual, recursive_rule, sum_of_others
 
-__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "rate", "acceptance_bounded", "positional", "BoundedRate", "rate_sorted", "largest_query"]
+__all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "rate", "acceptance_bounded", "positional", "BoundedRate", "rate_sorted", "largest_query", "sort_window", "size_limit"]
 
 NAME = "rrs_wor"
 LAW = WOR
 FIXED_K = None
 #: whether ``rule(...).residual`` depends on the drafts (q_j and p_j depend on the drafts rejected before slot j); Monte Carlo uses it
 RESIDUAL_DEPENDS_ON_DRAFTS = True
+#: from k = 3 on the rate is a recursion over the rejected drafts (:func:`acceptance_bounded`)
+RECURSION_FROM_K = 3
+#: the recursion costs ~17 s per node at n = 49,152 (measured), so node tables stop above this n
+RECURSION_MAX_N = 64
+#: at k = 2 the residual is (r - q / s(x_1))_+: set by the first draft only (Monte Carlo's residual family)
+RESIDUAL_FAMILY_K = 2
+
+
+def sort_window(q, tv, k: int):
+    """Largest p/q breakpoint :func:`rate_sorted` reads (k = 2: :func:`largest_query`); None for k != 2."""
+    return np.maximum(k, largest_query(q, tv)) if k == 2 else None
+
+
+def size_limit(k: int):
+    """Largest vocabulary at which the rate is affordable per node: :data:`RECURSION_MAX_N` for k >= 3."""
+    return RECURSION_MAX_N if k >= RECURSION_FROM_K else None
 
 
 def rule(p, q, drafts) -> NodeRule:
     """Node rule for distinct drafts of shape (..., k). O(k n) per node (path dependent)."""
-    p, q = check_pq(p, q)
-    drafts = np.asarray(drafts, dtype=np.int64)
-    k = drafts.shape[-1]
-    lead = np.broadcast_shapes(p.shape[:-1], q.shape[:-1], drafts.shape[:-1])
-    target = np.broadcast_to(p, lead + p.shape[-1:])
-    cond = []
-    for j in range(k):
-        qj = conditional_law(q, np.broadcast_to(drafts[..., :j], lead + (j,)))
-        x = drafts[..., j : j + 1]
-        cond.append(ratio_accept(take_last(target, x), take_last(qj, x)))
-        target = normalise_residual(target - qj, target)
-    return NodeRule(accept=slots_from_sequential(np.concatenate(cond, axis=-1)), residual=target)
+    return recursive_rule(p, q, drafts, stage_law=conditional_law)
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ def _closed_form_k2(p, q):
     return rate_sorted(SortedPair(p, q, upper=largest_query(q, np.maximum(q - p, 0.0).sum(axis=-1))))
 
 
-def rate_sorted(sp: SortedPair) -> np.ndarray:
+def rate_sorted(sp: SortedPair, k: int = 2) -> np.ndarray:
     """Two-draft rate from a :class:`SortedPair` (the sort K-SEQ shares), shape (B,).
 
     With r = (p - q)_+ / TV, G(c) = sum_x min(r(x), c q(x)) = F_r(m) + c Qtail(m) at
@@ -200,7 +204,7 @@ def _two_stage(p1, q, allowed):
     over = np.maximum(qj - p1, 0.0)  # mass of "x drafted and rejected"
     r = normalise_residual(p1 - qj, p1)
     # remaining mass after also removing x: prefix + suffix sums (no 1 - q(x) cancellation)
-    m = _sum_of_others(qE)
+    m = sum_of_others(qE)
     uniform_next = np.minimum(r, 1.0 / np.maximum(N - 1, 1)).sum(axis=-1, keepdims=True)  # r(x) = 0 there
     regular = (sE > 0) & (m > 0)
     G = SortedCoverage(r, qE)
@@ -231,12 +235,3 @@ def _recursive(p1, q, allowed, k, mass, eps):
         value += w * v
         error += w * e
     return value, error
-
-
-def _sum_of_others(w: np.ndarray) -> np.ndarray:
-    """``sum_{y != x} w(y)`` for every x of each row, as prefix + suffix sums (shifted, never by
-    subtracting w(x) from the total, which cancels when w(x) is close to the total)."""
-    zeros = np.zeros(w.shape[:-1] + (1,))
-    before = np.concatenate([zeros, np.cumsum(w, axis=-1)[..., :-1]], axis=-1)
-    after = np.concatenate([np.cumsum(w[..., ::-1], axis=-1)[..., ::-1][..., 1:], zeros], axis=-1)
-    return before + after

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..distributions import check_pq
 from ..draft_laws import IID
-from .base import NodeRule, normalise_residual, take_last
+from .base import NodeRule, normalise_residual, ratio_accept, take_last
 
 __all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "rate", "positional", "ratio_accept"]
 
@@ -20,12 +20,6 @@ LAW = IID
 FIXED_K = 1
 #: whether ``rule(...).residual`` depends on the drafts (the residual (p - q)_+ is the same for every draft); Monte Carlo uses it
 RESIDUAL_DEPENDS_ON_DRAFTS = False
-
-
-def ratio_accept(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """min(1, num/den) with den = 0 read as "accept iff num > 0" (never divides by zero)."""
-    ok = den > 0
-    return np.where(ok, np.minimum(num / np.where(ok, den, 1.0), 1.0), (num > 0).astype(np.float64))
 
 
 def rule(p, q, drafts) -> NodeRule:

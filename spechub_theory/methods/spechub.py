@@ -30,8 +30,7 @@ import numpy as np
 
 from ..distributions import check_k, check_pq
 from ..draft_laws import HUB, conditional_law, hub_set
-from .base import NodeRule, normalise_residual, take_last
-from .single import ratio_accept
+from .base import NodeRule, normalise_residual, ratio_accept, take_last
 
 __all__ = ["NAME", "LAW", "FIXED_K", "rule", "rule_from_parts", "acceptance", "rate", "positional", "HubParts"]
 
@@ -162,7 +161,7 @@ def rule(p, q, drafts) -> NodeRule:
 
 def rule_from_parts(hp: HubParts, drafts: np.ndarray) -> NodeRule:
     """The node rule of steps 1-5 from precomputed :class:`HubParts` (``rule`` = this on the
-    true parts; :mod:`spechub_theory.mutants` feeds deliberately wrong parts)."""
+    true parts; :mod:`spechub_theory.montecarlo.mutants` feeds deliberately wrong parts)."""
     k = drafts.shape[-1]
     in_hub_d = take_last(hp.in_hub, drafts)  # (..., k)
     type1 = ~in_hub_d[..., 0]
