@@ -12,12 +12,12 @@ from __future__ import annotations
 import difflib
 from types import ModuleType
 
-from . import kseq, rrs, rrs_wor, single, spechub
+from . import kseq, optimal, rrs, rrs_wor, single, spechub
 
 __all__ = ["METHODS", "METHOD_NAMES", "get_method"]
 
 #: name -> method module; the closed vocabulary used by the API, the CLI, JSON and plots
-METHODS: dict[str, ModuleType] = {m.NAME: m for m in (single, rrs, rrs_wor, kseq, spechub)}
+METHODS: dict[str, ModuleType] = {m.NAME: m for m in (single, rrs, rrs_wor, kseq, spechub, optimal)}
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 
 
