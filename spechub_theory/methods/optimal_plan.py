@@ -17,7 +17,7 @@ import numpy as np
 
 from .base import normalise_residual
 
-__all__ = ["OptimalPlan", "optimal_plan", "cut_values", "NEGLIGIBLE_Q_MASS"]
+__all__ = ["OptimalPlan", "optimal_plan", "cut_values", "range_max_table", "NEGLIGIBLE_Q_MASS"]
 
 #: total q-mass of the smallest-q tokens merged at once into units (no sequential pass for them);
 #: a unit's selection mass moves by at most k times its negligible mass, so the acceptance loses at
@@ -180,7 +180,7 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int) -> OptimalPlan:
     accept_ratio = np.where(q_tilde > 0, np.minimum(1.0, p / np.where(q_tilde > 0, q_tilde, 1.0)), 0.0)
     residual = normalise_residual(p - q_tilde, p)
     return OptimalPlan(k, n, order, rank, m, float(mu), float(lam), alpha, q_tilde, accept_ratio, residual,
-                       gap_levels, excess, merged, _sparse_table(gap_levels))
+                       gap_levels, excess, merged, range_max_table(gap_levels))
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -253,9 +253,12 @@ def _region_levels(qs, qt, t, negligible, S, U, upper, k):
     """Gap levels inside one region (its tokens in sorted order), the raw-level excess, and the
     realised q~ of its tokens (unit averages on merged units)."""
     L = len(qs)
-    # units: maximal runs joined by equal densities, or a negligible token joined to its left
-    # neighbour (the first token of the region to its right one)
-    join = (t[1:] == t[:-1]) | negligible[1:]
+    # units: maximal runs of equal density, and a negligible token outside such a run joined to
+    # its left neighbour (the first token of the region to its right one): a unit holds at most
+    # one token or run of equal density that is not negligible
+    equal = t[1:] == t[:-1]
+    in_run = np.append(equal, False)  # token i + 1 starts or continues a run with token i + 2
+    join = equal | (negligible[1:] & ~in_run[1:])
     if L > 1:
         join[0] |= negligible[0]
     start = np.concatenate([[0], np.flatnonzero(~join) + 1])
@@ -339,7 +342,7 @@ def _kinetic_levels(Q, A, edges, k):
     return levels
 
 
-def _sparse_table(levels):
+def range_max_table(levels):
     """Range-maximum table: row j holds max(levels[i : i + 2^j]); shape (LOG, len)."""
     L = len(levels)
     if L == 0:
