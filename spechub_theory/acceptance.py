@@ -70,7 +70,7 @@ class AcceptanceRates:
 
 
 def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
-    r"""Exact acceptance rate of each method (single, rrs, rrs_wor, kseq, spechub) at k drafts.
+    r"""Exact acceptance rate of each method (single, rrs, rrs_wor, kseq, spechub, optimal) at k drafts.
 
     Parameters
     ----------
@@ -98,7 +98,7 @@ def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
     --------
     >>> r = acceptance_rates([.4, .4, .2], [.7, .2, .1], k=2)
     >>> {m: round(float(v), 6) for m, v in r.acceptance.items()}
-    {'single': 0.7, 'rrs': 0.79, 'rrs_wor': 1.0, 'kseq': 0.825367, 'spechub': 1.0}
+    {'single': 0.7, 'rrs': 0.79, 'rrs_wor': 1.0, 'kseq': 0.825367, 'spechub': 1.0, 'optimal': 0.91}
     """
     p, q, p_sums, q_sums = check_pq_sums(p, q)  # renormalised block by block below: no full copy
     n = p.shape[-1]

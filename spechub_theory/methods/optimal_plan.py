@@ -241,10 +241,10 @@ def _level_C(rs, U, Pc, G):
 
 def _negligible(qs):
     """Mask of the smallest-q tokens whose total q-mass is <= NEGLIGIBLE_Q_MASS."""
-    by_q = np.argsort(qs, kind="stable")
-    total = np.cumsum(qs[by_q])
-    count = int(np.searchsorted(total, NEGLIGIBLE_Q_MASS, side="right"))
     out = np.zeros(len(qs), dtype=bool)
+    small = np.flatnonzero(qs <= NEGLIGIBLE_Q_MASS)  # a larger token alone exceeds the budget
+    by_q = small[np.argsort(qs[small], kind="stable")]
+    count = int(np.searchsorted(np.cumsum(qs[by_q]), NEGLIGIBLE_Q_MASS, side="right"))
     out[by_q[:count]] = True
     return out
 
@@ -299,19 +299,17 @@ def _kinetic_levels(Q, A, edges, k):
     """Merge levels of the U - 1 gaps between U units (lists; edges has U + 1 boundaries).
 
     Blocks are keyed by their first unit; a heap holds the merge level of each adjacent pair
-    (lazy deletion by version). O(U log U).
+    (lazy deletion: an entry is live while both blocks keep the versions it was pushed with).
+    O(U log U), pure Python (the only sequential part of the preparation).
     """
     U = len(Q)
     right = list(range(1, U)) + [-1]
     left = list(range(-1, U - 1))
-    lo, hi = edges[:-1], edges[1:]
-    hi = list(hi)
+    lo, hi = edges[:-1], list(edges[1:])
     version = [0] * U
     levels = [0.0] * (U - 1)
-    heap = []
-    for i in range(U - 1):
-        den = (Q[i] + Q[i + 1]) * _h(lo[i], hi[i], hi[i + 1], k)
-        heap.append(((A[i + 1] / Q[i + 1] - A[i] / Q[i]) / den, i, 0, 0))
+    rho = [A[i] / Q[i] for i in range(U)]
+    heap = [((rho[i + 1] - rho[i]) / ((Q[i] + Q[i + 1]) * _h(lo[i], hi[i], hi[i + 1], k)), i, 0, 0) for i in range(U - 1)]
     heapq.heapify(heap)
     pop, push = heapq.heappop, heapq.heappush
     w = 0.0
@@ -320,25 +318,24 @@ def _kinetic_levels(Q, A, edges, k):
         j = right[i]
         if j < 0 or version[i] != vi or version[j] != vj:
             continue
-        w = wt if wt > w else w
+        if wt > w:
+            w = wt
         levels[j - 1] = w
-        Q[i] += Q[j]
-        A[i] += A[j]
+        Qi = Q[i] = Q[i] + Q[j]
+        Ai = A[i] = A[i] + A[j]
+        r = rho[i] = Ai / Qi
         hi[i] = hi[j]
-        nxt = right[j]
-        right[i] = nxt
-        if nxt >= 0:
-            left[nxt] = i
-        version[i] += 1
+        nxt = right[i] = right[j]
+        vi = version[i] = version[i] + 1
         version[j] += 1  # block j is gone: its stale pairs must not match
-        rho = A[i] / Q[i]
         a = left[i]
         if a >= 0:
-            den = (Q[a] + Q[i]) * _h(lo[a], hi[a], hi[i], k)
-            push(heap, ((rho - A[a] / Q[a]) / den, a, version[a], version[i]))
+            h = 1.0 if k == 2 else _h(lo[a], hi[a], hi[i], k)
+            push(heap, ((r - rho[a]) / ((Q[a] + Qi) * h), a, version[a], vi))
         if nxt >= 0:
-            den = (Q[i] + Q[nxt]) * _h(lo[i], hi[i], hi[nxt], k)
-            push(heap, ((A[nxt] / Q[nxt] - rho) / den, i, version[i], version[nxt]))
+            left[nxt] = i
+            h = 1.0 if k == 2 else _h(lo[i], hi[i], hi[nxt], k)
+            push(heap, ((rho[nxt] - r) / ((Qi + Q[nxt]) * h), i, vi, version[nxt]))
     return levels
 
 
