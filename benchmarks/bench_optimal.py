@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -23,31 +25,9 @@ import spechub_theory.methods.optimal_plan as optimal_plan_module
 from spechub_theory.draft_laws import IID
 from spechub_theory.methods import optimal
 
-N = 151_936
-
-
-def real_pair(T, seed=1, n=N):
-    """Bulk logits ~22 +- 5 below the top, 30 near it; draft = logits + N(0, 0.7)."""
-    rng = np.random.default_rng(seed)
-    logits = -np.abs(rng.normal(22.0, 5.0, n))
-    top = rng.integers(0, n, 30)
-    logits[top] = -rng.exponential(3.0, 30)
-    draft = logits + rng.normal(0.0, 0.7, n)
-
-    def softmax(x):
-        e = np.exp((x - x.max()) / T)
-        return e / e.sum()
-
-    return softmax(logits), softmax(draft)
-
-
-def best_of(fn, repeat=3):
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from bench_core import timed  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from real_laws import N_REAL as N, real_pair  # noqa: E402
 
 
 def main():
@@ -69,11 +49,11 @@ def main():
     for T in (0.3, 0.6, 1.0):
         p, q = real_pair(T)
         for k in (2, 3):
-            cut, _ = best_of(lambda: optimal.rate(p, q, k))
+            cut, _ = timed(optimal.rate, p, q, k)
             heap_time.update(s=0.0, units=0)
-            prep, plan = best_of(lambda: optimal_plan_module.optimal_plan(p, q, k), repeat=1)
+            prep, plan = timed(optimal_plan_module.optimal_plan, p, q, k, repeat=1)
             drafts = IID.sample(q, k, size=65_536, rng=0)
-            verify_s, _ = best_of(lambda: optimal.selection_probabilities(plan, drafts) * plan.accept_ratio[drafts])
+            verify_s, _ = timed(lambda: optimal.selection_probabilities(plan, drafts) * plan.accept_ratio[drafts])
             rows.append({"T": T, "k": k, "cut_ms": 1e3 * cut, "prep_ms": 1e3 * prep, "heap_ms": 1e3 * heap_time["s"],
                          "units": heap_time["units"], "tokens_below_1e-16": int((q < 1e-16).sum()),
                          "prep_over_cut": prep / cut, "rule_ns_per_node": 1e9 * verify_s / len(drafts)})

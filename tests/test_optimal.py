@@ -15,6 +15,7 @@ from spechub_theory.montecarlo import simulate
 from spechub_theory.mutants import MUTANTS
 from spechub_theory.stats import assert_lossless, matches_target
 from spechub_theory.verification import output_law
+from real_laws import real_pair
 from strategies import pairs
 
 ATOL = 1e-12
@@ -129,26 +130,10 @@ def test_equal_laws_accept_everything():
     assert float(optimal.acceptance(p, p, 3)) == pytest.approx(1.0, abs=ATOL)
 
 
-def _real_pair(T, seed=1, n=151_936):
-    """LLM-shaped laws: bulk logits ~22 +- 5 below the top (half the tokens under 1e-16 at
-    T = 0.6), 30 near the top; the draft is the target's logits plus N(0, 0.7) noise."""
-    rng = np.random.default_rng(seed)
-    logits = -np.abs(rng.normal(22.0, 5.0, n))
-    top = rng.integers(0, n, 30)
-    logits[top] = -rng.exponential(3.0, 30)
-    draft = logits + rng.normal(0.0, 0.7, n)
-
-    def softmax(x):
-        e = np.exp((x - x.max()) / T)
-        return e / e.sum()
-
-    return softmax(logits), softmax(draft)
-
-
 @pytest.mark.parametrize("T", [0.3, 0.6, 1.0])
 def test_real_vocabulary_laws_are_exact(T):
     """n = 151,936, k = 2: levels in [0, 1], the levels realise q~, the law is p, alpha = alpha*."""
-    p, q = check_pq(*_real_pair(T))
+    p, q = check_pq(*real_pair(T))
     plan = optimal_plan(p, q, 2)
     _check_plan(p, q, 2, plan)
     realised = realised_law(plan, q)
@@ -164,7 +149,7 @@ def test_real_vocabulary_laws_are_exact(T):
 @pytest.mark.slow
 @pytest.mark.parametrize("k", [3, 4])
 def test_real_vocabulary_laws_more_drafts(k):
-    p, q = check_pq(*_real_pair(0.6, seed=2))
+    p, q = check_pq(*real_pair(0.6, seed=2))
     plan = optimal_plan(p, q, k)
     _check_plan(p, q, k, plan)
     assert np.abs(realised_law(plan, q) - plan.q_tilde).sum() <= ATOL
