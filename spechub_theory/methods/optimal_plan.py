@@ -298,26 +298,32 @@ def _h(a, b, d, k):
 def _kinetic_levels(Q, A, edges, k):
     """Merge levels of the U - 1 gaps between U units (lists; edges has U + 1 boundaries).
 
-    Blocks are keyed by their first unit; a heap holds the merge level of each adjacent pair
-    (lazy deletion: an entry is live while both blocks keep the versions it was pushed with).
+    Blocks are keyed by their first unit; a heap holds the merge level of each adjacent pair,
+    stamped: an entry for the pair starting at block i is live while ``stamp[i]`` still holds its
+    stamp (a merge restamps the two pairs it changes and kills the absorbed block's pair).
     O(U log U), pure Python (the only sequential part of the preparation).
     """
     U = len(Q)
     right = list(range(1, U)) + [-1]
     left = list(range(-1, U - 1))
     lo, hi = edges[:-1], list(edges[1:])
-    version = [0] * U
     levels = [0.0] * (U - 1)
     rho = [A[i] / Q[i] for i in range(U)]
-    heap = [((rho[i + 1] - rho[i]) / ((Q[i] + Q[i + 1]) * _h(lo[i], hi[i], hi[i + 1], k)), i, 0, 0) for i in range(U - 1)]
+    if k == 2:
+        heap = [((rho[i + 1] - rho[i]) / (Q[i] + Q[i + 1]), i, i) for i in range(U - 1)]
+    else:
+        heap = [((rho[i + 1] - rho[i]) / ((Q[i] + Q[i + 1]) * _h(lo[i], hi[i], hi[i + 1], k)), i, i) for i in range(U - 1)]
+    stamp = list(range(U))
+    stamp[U - 1] = -1
+    fresh = U
     heapq.heapify(heap)
     pop, push = heapq.heappop, heapq.heappush
     w = 0.0
     while heap:
-        wt, i, vi, vj = pop(heap)
-        j = right[i]
-        if j < 0 or version[i] != vi or version[j] != vj:
+        wt, st, i = pop(heap)
+        if stamp[i] != st:
             continue
+        j = right[i]
         if wt > w:
             w = wt
         levels[j - 1] = w
@@ -326,16 +332,21 @@ def _kinetic_levels(Q, A, edges, k):
         r = rho[i] = Ai / Qi
         hi[i] = hi[j]
         nxt = right[i] = right[j]
-        vi = version[i] = version[i] + 1
-        version[j] += 1  # block j is gone: its stale pairs must not match
+        stamp[j] = -1  # block j is gone
         a = left[i]
         if a >= 0:
-            h = 1.0 if k == 2 else _h(lo[a], hi[a], hi[i], k)
-            push(heap, ((r - rho[a]) / ((Q[a] + Qi) * h), a, version[a], vi))
+            den = Q[a] + Qi if k == 2 else (Q[a] + Qi) * _h(lo[a], hi[a], hi[i], k)
+            stamp[a] = fresh
+            push(heap, ((r - rho[a]) / den, fresh, a))
+            fresh += 1
         if nxt >= 0:
             left[nxt] = i
-            h = 1.0 if k == 2 else _h(lo[i], hi[i], hi[nxt], k)
-            push(heap, ((rho[nxt] - r) / ((Qi + Q[nxt]) * h), i, vi, version[nxt]))
+            den = Qi + Q[nxt] if k == 2 else (Qi + Q[nxt]) * _h(lo[i], hi[i], hi[nxt], k)
+            stamp[i] = fresh
+            push(heap, ((rho[nxt] - r) / den, fresh, i))
+            fresh += 1
+        else:
+            stamp[i] = -1
     return levels
 
 
