@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..coverage import blockwise
 from ..distributions import check_k, check_pq
 from ..draft_laws import IID
 from .base import NodeRule, Verification
@@ -145,12 +146,16 @@ def acceptance(p, q, k: int) -> np.ndarray:
 def rate(p, q, k: int) -> np.ndarray:
     """:func:`acceptance` for arrays already validated by :func:`~spechub_theory.distributions.check_pq`
     and a valid k: no checks (callers that validate once, like ``acceptance_rates``)."""
-    p, q = np.broadcast_arrays(p, q)
+    return blockwise(lambda pb, qb: _rate_rows(pb, qb, k), p, q)
+
+
+def _rate_rows(p, q, k):
+    """The cut value's minimum for rows (B, n): one sort per row, float64 running sums."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(q > 0, p / np.where(q > 0, q, 1.0), np.inf)
-    order = np.argsort(ratio, axis=-1, kind="stable")
+    order = np.argsort(ratio, axis=-1)  # unstable: the minimum does not depend on tie order
     ps, qs = np.take_along_axis(p, order, axis=-1), np.take_along_axis(q, order, axis=-1)
-    return np.clip(cut_values(ps, qs, k)[-1].min(axis=-1), 0.0, 1.0)
+    return np.clip(cut_values(ps, qs, k, extended=False)[-1].min(axis=-1), 0.0, 1.0)
 
 
 def positional(p, q, k: int) -> np.ndarray:

@@ -90,18 +90,20 @@ class OptimalPlan:
         return out
 
 
-def cut_values(ps: np.ndarray, qs: np.ndarray, k: int):
+def cut_values(ps: np.ndarray, qs: np.ndarray, k: int, *, extended: bool = True):
     r"""Prefix sums and the cut value at every prefix of the sorted order, shape (..., M + 1).
 
     ``P_i + 1 - S_i^k`` with ``1 - S^k = U (1 + S + ... + S^{k-1})``, U the suffix sum of q
-    (no cancellation near S = 1). Returns (P, S, U, poly, values). The running sums are
-    accumulated in extended precision (``np.longdouble``): a float64 running sum of 150k terms
-    drifts by ~1e-13 (S_M + U_M - 1 was -1.1e-13 on a real-shaped law at n = 151,936).
+    (no cancellation near S = 1). Returns (P, S, U, poly, values). With ``extended`` the running
+    sums are accumulated in extended precision (``np.longdouble``): a float64 running sum of 150k
+    terms drifts by ~1e-13 (S_M + U_M - 1 was -1.1e-13 on a real-shaped law at n = 151,936), which
+    the plan cannot afford (its levels need sum q~ = 1); the rate alone can (float64, 5x faster).
     """
+    cumsum = _cumsum if extended else (lambda x: np.cumsum(x, axis=-1))
     zero = np.zeros(ps.shape[:-1] + (1,))
-    P = np.concatenate([zero, _cumsum(ps)], axis=-1)
-    S = np.concatenate([zero, _cumsum(qs)], axis=-1)
-    U = np.concatenate([_cumsum(qs[..., ::-1])[..., ::-1], zero], axis=-1)
+    P = np.concatenate([zero, cumsum(ps)], axis=-1)
+    S = np.concatenate([zero, cumsum(qs)], axis=-1)
+    U = np.concatenate([cumsum(qs[..., ::-1])[..., ::-1], zero], axis=-1)
     poly = np.ones_like(S)
     for _ in range(k - 1):
         poly = poly * S + 1.0
