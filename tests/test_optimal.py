@@ -191,3 +191,24 @@ def test_mutants_are_caught_exactly_and_statistically(name):
     with pytest.raises(AssertionError, match="not lossless"):
         assert_lossless(mutant, p, q, 2, tv=tv, rng=7)
     assert assert_lossless("optimal", p, q, 2, tv=tv, rng=7).passed
+
+
+def test_bad_input_raises_a_clear_error():
+    p, q = np.array([0.5, 0.5]), np.array([0.9, 0.1])
+    with pytest.raises(ValueError, match=r"shape \(n,\) for one plan"):
+        optimal.plan(np.stack([p, p]), np.stack([q, q]), 2)
+    with pytest.raises(ValueError, match=r"k \+ 1 = 3 uniforms"):
+        optimal.verify_plan(optimal.plan(p, q, 2), np.array([[0, 1]]), np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="`k` must be"):
+        optimal.acceptance(p, q, 0)
+
+
+def test_batched_rule_equals_row_by_row():
+    rng = np.random.default_rng(9)
+    p, q = rng.dirichlet(np.ones(5), size=3), rng.dirichlet(np.ones(5), size=3)
+    drafts = rng.integers(0, 5, size=(3, 2))
+    batch = optimal.rule(p, q, drafts)
+    for i in range(3):
+        one = optimal.rule(p[i], q[i], drafts[i])
+        np.testing.assert_allclose(batch.accept[i], one.accept, atol=ATOL)
+        np.testing.assert_allclose(batch.residual[i], one.residual, atol=ATOL)
