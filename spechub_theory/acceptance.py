@@ -12,7 +12,7 @@ import numpy as np
 
 from .distributions import check_k, check_pq_sums, renormalised
 from .coverage import SortedPair, row_blocks
-from .methods import METHODS, kseq, rrs_wor
+from .methods import METHODS, kseq, optimal, rrs_wor
 
 __all__ = ["AcceptanceRates", "acceptance_rates", "EXACT_RRS_WOR_MAX_N", "RRS_WOR_EPS"]
 
@@ -132,9 +132,10 @@ def _closed_forms(p, q, drafts):
     K-SEQ and RRS w/o (k = 2) share one sort of the breakpoints they read."""
     over = np.subtract(q, p)
     out = {"tv": np.maximum(over, 0.0, out=over).sum(axis=-1), "hub": np.argmax(q, axis=-1)}
-    shared = {name: kk for name, kk in drafts.items() if (name == "kseq" and kk > 1) or (name == "rrs_wor" and kk == 2)}
+    shared = {name: kk for name, kk in drafts.items()
+              if (name == "kseq" and kk > 1) or (name == "rrs_wor" and kk == 2) or (name == "optimal" and kk > 1)}
     if shared:
-        upper = max(shared.values())  # K-SEQ reads A on [1, k]
+        upper = max(shared.values())  # K-SEQ reads A on [1, k]; optimal's cut has r <= k on B
         if "rrs_wor" in shared:
             upper = np.maximum(upper, rrs_wor.largest_query(q, out["tv"]))
         sorted_pair = SortedPair(p, q, upper)
@@ -143,6 +144,8 @@ def _closed_forms(p, q, drafts):
             out[name] = kseq.rate_sorted(sorted_pair, kk)
         elif name == "rrs_wor" and name in shared:
             out[name] = rrs_wor.rate_sorted(sorted_pair)
+        elif name == "optimal" and name in shared:
+            out[name] = optimal.rate_sorted(sorted_pair, kk)
         else:
             out[name] = METHODS[name].rate(p, q, kk)  # validated once, at the door
     return out

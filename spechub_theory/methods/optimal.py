@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..coverage import blockwise
+from ..coverage import SortedCoverage, SortedPair, _sorted_window, blockwise
 from ..distributions import check_k, check_pq
 from ..draft_laws import IID
 from .base import NodeRule, Verification
 from .optimal_plan import OptimalPlan, cut_values, optimal_plan
 
 __all__ = ["NAME", "LAW", "FIXED_K", "rule", "acceptance", "rate", "positional", "plan", "selection_probabilities",
-           "verify_plan", "OptimalPlan"]
+           "verify_plan", "OptimalPlan", "rate_sorted"]
 
 NAME = "optimal"
 LAW = IID
@@ -147,6 +147,53 @@ def rate(p, q, k: int) -> np.ndarray:
     """:func:`acceptance` for arrays already validated by :func:`~spechub_theory.distributions.check_pq`
     and a valid k: no checks (callers that validate once, like ``acceptance_rates``)."""
     return blockwise(lambda pb, qb: _rate_rows(pb, qb, k), p, q)
+
+
+def rate_sorted(sp: SortedPair, k: int) -> np.ndarray:
+    r"""alpha*_iid from a :class:`~spechub_theory.coverage.SortedPair` (the shared sort of K-SEQ and
+    RRS w/o), shape (B,); its window (1 < p/q <= upper) must reach k (it is re-sorted where not).
+
+    Which prefixes can be the first minimiser m of :math:`v_i = P_i + 1 - S_i^k`: from
+    :math:`v_m \le v_{m-1}` and :math:`v_m \le v_{m+1}`,
+    :math:`r_m \le (S_m^k - S_{m-1}^k)/q_m \le k` and
+    :math:`r_{m+1} \ge (S_{m+1}^k - S_m^k)/q_{m+1} \ge k S_m^{k-1}`. So tokens with r > k are
+    never in B, and if m ends strictly inside the tokens with r <= a then
+    :math:`S_m \le (a/k)^{1/(k-1)}` and :math:`v_m \ge 1 - (a/k)^{k/(k-1)}`. Stage 1 takes the
+    minimum W of v over the prefixes that end in the shared window (and at its start). If
+    :math:`a = k (1 - W)^{(k-1)/k}` (shrunk by 1e-9) is >= 1, no prefix ending among the tokens
+    with r <= 1 can beat W and alpha* = W; otherwise stage 2 sorts only the tokens with
+    a < r <= 1 of those rows and takes the minimum over their prefixes as well (a prefix ending
+    among r <= a would be >= 1 - (a/k)^{k/(k-1)} > W). Exact, same values as :func:`rate` to
+    float64 round-off. Cost: the shared window's O(w) plus one sort of the tokens with
+    a < r <= 1 for rows with alpha* > 1 - k^{-k/(k-1)} (0.75 at k = 2).
+    """
+    if np.any(sp.upper < k):
+        sp = sp.restricted(slice(None), np.maximum(sp.upper, k))
+    best = _window_min(sp.coverage, k)
+    if k == 1:  # r_{m+1} >= 1: a prefix ending among r <= 1 only adds tokens with r = 1 (no change)
+        return np.clip(best, 0.0, 1.0)
+    a = k * np.maximum(1.0 - best, 0.0) ** ((k - 1) / k) * (1.0 - 1e-9)
+    rows = np.flatnonzero(a < 1.0)
+    if len(rows):
+        every = len(rows) == len(best)
+        p, q = (sp.p_rows, sp.q_rows) if every else (sp.p_rows[rows], sp.q_rows[rows])
+        inside = p > np.multiply(q, a[rows, None])  # a < r <= 1: sorted here; r <= a: one sum
+        inside &= p <= q
+        ratio, ps, qs = _sorted_window(p, q, inside)
+        G = sp.coverage  # F[:, 0] = p(r <= 1), Qtail[:, 0] = q(r > 1)
+        low = G.F[rows, 0] - ps.sum(axis=1)
+        best[rows] = np.minimum(best[rows], _window_min(SortedCoverage.from_sorted(ratio, ps, qs, f_below=low, q_above=G.Qtail[rows, 0]), k))
+    return np.clip(best, 0.0, 1.0)
+
+
+def _window_min(G: SortedCoverage, k: int) -> np.ndarray:
+    """min over the window's prefixes of P + (1 - S) (1 + S + ... + S^(k-1)), S = 1 - Qtail."""
+    U = G.Qtail
+    S = 1.0 - U
+    poly = np.ones_like(S)
+    for _ in range(k - 1):
+        poly = poly * S + 1.0
+    return (G.F + U * poly).min(axis=1)
 
 
 def _rate_rows(p, q, k):
