@@ -89,7 +89,9 @@ def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
     -----
     Costs per row: single, rrs O(k n); spechub O(n) for k = 2; kseq and rrs_wor (k = 2) O(n)
     plus one shared sort of the tokens with 1 < p/q <= max(k, 1 + TV/(1 - max q)), the only
-    breakpoints they read: O(n log n) at most. rrs_wor for k >= 3 is an exact recursion for
+    breakpoints they read: O(n log n) at most; optimal (alpha*_iid, the cut) reads the same window
+    plus, where its bound needs it, a sort of the few tokens with a < p/q <= 1
+    (:func:`~spechub_theory.methods.optimal.rate_sorted`). rrs_wor for k >= 3 is an exact recursion for
     n <= 12 and a pruned recursion with a reported error bound otherwise (``notes["rrs_wor"]``).
     Methods whose draft law needs k distinct tokens are omitted when k > n. The closed forms run
     on blocks of rows (:func:`~spechub_theory.coverage.row_blocks`) so that temporaries stay in cache.
