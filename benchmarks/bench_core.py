@@ -85,6 +85,16 @@ def main():
     t_all, rates = timed(acceptance_rates, P, Q, 2, repeat=1)
     res["acceptance_rates_1000x32000_k2_s"] = t_all  # all five methods, one validation, one shared sort
     res["mean_rates"] = {m: float(np.mean(v)) for m, v in rates.acceptance.items()}
+    # optimal on the shared window vs the old path (the five others + optimal's own full sort), CPU
+    five = [m for m in METHODS if m != "optimal"]
+    cpu = {}
+    for label, fn in (("without_optimal", lambda: acceptance_rates(P, Q, 2, methods=five)),
+                      ("old_path_five_plus_full_sort", lambda: (acceptance_rates(P, Q, 2, methods=five), METHODS["optimal"].rate(P, Q, 2))),
+                      ("all_six_shared_window", lambda: acceptance_rates(P, Q, 2))):
+        t0 = time.process_time()
+        fn()
+        cpu[label] = time.process_time() - t0
+    res["acceptance_rates_1000x32000_k2_cpu_s"] = cpu
     print(json.dumps(res, indent=2))
     if args.out:
         with open(args.out, "w") as fh:

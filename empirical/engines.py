@@ -95,7 +95,7 @@ class TorchEngine:
 
     @staticmethod
     def supports(method: str) -> bool:
-        """single, rrs, rrs_wor and spechub."""
+        """single, rrs, rrs_wor, spechub and optimal (:data:`empirical.fast_verify.FAST_METHODS`)."""
         return method in fast_verify.FAST_METHODS
 
     @staticmethod

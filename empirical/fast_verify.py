@@ -3,7 +3,8 @@
 Convention: p = target, q = draft, last axis = vocabulary. Same names, arguments and randomness
 as ``spechub_theory.trees.walk`` (uniforms drawn from the same numpy Generator in the same order),
 so that for equal inputs both paths emit the same tokens; parity is tested. Methods: single, rrs,
-rrs_wor, spechub (hub set for k > 2); K-SEQ stays on the numpy path (:data:`FAST_METHODS`).
+rrs_wor, spechub (hub set for k > 2), optimal (host plan, device selection: :mod:`empirical.optimal_torch`);
+K-SEQ stays on the numpy path (:data:`FAST_METHODS`).
 """
 
 from __future__ import annotations
@@ -315,7 +316,13 @@ def _hub(q, k, u):
     return torch.cat([first[:, None], torch.where(in_hub[:, None], filled, H)], dim=1)
 
 
-_RULES = {"single": _single, "rrs": _rrs, "rrs_wor": _rrs_wor, "spechub": _spechub}
-_LAWS = {"single": _iid, "rrs": _iid, "rrs_wor": _wor, "spechub": _hub}
+def _optimal(p, q, drafts):
+    from .optimal_torch import rule as optimal_rule
+
+    return optimal_rule(p, q, drafts)
+
+
+_RULES = {"single": _single, "rrs": _rrs, "rrs_wor": _rrs_wor, "spechub": _spechub, "optimal": _optimal}
+_LAWS = {"single": _iid, "rrs": _iid, "rrs_wor": _wor, "spechub": _hub, "optimal": _iid}
 #: methods with a torch path; others (kseq) verify through the numpy core
 FAST_METHODS = frozenset(_RULES)

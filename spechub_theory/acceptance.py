@@ -71,7 +71,7 @@ class AcceptanceRates:
 
 
 def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
-    r"""Exact acceptance rate of each method (single, rrs, rrs_wor, kseq, spechub) at k drafts.
+    r"""Exact acceptance rate of each method (single, rrs, rrs_wor, kseq, spechub, optimal) at k drafts.
 
     Parameters
     ----------
@@ -90,7 +90,9 @@ def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
     -----
     Costs per row: single, rrs O(k n); spechub O(n) for k = 2; kseq and rrs_wor (k = 2) O(n)
     plus one shared sort of the tokens with 1 < p/q <= max(k, 1 + TV/(1 - max q)), the only
-    breakpoints they read: O(n log n) at most. rrs_wor for k >= 3 is an exact recursion for
+    breakpoints they read: O(n log n) at most; optimal (alpha*_iid, the cut) reads the same window
+    plus, where its bound needs it, a sort of the few tokens with a < p/q <= 1
+    (:func:`~spechub_theory.methods.optimal.rate_sorted`). rrs_wor for k >= 3 is an exact recursion for
     n <= 12 and a pruned recursion with a reported error bound otherwise (``notes["rrs_wor"]``).
     Methods whose draft law needs k distinct tokens are omitted when k > n. The closed forms run
     on blocks of rows (:func:`~spechub_theory.methods._sorted.row_blocks`) so that temporaries stay in cache.
@@ -99,7 +101,7 @@ def acceptance_rates(p, q, k: int = 2, *, methods=None) -> AcceptanceRates:
     --------
     >>> r = acceptance_rates([.4, .4, .2], [.7, .2, .1], k=2)
     >>> {m: round(float(v), 6) for m, v in r.acceptance.items()}
-    {'single': 0.7, 'rrs': 0.79, 'rrs_wor': 1.0, 'kseq': 0.825367, 'spechub': 1.0, 'khisti_is': 0.816667}
+    {'single': 0.7, 'rrs': 0.79, 'rrs_wor': 1.0, 'kseq': 0.825367, 'spechub': 1.0, 'khisti_is': 0.816667, 'optimal': 0.91}
     """
     p, q, p_sums, q_sums = check_pq_sums(p, q)  # renormalised block by block below: no full copy
     n = p.shape[-1]

@@ -15,12 +15,12 @@ from __future__ import annotations
 import difflib
 from types import ModuleType
 
-from . import khisti_is, kseq, rrs, rrs_wor, single, spechub
+from . import khisti_is, kseq, optimal, rrs, rrs_wor, single, spechub
 
 __all__ = ["METHODS", "METHOD_NAMES", "get_method"]
 
 #: name -> method module; the closed vocabulary used by the API, the CLI, JSON and plots
-METHODS: dict[str, ModuleType] = {m.NAME: m for m in (single, rrs, rrs_wor, kseq, spechub, khisti_is)}
+METHODS: dict[str, ModuleType] = {m.NAME: m for m in (single, rrs, rrs_wor, kseq, spechub, khisti_is, optimal)}
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 
 

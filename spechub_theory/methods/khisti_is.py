@@ -21,8 +21,8 @@ import numpy as np
 
 from ..distributions import check_k, check_pq
 from ..draft_laws import IID
-from .base import NodeRule, normalise_residual, take_last
-from .single import ratio_accept
+from .base import NodeRule, normalise_residual, ratio_accept, take_last
+
 
 __all__ = [
     "NAME", "LAW", "FIXED_K", "MAX_RATE_COST", "rule", "acceptance", "rate", "positional",

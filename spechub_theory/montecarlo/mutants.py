@@ -15,17 +15,21 @@ passes them has no power. Use them in your own test suite::
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from ..distributions import check_pq
-from ..draft_laws import HUB, IID, WOR, DraftLaw
-from ..methods import spechub
-from ..methods.base import NodeRule, Verification, normalise_residual, recursive_rule, residual_update
+from ..draft_laws import HUB, IID, WOR, DraftLaw, conditional_law
+from ..methods import optimal, spechub
+from ..methods.optimal_plan import range_max_table
+from ..methods.base import (NodeRule, Verification, normalise_residual, ratio_accept, recursive_rule, residual_update,
+                            slots_from_sequential, take_last)
 
-__all__ = ["Mutant", "MUTANTS", "RRS_WOR_NO_RENORM", "SPECHUB_WRONG_Q", "RRS_STALE_RESIDUAL", "RRS_SKIP_DUPLICATES"]
+__all__ = ["Mutant", "MUTANTS", "RRS_WOR_NO_RENORM", "SPECHUB_WRONG_Q", "RRS_STALE_RESIDUAL", "RRS_SKIP_DUPLICATES",
+           "OPTIMAL_NO_PRIORITY", "OPTIMAL_UNIFORM_PICK", "OPTIMAL_WRONG_LEVEL"]
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,58 @@ RRS_SKIP_DUPLICATES = Mutant(
     "RRS with replacement that skips duplicate drafts without the residual update (EAGLE)",
 )
 
+
+
+def _optimal_rule(p, q, drafts, *, select=None, edit=None) -> NodeRule:
+    """The optimal verifier's rule on one pair with its plan changed by ``edit(plan)`` and/or its
+    selection replaced by ``select(plan, drafts)``."""
+    p, q = check_pq(p, q)
+    drafts = np.asarray(drafts, dtype=np.int64)
+    plan = optimal.plan(p, q, drafts.shape[-1])
+    chosen = (select or optimal.selection_probabilities)(plan, drafts)
+    plan = edit(plan, p, q) if edit else plan
+    return NodeRule(accept=chosen * plan.accept_ratio[drafts], residual=plan.residual)
+
+
+def _without_priority(plan):
+    """The B | C gap made an ordinary gap at level 0, and one region: C no longer beats B."""
+    levels = plan.gap_levels.copy()
+    if 0 < plan.m < len(plan.order):
+        levels[plan.m - 1] = 0.0
+    return dataclasses.replace(plan, m=0, gap_levels=levels, _table=range_max_table(levels))
+
+
+def _uniform_pick(plan, drafts):
+    return np.full(np.shape(drafts), 1.0 / np.shape(drafts)[-1])
+
+
+def _wrong_mu(plan, p, q):
+    """q~ on B taken as max(p, 0.8 mu q) in the accept/resample step (the selection is right)."""
+    q_tilde = plan.q_tilde.copy()
+    lower = plan.order[: plan.m]
+    q_tilde[lower] = np.maximum(p[lower], 0.8 * plan.mu * q[lower])
+    ratio = np.where(q_tilde > 0, np.minimum(1.0, p / np.where(q_tilde > 0, q_tilde, 1.0)), 0.0)
+    return dataclasses.replace(plan, accept_ratio=ratio, residual=normalise_residual(p - q_tilde, p))
+
+
+#: the optimal verifier whose selection ignores the priority of the upper region C over B
+OPTIMAL_NO_PRIORITY = Mutant(
+    "optimal_no_priority", IID, lambda p, q, d: _optimal_rule(p, q, d, select=lambda pl, x: optimal.selection_probabilities(_without_priority(pl), x)),
+    "optimal verifier whose B | C gap merges like any other (no priority of the upper region)",
+)
+#: the optimal verifier that picks a draft uniformly instead of by the block chain
+OPTIMAL_UNIFORM_PICK = Mutant(
+    "optimal_uniform_pick", IID, lambda p, q, d: _optimal_rule(p, q, d, select=_uniform_pick),
+    "optimal verifier that selects a draft uniformly at random instead of by blocks",
+)
+#: the optimal verifier with the lower water level mu 20% too low in the accept/resample step
+OPTIMAL_WRONG_LEVEL = Mutant(
+    "optimal_wrong_level", IID, lambda p, q, d: _optimal_rule(p, q, d, edit=_wrong_mu),
+    "optimal verifier that accepts against max(p, 0.8 mu q) on B (one water level wrong)",
+)
+
 #: name -> mutant
 MUTANTS: dict[str, Mutant] = {
-    m.NAME: m for m in (RRS_WOR_NO_RENORM, SPECHUB_WRONG_Q, RRS_STALE_RESIDUAL, RRS_SKIP_DUPLICATES)
+    m.NAME: m for m in (RRS_WOR_NO_RENORM, SPECHUB_WRONG_Q, RRS_STALE_RESIDUAL, RRS_SKIP_DUPLICATES,
+                        OPTIMAL_NO_PRIORITY, OPTIMAL_UNIFORM_PICK, OPTIMAL_WRONG_LEVEL)
 }

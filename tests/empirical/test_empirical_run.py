@@ -181,8 +181,8 @@ def test_node_rates_match_the_core():
     big_p, big_q = rng.dirichlet(np.ones(100), size=2), rng.dirichlet(np.ones(100), size=2)
     skipped = node_rates(big_p, big_q, [3, 2], methods=("rrs_wor",))["acceptance"]["rrs_wor"]
     assert skipped[0] is None and skipped[1] is not None  # k = 3 recursion too costly at this n
-    with pytest.raises(ValueError, match="node method 'optimal' is not one of"):
-        node_rates(p, q, [2] * 4, methods=("optimal",))
+    with pytest.raises(ValueError, match="node method 'optimum' is not one of"):
+        node_rates(p, q, [2] * 4, methods=("optimum",))
 
 
 def test_paired_bootstrap_of_a_gain():

@@ -1,0 +1,369 @@
+r"""The per-node preparation of the optimal i.i.d. verifier: cut, water levels, selection law, gap levels.
+
+Convention: p = target, q = draft, last axis = vocabulary; k i.i.d. drafts from q; r = p/q.
+Source: theory.md 2.3 (the sorted-prefix cut); docs/optimal-verifier.md (levels mu, lambda, the
+selected-draft law q~ and the nested chain of block partitions that realises it).
+
+Built once per (p, q, k) by :func:`optimal_plan` and reused for every verification
+(:mod:`spechub_theory.methods.optimal`).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .base import normalise_residual
+
+__all__ = ["OptimalPlan", "optimal_plan", "cut_values", "range_max_table", "NEGLIGIBLE_Q_MASS"]
+
+#: total q-mass of the smallest-q tokens merged at once into units (no sequential pass for them);
+#: a unit's selection mass moves by at most k times its negligible mass, so the acceptance loses at
+#: most 2 k * NEGLIGIBLE_Q_MASS against alpha* and the output law stays exactly p (docstring of optimal_plan)
+NEGLIGIBLE_Q_MASS = 1e-15
+
+
+@dataclass(frozen=True)
+class OptimalPlan:
+    """Everything a verification of k i.i.d. drafts needs at one node (one (p, q, k)).
+
+    Attributes
+    ----------
+    k, n : int
+    order : ndarray of int64, shape (M,)
+        The drafted tokens (q > 0) by ascending p/q (ties: lowest index first).
+    rank : ndarray of int64, shape (n,)
+        Position of each token in ``order`` (-1 for q = 0: never drafted).
+    m : int
+        The cut: B = order[:m] (over-covered), C = order[m:].
+    mu, lam : float
+        Water levels: q~ = max(p, mu q) on B, min(p, lam q) on C.
+    alpha : float
+        Optimal acceptance alpha* = p(B) + 1 - q(B)^k (the cut value).
+    q_tilde : ndarray, shape (n,)
+        Law of the selected draft (0 off supp q); sums to 1.
+    accept_ratio : ndarray, shape (n,)
+        min(1, p/q~) (0 where q~ = 0).
+    residual : ndarray, shape (n,)
+        (p - q~)_+ normalised (falls back to p where the rejection has probability 0).
+    gap_levels : ndarray, shape (M - 1,)
+        Level of the gap between order[i] and order[i+1], in [0, 1]; 1 on the B | C gap.
+    level_excess : float
+        How far the raw levels of the sequential pass fell outside [0, 1] before clipping
+        (round-off; a diagnostic, ~1e-15 in every case tested).
+    merged_mass : float
+        q-mass of the tokens merged at once below resolution (<= NEGLIGIBLE_Q_MASS).
+    """
+
+    k: int
+    n: int
+    order: np.ndarray = field(repr=False)
+    rank: np.ndarray = field(repr=False)
+    m: int
+    mu: float
+    lam: float
+    alpha: float
+    q_tilde: np.ndarray = field(repr=False)
+    accept_ratio: np.ndarray = field(repr=False)
+    residual: np.ndarray = field(repr=False)
+    gap_levels: np.ndarray = field(repr=False)
+    level_excess: float = 0.0
+    merged_mass: float = 0.0
+    _table: np.ndarray = field(default=None, repr=False)
+
+    def max_gap_level(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """max(gap_levels[lo:hi]) per entry (0 where lo >= hi), O(1) per query (sparse table)."""
+        lo = np.asarray(lo, dtype=np.int64)
+        hi = np.asarray(hi, dtype=np.int64)
+        length = hi - lo
+        out = np.zeros(np.broadcast_shapes(lo.shape, hi.shape))
+        some = length > 0
+        if not some.any():
+            return out
+        j = np.zeros(length.shape, dtype=np.int64)
+        j[some] = np.floor(np.log2(length[some])).astype(np.int64)
+        a = self._table[j[some], lo[some]]
+        b = self._table[j[some], hi[some] - (np.int64(1) << j[some])]
+        out[some] = np.maximum(a, b)
+        return out
+
+
+def cut_values(ps: np.ndarray, qs: np.ndarray, k: int, *, extended: bool = True):
+    r"""Prefix sums and the cut value at every prefix of the sorted order, shape (..., M + 1).
+
+    ``P_i + 1 - S_i^k`` with ``1 - S^k = U (1 + S + ... + S^{k-1})``, U the suffix sum of q
+    (no cancellation near S = 1). Returns (P, S, U, poly, values). With ``extended`` the running
+    sums are accumulated in extended precision (``np.longdouble``): a float64 running sum of 150k
+    terms drifts by ~1e-13 (S_M + U_M - 1 was -1.1e-13 on a real-shaped law at n = 151,936), which
+    the plan cannot afford (its levels need sum q~ = 1); the rate alone can (float64, 5x faster).
+    """
+    cumsum = _cumsum if extended else (lambda x: np.cumsum(x, axis=-1))
+    zero = np.zeros(ps.shape[:-1] + (1,))
+    P = np.concatenate([zero, cumsum(ps)], axis=-1)
+    S = np.concatenate([zero, cumsum(qs)], axis=-1)
+    U = np.concatenate([cumsum(qs[..., ::-1])[..., ::-1], zero], axis=-1)
+    poly = np.ones_like(S)
+    for _ in range(k - 1):
+        poly = poly * S + 1.0
+    return P, S, U, poly, P + U * poly
+
+
+def optimal_plan(p: np.ndarray, q: np.ndarray, k: int) -> OptimalPlan:
+    r"""Prepare the optimal verifier for one node: validated float64 p, q of shape (n,), k >= 1.
+
+    1. **Cut** (theory.md 2.3): sort the drafted tokens by r = p/q; m = first minimiser of
+       :math:`P_i + 1 - S_i^k`; B = first m tokens, C = the rest; :math:`\alpha^* = P_m + 1 - S_m^k`.
+    2. **Water levels**: :math:`\sum_B \max(p, \mu q) = S_m^k` and
+       :math:`\sum_C \min(p, \lambda q) = 1 - S_m^k`, solved exactly on the sorted breakpoints;
+       :math:`\tilde q = \max(p, \mu q)` on B, :math:`\min(p, \lambda q)` on C.
+    3. **Gap levels**: per region, an agglomerative pass over blocks (Q = q-mass, A = q~-mass,
+       boundaries a < b): block densities fall as :math:`R(w) = (A - w (b^k - a^k))/Q`; adjacent
+       blocks merge when their R meet, at
+       :math:`w^* = (\rho' - \rho) / ((Q + Q') h_{k-2}(a, b, d))`, with :math:`\rho = A/Q` and
+       :math:`h_{k-2}` the complete homogeneous polynomial of degree k - 2 in the three boundaries
+       (the difference of the two chord slopes of :math:`s^k` in closed form: no cancellation).
+
+    Numerics. Boundaries of C are suffix sums of q (1 - S from the top), chord slopes are
+    :math:`\sum_{i<k} b^i a^{k-1-i}` and slope differences come from the h formula, so no quantity
+    is a difference of nearly equal cumulative masses. Tokens with equal density t = q~/q (the
+    runs r <= mu in B and r >= lam in C, and ties) are one unit from the start (level 0, exact).
+    The smallest-q tokens, of total q-mass at most :data:`NEGLIGIBLE_Q_MASS`, are merged at once
+    with their left neighbour in the order into units whose density is the unit's average: a
+    unit's selection mass is unchanged, and each of its tokens moves by at most k times the
+    negligible mass in it (densities lie in [0, k]), so
+    :math:`\sum |\tilde q_{used} - \tilde q| \le 2k\,\cdot` NEGLIGIBLE_Q_MASS; ``q_tilde`` is
+    the law actually realised, so the output law is exactly p and the acceptance is
+    :math:`\alpha^*` to within that bound. Raw levels are clipped to [0, 1] (``level_excess``
+    records the round-off removed).
+
+    Cost: one sort O(n log n), vectorised passes O(n), a heap pass O(u log u) over the u units
+    that are not merged at once (pure Python: the dominant cost, see BENCHMARKS.md), a sparse
+    table O(M log M).
+    """
+    n = p.shape[-1]
+    drafted = np.flatnonzero(q > 0)
+    r = p[drafted] / q[drafted]
+    order = drafted[np.argsort(r, kind="stable")]
+    M = len(order)
+    rank = np.full(n, -1, dtype=np.int64)
+    rank[order] = np.arange(M)
+    ps, qs = p[order], q[order]
+    rs = ps / qs
+    P, S, U, poly, values = cut_values(ps, qs, k)
+    m = _exact_cut(ps, qs, S, values, k)
+    alpha = float(np.clip(values[m], 0.0, 1.0))
+    G_B = S[m] ** k
+    G_C = U[m] * poly[m]
+    q_tilde = np.zeros(n)
+    if k == 1:  # plain speculative sampling: the selected draft is the draft
+        mu = lam = 1.0
+        t = np.ones(M)
+    else:
+        mu = _level_B(rs[:m], S[: m + 1], P[: m + 1], G_B)
+        lam = _level_C(rs[m:], U[m:], P[m:] - P[m], G_C)
+        t = np.concatenate([np.maximum(rs[:m], mu), np.minimum(rs[m:], lam)])
+    qt_sorted = np.concatenate([np.maximum(ps[:m], mu * qs[:m]), np.minimum(ps[m:], lam * qs[m:])]) if k > 1 else qs.copy()
+    gap_levels = np.zeros(max(M - 1, 0))
+    excess, merged = 0.0, 0.0
+    if k > 1 and M > 1:
+        negligible = _negligible(qs)
+        merged = float(qs[negligible].sum())
+        for lo, hi in ((0, m), (m, M)):
+            if hi - lo >= 1:
+                lv, ex, qt_sorted[lo:hi] = _region_levels(qs[lo:hi], qt_sorted[lo:hi], t[lo:hi], negligible[lo:hi],
+                                                          S[lo : hi + 1], U[lo : hi + 1], lo >= m, k)
+                gap_levels[lo : hi - 1] = lv
+                excess = max(excess, ex)
+        if 0 < m < M:
+            gap_levels[m - 1] = 1.0
+    q_tilde[order] = qt_sorted
+    accept_ratio = np.where(q_tilde > 0, np.minimum(1.0, p / np.where(q_tilde > 0, q_tilde, 1.0)), 0.0)
+    residual = normalise_residual(p - q_tilde, p)
+    return OptimalPlan(k, n, order, rank, m, float(mu), float(lam), alpha, q_tilde, accept_ratio, residual,
+                       gap_levels, excess, merged, range_max_table(gap_levels))
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+def _cumsum(x):
+    """Running sums along the last axis, accumulated in np.longdouble, returned as float64."""
+    return np.cumsum(x.astype(np.longdouble), axis=-1).astype(np.float64)
+
+
+#: prefixes whose float64 cut value is within this of the minimum are compared exactly
+_CUT_TIE = 1e-12
+
+
+def _exact_cut(ps, qs, S, values, k):
+    """The first minimiser of the cut value, with near-ties decided exactly.
+
+    Values near 1 cannot tell apart prefixes that differ by tokens of q below ~1e-16. Every
+    prefix within :data:`_CUT_TIE` of the float minimum is compared with that minimiser j
+    through the difference (P_i - P_j) - (S_i - S_j) chord(S_j, S_i), from local sums of the
+    tokens between them (relative precision), chord = sum_l S_i^l S_j^(k-1-l).
+    """
+    j = int(np.argmin(values))
+    near = np.flatnonzero(values <= values[j] + _CUT_TIE)
+    if len(near) == 1:
+        return j
+    lo, hi = int(near[0]), int(near[-1])
+    dp = np.concatenate([[0.0], _cumsum(ps[lo:hi])])  # P_i - P_lo for i in [lo, hi]
+    dq = np.concatenate([[0.0], _cumsum(qs[lo:hi])])
+    Si = S[lo : hi + 1]
+    chord = np.zeros_like(Si)
+    for l in range(k):
+        chord += Si**l * S[lo] ** (k - 1 - l)
+    diff = dp - dq * chord  # value_i - value_lo, exact to relative precision
+    return lo + int(np.argmin(diff))
+
+
+def _level_B(rs, S, P, G):
+    """mu >= 0 with sum_B max(p, mu q) = G (= S_m^k >= p(B)); rs ascending, S, P prefix sums."""
+    m = len(rs)
+    if m == 0:
+        return 0.0
+    f = rs * S[:m] + (P[m] - P[:m])  # value at mu = r_j: the tokens before j are at mu q
+    j = int(np.argmax(f >= G)) if (f >= G).any() else m
+    if j == 0:
+        return 0.0  # G <= p(B): q~ = p on B (mu below every ratio)
+    return max(0.0, (G - (P[m] - P[j])) / S[j])
+
+
+def _level_C(rs, U, Pc, G):
+    """lam >= 0 with sum_C min(p, lam q) = G (<= p(C)); rs ascending, U suffix sums of q,
+    Pc prefix sums of p within C."""
+    if len(rs) == 0 or G <= 0:
+        return 0.0
+    h = Pc[:-1] + rs * U[:-1]  # value at lam = r_j: tokens >= j at lam q
+    j = int(np.argmax(h >= G)) if (h >= G).any() else len(rs) - 1
+    return max(0.0, (G - Pc[j]) / U[j])
+
+
+def _negligible(qs):
+    """Mask of the smallest-q tokens whose total q-mass is <= NEGLIGIBLE_Q_MASS."""
+    out = np.zeros(len(qs), dtype=bool)
+    small = np.flatnonzero(qs <= NEGLIGIBLE_Q_MASS)  # a larger token alone exceeds the budget
+    by_q = small[np.argsort(qs[small], kind="stable")]
+    count = int(np.searchsorted(np.cumsum(qs[by_q]), NEGLIGIBLE_Q_MASS, side="right"))
+    out[by_q[:count]] = True
+    return out
+
+
+def _region_levels(qs, qt, t, negligible, S, U, upper, k):
+    """Gap levels inside one region (its tokens in sorted order), the raw-level excess, and the
+    realised q~ of its tokens (unit averages on merged units)."""
+    L = len(qs)
+    # units: maximal runs of equal density, and a negligible token outside such a run joined to
+    # its left neighbour (the first token of the region to its right one): a unit holds at most
+    # one token or run of equal density that is not negligible
+    equal = t[1:] == t[:-1]
+    in_run = np.append(equal, False)  # token i + 1 starts or continues a run with token i + 2
+    join = equal | (negligible[1:] & ~in_run[1:])
+    if L > 1:
+        join[0] |= negligible[0]
+    start = np.concatenate([[0], np.flatnonzero(~join) + 1])
+    Q = np.add.reduceat(qs, start)
+    A = np.add.reduceat(qt, start)
+    unit_of = np.repeat(np.arange(len(start)), np.diff(np.append(start, L)))
+    merged_units = np.diff(np.append(start, L)) > 1
+    rho = A / Q
+    realised = np.where(merged_units[unit_of], qs * rho[unit_of], qt)
+    levels = np.zeros(max(L - 1, 0))
+    if len(start) > 1:
+        # boundaries: prefix sums in B, 1 - (suffix sums) in C; lower boundary of each unit
+        edges = (1.0 - U[np.append(start, L)]) if upper else S[np.append(start, L)]
+        unit_levels = np.asarray(_kinetic_levels(Q.tolist(), A.tolist(), edges.tolist(), k))
+        raw = unit_levels
+        excess = float(max(0.0, raw.max() - 1.0, -raw.min()))
+        levels[start[1:] - 1] = np.clip(raw, 0.0, 1.0)
+    else:
+        excess = 0.0
+    return levels, excess, realised
+
+
+def _h(a, b, d, k):
+    """Complete homogeneous symmetric polynomial of degree k - 2 in (a, b, d): the chord-slope
+    difference of s^k divided by (d - a)."""
+    if k == 2:
+        return 1.0
+    if k == 3:
+        return a + b + d
+    total = 0.0
+    for i in range(k - 1):
+        for j in range(k - 1 - i):
+            total += a**i * b**j * d ** (k - 2 - i - j)
+    return total
+
+
+def _kinetic_levels(Q, A, edges, k):
+    """Merge levels of the U - 1 gaps between U units (lists; edges has U + 1 boundaries).
+
+    Blocks are keyed by their first unit; a heap holds the merge level of each adjacent pair,
+    stamped: an entry for the pair starting at block i is live while ``stamp[i]`` still holds its
+    stamp (a merge restamps the two pairs it changes and kills the absorbed block's pair).
+    O(U log U), pure Python (the only sequential part of the preparation).
+    """
+    U = len(Q)
+    right = list(range(1, U)) + [-1]
+    left = list(range(-1, U - 1))
+    lo, hi = edges[:-1], list(edges[1:])
+    levels = [0.0] * (U - 1)
+    rho = [A[i] / Q[i] for i in range(U)]
+    if k == 2:
+        heap = [((rho[i + 1] - rho[i]) / (Q[i] + Q[i + 1]), i, i) for i in range(U - 1)]
+    else:
+        heap = [((rho[i + 1] - rho[i]) / ((Q[i] + Q[i + 1]) * _h(lo[i], hi[i], hi[i + 1], k)), i, i) for i in range(U - 1)]
+    stamp = list(range(U))
+    stamp[U - 1] = -1
+    fresh = U
+    heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
+    w = 0.0
+    while heap:
+        wt, st, i = pop(heap)
+        if stamp[i] != st:
+            continue
+        j = right[i]
+        if wt > w:
+            w = wt
+        levels[j - 1] = w
+        Qi = Q[i] = Q[i] + Q[j]
+        Ai = A[i] = A[i] + A[j]
+        r = rho[i] = Ai / Qi
+        hi[i] = hi[j]
+        nxt = right[i] = right[j]
+        stamp[j] = -1  # block j is gone
+        a = left[i]
+        if a >= 0:
+            den = Q[a] + Qi if k == 2 else (Q[a] + Qi) * _h(lo[a], hi[a], hi[i], k)
+            stamp[a] = fresh
+            push(heap, ((r - rho[a]) / den, fresh, a))
+            fresh += 1
+        if nxt >= 0:
+            left[nxt] = i
+            den = Qi + Q[nxt] if k == 2 else (Qi + Q[nxt]) * _h(lo[i], hi[i], hi[nxt], k)
+            stamp[i] = fresh
+            push(heap, ((rho[nxt] - r) / den, fresh, i))
+            fresh += 1
+        else:
+            stamp[i] = -1
+    return levels
+
+
+def range_max_table(levels):
+    """Range-maximum table: row j holds max(levels[i : i + 2^j]); shape (LOG, len)."""
+    L = len(levels)
+    if L == 0:
+        return np.zeros((1, 1))
+    rows = [levels]
+    span = 1
+    while 2 * span <= L:
+        prev = rows[-1]
+        rows.append(np.maximum(prev[: L - 2 * span + 1], prev[span : L - span + 1]))
+        span *= 2
+    table = np.zeros((len(rows), L))
+    for j, row in enumerate(rows):
+        table[j, : len(row)] = row
+    return table
