@@ -126,7 +126,7 @@ class AuditResult:
 
     @property
     def verdict(self) -> str:
-        """"pass" or "refuted"."""
+        """The verdict: "pass" or "refuted"."""
         return "pass" if self.passed else "refuted"
 
     def report(self) -> str:
