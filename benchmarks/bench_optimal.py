@@ -1,6 +1,6 @@
 """Benchmark of the optimal verifier's per-node preparation at n = 151,936 (issue 19).
 
-Measures, side by side in one run, on LLM-shaped pairs (tests/test_optimal.py's laws) at T = 0.3,
+Measures, side by side in one run, on LLM-shaped pairs (tests/core/test_optimal.py's laws) at T = 0.3,
 0.6, 1.0 and k = 2, 3:
 * the cut alone (``optimal.rate``: one sort and the prefix minimum) -- the floor of any preparation;
 * the whole preparation (``optimal_plan``), wall and process CPU time (the machine is shared: CPU

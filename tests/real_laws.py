@@ -1,4 +1,4 @@
-"""LLM-shaped (p, q) pairs at a real vocabulary size, shared by tests/test_optimal.py and
+"""LLM-shaped (p, q) pairs at a real vocabulary size, shared by tests/core/test_optimal.py and
 benchmarks/bench_optimal.py."""
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from spechub_theory.draft_laws import IID
 from spechub_theory.methods import optimal, single
 from spechub_theory.methods.optimal_plan import optimal_plan
 from spechub_theory.montecarlo import simulate
-from spechub_theory.mutants import MUTANTS
-from spechub_theory.stats import assert_lossless, matches_target
+from spechub_theory.montecarlo.mutants import MUTANTS
+from spechub_theory.montecarlo.stats import assert_lossless, matches_target
 from spechub_theory.verification import output_law
 from real_laws import real_pair
 from strategies import pairs

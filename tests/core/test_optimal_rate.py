@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spechub_theory.acceptance import acceptance_rates
-from spechub_theory.coverage import SortedPair
+from spechub_theory.methods._sorted import SortedPair
 from spechub_theory.methods import optimal
 from real_laws import real_pair
 from strategies import pairs
