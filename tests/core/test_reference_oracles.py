@@ -84,3 +84,14 @@ def test_reference_hub_law_is_theory_3_2():
     expected = {(0, 1): 0.2, (2, 1): 0.3, (1, 0): 0.5 * 0.2 / 0.5, (1, 2): 0.5 * 0.3 / 0.5}
     assert set(law) == set(expected)
     assert max(abs(law[t] - expected[t]) for t in law) <= 1e-15
+
+
+def test_reference_imports_no_library_code():
+    """tests/reference.py imports numpy, scipy and itertools only (issue 13 item 6)."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(reference.__file__).read_text())
+    roots = {a.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    roots |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert roots <= {"__future__", "itertools", "numpy", "scipy"}, roots
