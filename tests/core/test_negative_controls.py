@@ -6,6 +6,7 @@ tested against the original p) is not among them.
 
 import numpy as np
 
+import reference
 from spechub_theory.draft_laws import HUB, IID, WOR, conditional_law
 from spechub_theory.methods import rrs_wor, spechub
 from spechub_theory.methods.base import NodeRule, law_from_rule, normalise_residual, slots_from_sequential, take_last
@@ -19,7 +20,14 @@ Q = np.array([0.4, 0.3, 0.2, 0.1])
 def _error(law, rule_fn, k=2):
     support = law.enumerate(Q, k)
     exact = law_from_rule(rule_fn(P, Q, support.tuples), support.tuples, support.mass, len(P))
+    # the same law by the library-independent brute force (tests/reference.py)
+    output, _, _ = reference.exact_law(lambda p, q, d: _accept_residual(rule_fn(p, q, d)), P, Q, k, law.name)
+    assert np.abs(output - exact.output).max() <= 1e-12
     return exact.max_error(P)
+
+
+def _accept_residual(rule: NodeRule):
+    return rule.accept, rule.residual
 
 
 def test_rrs_wor_without_renormalising_q_is_caught():
