@@ -243,7 +243,7 @@ def _part_trees(config: ReportConfig, fig_dir: Path, runs: list, log) -> tuple:
         log(f"plotting the committed table {committed_path}")
     real = sources.real_tokens_rows(runs)
     if not real:
-        notes.append("no real-model tokens per step (no run summaries)")
+        notes.append("no real-model run in this report (committed pairs have their own figures below)")
     shown = _first_sources(real, _MAX_REAL_PANELS, prefer="T = 0.6")
     if len(shown) < len({r["source"] for r in real}):
         notes.append(f"plotted {len(shown)} of {len({r['source'] for r in real})} real runs (T = 0.6 first); all are in the CSV")
