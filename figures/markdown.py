@@ -11,6 +11,10 @@ from pathlib import Path
 __all__ = ["write_index", "render_index", "CAPTIONS"]
 
 CAPTIONS = {
+    "tokens_per_step_pair": (
+        "Tokens per target forward (accepted drafts + 1) vs token-tree size on one committed real model pair, one panel "
+        "per temperature (seed 0; 95% bootstrap intervals over prompts); binary trees solid, ternary dash-dot; the "
+        "paper's Llama-2-7B + llama-68m points hollow."),
     "acceptance_vs_temperature": (
         "Exact acceptance rate with k = 2 drafts per node vs temperature (applied to both models) for every method and "
         "the optimal-transport optimum, on synthetic LLM-like pairs q = softmax(z/T), p = softmax((z + noise)/T) "
@@ -53,7 +57,7 @@ def render_index(results: dict) -> str:
         lines += [f"## {part['title']}", ""]
         fig = part.get("figure")
         if fig:
-            lines += [f"![{part['title']}]({fig['png']})", "", CAPTIONS.get(part["name"], ""), "",
+            lines += [f"![{part['title']}]({fig['png']})", "", CAPTIONS.get(part["name"], CAPTIONS["tokens_per_step_pair"] if part["name"].startswith("tokens_per_step_") else ""), "",
                       f"Data: [CSV]({fig['csv']}), [JSON]({fig['json']}); vector: [PDF]({fig['pdf']}).", ""]
         if part.get("note") and part["status"] == "done":
             lines += [f"Notes: {part['note']}", ""]

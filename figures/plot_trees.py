@@ -21,7 +21,8 @@ def tree_family(name: str) -> str:
     return "binary" if name.startswith("2^") else "ternary" if name.startswith("3^") else "other"
 
 
-def plot_tokens_per_step(synthetic=None, real=None, paper=None, *, paper_label: str = "paper"):
+def plot_tokens_per_step(synthetic=None, real=None, paper=None, *, paper_label: str = "paper",
+                         title: str = "Tokens per target forward vs token-tree size"):
     """Tokens per step vs tree size; the paper's points drawn hollow in every panel.
 
     Parameters
@@ -36,6 +37,8 @@ def plot_tokens_per_step(synthetic=None, real=None, paper=None, *, paper_label: 
         Reference rows ``{"tree", "nodes", "method", "tokens_per_step"}``.
     paper_label : str
         Legend text of the reference points (model pair, data, temperature).
+    title : str
+        The figure's title (e.g. the model pair of a per-pair figure).
 
     Returns
     -------
@@ -57,7 +60,7 @@ def plot_tokens_per_step(synthetic=None, real=None, paper=None, *, paper_label: 
     if not panels:
         raise ValueError("nothing to plot: `synthetic`, `real` and `paper` are all empty.")
     with new_figure(1, len(panels), width=4.3 * len(panels) + 2.6, height=4.2) as (fig, axes):
-        for ax, (title, rows, key) in zip(axes[0], panels):
+        for ax, (panel, rows, key) in zip(axes[0], panels):
             _lines(ax, rows, key, hollow=False)
             _lines(ax, paper, "tokens_per_step", hollow=True)
             ax.set_xscale("log", base=2)
@@ -65,10 +68,10 @@ def plot_tokens_per_step(synthetic=None, real=None, paper=None, *, paper_label: 
             ax.set_xticks(ticks, [str(t) for t in ticks])
             ax.minorticks_off()
             ax.set_xlabel("tree size (nodes incl. root; log scale)")
-            ax.set_title(title, fontsize=9)
+            ax.set_title(panel, fontsize=9)
         axes[0, 0].set_ylabel("tokens per step (accepted + 1)")
         _legend(fig, axes[0], paper_label if paper else None)
-        fig.suptitle("Tokens per target forward vs token-tree size")
+        fig.suptitle(title)
     return fig
 
 

@@ -101,6 +101,7 @@ def build_report(config: ReportConfig, out_dir, *, progress: bool = True) -> dic
     for run in committed:
         run["label"] = sources.run_label(run["summary"], default=Path(run["path"]).parent.name)
         run["pair_label"] = sources.run_label(run["summary"], default=Path(run["path"]).parent.name, temperature=False)
+        run["committed"] = True
     runs = local_runs + committed
     log(f"{len(committed)} committed run summaries under {results_dir}" if committed else f"no committed results under {results_dir}")
 
@@ -112,7 +113,8 @@ def build_report(config: ReportConfig, out_dir, *, progress: bool = True) -> dic
     log.stage("fraction of the optimum per node")
     parts.append(_timed(_part_fractions, config, fig_dir, sweep, runs, log)[0])
     log.stage("tokens per step vs tree size")
-    parts.append(_timed(_part_trees, config, fig_dir, runs, log)[0])
+    parts.append(_timed(_part_trees, config, fig_dir, [r for r in runs if not r.get("committed")], log)[0])
+    parts.extend(_part_pairs(fig_dir, committed, log))
     log.stage("LP vs fast formula timing")
     parts.append(_timed(_part_lp, config, fig_dir, log)[0])
 
@@ -241,7 +243,7 @@ def _part_trees(config: ReportConfig, fig_dir: Path, runs: list, log) -> tuple:
         log(f"plotting the committed table {committed_path}")
     real = sources.real_tokens_rows(runs)
     if not real:
-        notes.append("no real-model tokens per step (no run summaries)")
+        notes.append("no real-model run in this report (committed pairs have their own figures below)")
     shown = _first_sources(real, _MAX_REAL_PANELS, prefer="T = 0.6")
     if len(shown) < len({r["source"] for r in real}):
         notes.append(f"plotted {len(shown)} of {len({r['source'] for r in real})} real runs (T = 0.6 first); all are in the CSV")
@@ -253,6 +255,41 @@ def _part_trees(config: ReportConfig, fig_dir: Path, runs: list, log) -> tuple:
                               "synthetic": table.to_dict() if table else None})
     summary = {"synthetic": table.to_dict() if table else None, "real": real, "paper": paper}
     return Part("tokens_per_step", title, "done", "; ".join(notes), figure=saved.to_dict(), summary=summary), None
+
+
+def _part_pairs(fig_dir: Path, committed: list, log) -> list:
+    """One figure per committed real model pair: tokens per step vs tree nodes per method, one panel
+    per temperature, 95% intervals, the paper's points hollow (``tokens_per_step_<pair>.*``)."""
+    from .plot_trees import plot_tokens_per_step
+
+    paper = sources.paper_rows()
+    paper_label = "paper (Llama-2-7B + llama-68m,\nCNN, T=0.6; seed-notes 4.1/4.2)"
+    parts = []
+    for pair in dict.fromkeys(r["pair_label"] for r in committed):
+        t0 = time.perf_counter()
+        runs = sorted((r for r in committed if r["pair_label"] == pair),
+                      key=lambda r: (r["summary"].get("meta") or {}).get("config", {}).get("temperature") or 0.0)
+        panels = []
+        for run in runs:
+            temperature = ((run["summary"].get("meta") or {}).get("config") or {}).get("temperature")
+            label = f"T = {temperature:g}" if temperature is not None else run["label"]
+            panels.append({**run, "label": label})
+        real = sources.real_tokens_rows(panels)
+        if not real:
+            continue
+        name = "tokens_per_step_" + _slug(pair.split(" <- ")[0])
+        fig = plot_tokens_per_step(None, real, paper, paper_label=paper_label, title=f"Tokens per step, {pair}")
+        saved = save_figure(fig, fig_dir, name, rows=[{**r, "pair": pair, "kind": "measured"} for r in real]
+                            + [{**r, "kind": "paper", "source": "paper"} for r in paper])
+        log(f"plotted {name} ({len(panels)} temperatures)")
+        parts.append(Part(name, f"Tokens per step on a real pair: {pair}", "done", figure=saved.to_dict(),
+                          seconds=time.perf_counter() - t0, summary={"pair": pair, "real": real}))
+    return parts
+
+
+def _slug(text: str) -> str:
+    """``"Qwen2.5-Coder-1.5B <- 0.5B"`` -> ``"qwen2_5_coder_1_5b_0_5b"`` (a file-name stem)."""
+    return "_".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
 
 
 def _part_lp(config: ReportConfig, fig_dir: Path, log) -> tuple:

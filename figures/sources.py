@@ -113,6 +113,13 @@ def find_runs(folder) -> list:
     return out
 
 
+#: results folder -> (target, draft) for experiments whose argv names staged local files
+KNOWN_PAIRS = {"h200": ("SmolLM2-135M", "distilled 7M draft"),
+               "qwen": ("Qwen2.5-Coder-1.5B-Instruct", "Qwen2.5-Coder-0.5B-Instruct")}
+#: per-node columns of ``nodes.npz`` that are not acceptance rates
+_NODE_META = ("k", "tv", "hub_q", "hub_p", "temperature", "type", "p2", "p3")
+
+
 def _experiment_runs(path: Path, data: dict) -> list:
     """Runs of a validation experiment (``benchmarks/device/experiment.py``): one per temperature
     (seed 0), its node table taken from the sibling ``nodes.npz`` (exact rates at real (p, q))."""
@@ -121,12 +128,15 @@ def _experiment_runs(path: Path, data: dict) -> list:
     meta = data.get("meta") or {}
     argv = meta.get("argv") or []
     pair = {"target": _arg(argv, "--target", "smollm2"), "draft": _arg(argv, "--draft", "smollm2-draft")}
+    if "/" in pair["target"] and path.parent.name in KNOWN_PAIRS:  # staged files on the device: name the pair
+        pair = dict(zip(("target", "draft"), KNOWN_PAIRS[path.parent.name]))
     tables: dict = {}
     if path.with_name("nodes.npz").is_file():
         with np.load(path.with_name("nodes.npz")) as z:
+            k = z["k"] if "k" in z.files else np.full(len(z["temperature"]), 2)  # later drivers: two drafts only
             for t in sorted(set(z["temperature"].tolist())):
-                m = (z["temperature"] == t) & (z["k"] == 2)
-                means = {k: float(np.nanmean(z[k][m])) for k in z.files if k not in ("k", "tv", "hub_q", "hub_p", "temperature")}
+                m = (z["temperature"] == t) & (k == 2)
+                means = {c: float(np.nanmean(z[c][m])) for c in z.files if c not in _NODE_META}
                 tables[float(t)] = {"count": int(m.sum()), "mean": means}
     out, seen = [], set()
     for key, summary in data["summaries"].items():

@@ -112,6 +112,19 @@ def ternary_tables(typed) -> str:
     return "\n".join(lines)
 
 
+def _common_units(cells, T, seeds, methods) -> dict:
+    """The 2^5 cells of ``seeds`` cut to the prompts that every method decoded under that seed (a cell
+    with a missing shard would otherwise pool fewer units than the others)."""
+    out = {}
+    for s in seeds:
+        keys = [(T, s, "2^5", m) for m in methods]
+        shared = set.intersection(*(set(cells.get(k, {})) for k in keys))
+        for k in keys:
+            if shared:
+                out[k] = {i: cells[k][i] for i in sorted(shared)}
+    return out
+
+
 def seed_tables(typed) -> str:
     cells = typed["all"]
     lines = []
@@ -121,11 +134,14 @@ def seed_tables(typed) -> str:
         others = [m for m in methods if m != "spechub"]
         if len(seeds) < 2 or "spechub" not in methods:
             continue
-        lines += [f"**2^5 pooled over seeds {', '.join(map(str, seeds))}, T = {T:g}**", "",
+        common = _common_units(cells, T, seeds, methods)
+        per_seed = ", ".join(f"seed {s}: {len(common.get((T, s, '2^5', methods[0]), {}))}" for s in seeds)
+        lines += [f"**2^5 pooled over seeds {', '.join(map(str, seeds))}, T = {T:g}** (prompts decoded by every "
+                  f"method, so levels and gains use the same units; {per_seed})", "",
                   "| prompts | " + " | ".join(methods) + " | " + " | ".join(f"H − {m}" for m in others) + " |",
                   "|---|" + "---|" * (len(methods) + len(others))]
         for t in _present(typed):
-            c = typed[t]
+            c = _common_units(typed[t], T, seeds, methods)
             ks = {m: [(T, s, "2^5", m) for s in seeds] for m in methods}
             lines.append(f"| {t} | " + " | ".join(tokens_per_step(c, ks[m]) for m in methods) + " | "
                          + " | ".join(gain(c, ks["spechub"], ks[m]) for m in others) + " |")

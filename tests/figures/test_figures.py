@@ -8,6 +8,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,10 +196,33 @@ def test_report_plots_committed_results(tmp_path):
                                 vocab=40, positions=4, gap_pairs=64, gap_vocab=30, gap_bins=4, trees=("2^2",), tree_vocab=6)
     results = build_report(config, tmp_path / "rep", progress=False)
     parts = {p["name"]: p for p in results["parts"]}
-    tps = read_csv(tmp_path / "rep" / parts["tokens_per_step"]["figure"]["csv"])
+    pair = next(p for name, p in parts.items() if name.startswith("tokens_per_step_"))  # committed: one figure per pair
+    tps = read_csv(tmp_path / "rep" / pair["figure"]["csv"])
     assert {r["method"] for r in tps if r["kind"] == "measured"} == {"spechub", "rrs"}
     acc = read_csv(tmp_path / "rep" / parts["acceptance_vs_temperature"]["figure"]["csv"])
     assert any(r["source"] != "synthetic" and r["method"] == "spechub" and float(r["mean"]) == 0.7 for r in acc)
     frac = read_csv(tmp_path / "rep" / parts["optimum_fraction"]["figure"]["csv"])
     real = [float(r["ratio"]) for r in frac if r["method"] == "rrs" and not r["source"].startswith("synthetic")]
     assert real == pytest.approx([0.75, 0.5 / 0.9])
+
+
+def test_report_gives_each_committed_pair_its_own_figure(tmp_path):
+    """The committed H200 results (SmolLM2 in results/h200, Qwen2.5-Coder in results/h200/qwen): one
+    tokens-per-step figure per pair, one panel per temperature, every method with its interval."""
+    from figures.report import _part_pairs
+
+    root = Path(__file__).resolve().parents[2] / "results" / "h200"
+    if not (root / "qwen" / "experiment_summary.json").is_file():
+        pytest.skip("committed H200 results not in this checkout")
+    committed = sources.find_runs(root)
+    for run in committed:
+        run["label"] = sources.run_label(run["summary"])
+        run["pair_label"] = sources.run_label(run["summary"], temperature=False)
+    parts = _part_pairs(tmp_path, committed, lambda *a: None)
+    assert sorted(p.name for p in parts) == ["tokens_per_step_qwen2_5_coder_1_5b_instruct", "tokens_per_step_smollm2_135m"]
+    for part in parts:
+        rows = read_csv(tmp_path / Path(part.figure["csv"]).name)
+        measured = [r for r in rows if r["kind"] == "measured"]
+        assert {r["source"] for r in measured} == {"T = 0.6", "T = 1"}
+        assert {r["method"] for r in measured} == {"spechub", "rrs", "rrs_wor"}
+        assert all(float(r["low"]) <= float(r["value"]) <= float(r["high"]) for r in measured)
