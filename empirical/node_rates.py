@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lp import all_rates
+from lp import all_rates, optimal_acceptance
 from spechub_theory.methods import METHOD_NAMES, METHODS, rrs_wor
 
 __all__ = ["NODE_METHODS", "OPTIMAL_METHODS", "RRS_WOR_RECURSION_MAX_N", "available_node_methods", "node_rates"]
@@ -19,6 +19,8 @@ __all__ = ["NODE_METHODS", "OPTIMAL_METHODS", "RRS_WOR_RECURSION_MAX_N", "availa
 RRS_WOR_RECURSION_MAX_N = rrs_wor.RECURSION_MAX_N
 #: the optimum over couplings for i.i.d. / without-replacement drafts, by method name
 OPTIMAL_METHODS = {"optimal_iid": "iid", "optimal_wor": "wor"}
+#: what a failed optimum raises (recorded as missing, never averaged in)
+_SOLVE_ERRORS = (ValueError, RuntimeError, ArithmeticError)
 #: every name a node row may carry, in report order
 NODE_METHODS = tuple(METHOD_NAMES) + tuple(OPTIMAL_METHODS)
 
@@ -77,8 +79,9 @@ def node_rates(p, q, k, *, methods=None) -> dict:
             continue
         try:
             rates = all_rates(p[rows], q[rows], kk, methods=closed, optima=optimal).acceptance
-        except (ValueError, RuntimeError, ArithmeticError):  # a failed optimum is recorded as missing
+        except _SOLVE_ERRORS:  # a failed optimum is recorded as missing; the others still count
             rates = all_rates(p[rows], q[rows], kk, methods=closed, optima=()).acceptance if closed else {}
+            rates.update({name: _optimum(p[rows], q[rows], kk, name) for name in optimal})
         for name, values in rates.items():
             _fill(out["acceptance"][name], rows, values)
     return out
@@ -89,6 +92,14 @@ def _too_costly(method: str, k: int, n: int) -> bool:
     limit = getattr(METHODS[method], "size_limit", None)
     bound = None if limit is None else limit(k)
     return bound is not None and n > bound
+
+
+def _optimum(p, q, k: int, name: str):
+    """One optimum alone, ``lp.optimal_acceptance`` of its law (``None`` where its solve fails)."""
+    try:
+        return optimal_acceptance(p, q, k, law=OPTIMAL_METHODS[name])
+    except _SOLVE_ERRORS:
+        return None
 
 
 def _fill(column: list, rows, values) -> None:
