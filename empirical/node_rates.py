@@ -1,16 +1,15 @@
 """Exact acceptance of every method (and the optimum) at the verified nodes of a real decoding run.
 
 Convention: p = target, q = draft, last axis = vocabulary; one row per verified node, with the
-node's own k (children count). Rates come from the float64 core (``acceptance_rates``) and
-``lp.optimal_acceptance`` for optimal_iid / optimal_wor.
+node's own k (children count). Rates come from :func:`lp.all_rates` (the float64 core's
+``acceptance_rates`` plus ``lp.optimal_rates`` for optimal_iid / optimal_wor), one call per k.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from lp import optimal_acceptance
-from spechub_theory.acceptance import acceptance_rates
+from lp import all_rates, optimal_acceptance
 from spechub_theory.methods import METHOD_NAMES, METHODS, rrs_wor
 
 __all__ = ["NODE_METHODS", "OPTIMAL_METHODS", "RRS_WOR_RECURSION_MAX_N", "available_node_methods", "node_rates"]
@@ -20,6 +19,8 @@ __all__ = ["NODE_METHODS", "OPTIMAL_METHODS", "RRS_WOR_RECURSION_MAX_N", "availa
 RRS_WOR_RECURSION_MAX_N = rrs_wor.RECURSION_MAX_N
 #: the optimum over couplings for i.i.d. / without-replacement drafts, by method name
 OPTIMAL_METHODS = {"optimal_iid": "iid", "optimal_wor": "wor"}
+#: what a failed optimum raises (recorded as missing, never averaged in)
+_SOLVE_ERRORS = (ValueError, RuntimeError, ArithmeticError)
 #: every name a node row may carry, in report order
 NODE_METHODS = tuple(METHOD_NAMES) + tuple(OPTIMAL_METHODS)
 
@@ -51,8 +52,8 @@ def node_rates(p, q, k, *, methods=None) -> dict:
 
     Notes
     -----
-    Rows sharing k are one batched core call; O(n log n) per row and method for the closed forms;
-    the optimum costs what ``lp.optimal_acceptance`` costs.
+    Rows sharing k are one :func:`lp.all_rates` call; O(n log n) per row and method for the
+    closed forms; the optimum costs what ``lp.optimal_rates`` costs (one sort per row for k = 2).
     """
     names = available_node_methods() if methods is None else tuple(methods)
     unknown = [m for m in names if m not in NODE_METHODS]
@@ -74,12 +75,15 @@ def node_rates(p, q, k, *, methods=None) -> dict:
     for kk in sorted(set(ks.tolist())):
         rows = np.flatnonzero(ks == kk)
         closed = [n for n in names if n in METHOD_NAMES and not _too_costly(n, kk, p.shape[-1])]
-        if closed:
-            rates = acceptance_rates(p[rows], q[rows], kk, methods=closed).acceptance
-            for name, values in rates.items():
-                _fill(out["acceptance"][name], rows, values)
-        for name in optimal:
-            _fill(out["acceptance"][name], rows, _optimum(p[rows], q[rows], kk, OPTIMAL_METHODS[name]))
+        if not closed and not optimal:
+            continue
+        try:
+            rates = all_rates(p[rows], q[rows], kk, methods=closed, optima=optimal).acceptance
+        except _SOLVE_ERRORS:  # a failed optimum is recorded as missing; the others still count
+            rates = all_rates(p[rows], q[rows], kk, methods=closed, optima=()).acceptance if closed else {}
+            rates.update({name: _optimum(p[rows], q[rows], kk, name) for name in optimal})
+        for name, values in rates.items():
+            _fill(out["acceptance"][name], rows, values)
     return out
 
 
@@ -90,14 +94,18 @@ def _too_costly(method: str, k: int, n: int) -> bool:
     return bound is not None and n > bound
 
 
+def _optimum(p, q, k: int, name: str):
+    """One optimum alone, ``lp.optimal_acceptance`` of its law (``None`` where its solve fails)."""
+    try:
+        return optimal_acceptance(p, q, k, law=OPTIMAL_METHODS[name])
+    except _SOLVE_ERRORS:
+        return None
+
+
 def _fill(column: list, rows, values) -> None:
+    """Write ``values`` (shape (len(rows),), or None: out of reach at every row) into ``column``."""
+    if values is None:
+        return
     values = np.atleast_1d(np.asarray(values, dtype=np.float64))
     for r, v in zip(rows, values):
         column[int(r)] = float(v) if np.isfinite(v) else None
-
-
-def _optimum(p, q, k, law):
-    try:
-        return np.asarray(optimal_acceptance(p, q, k, law=law), dtype=np.float64)
-    except (ValueError, RuntimeError, ArithmeticError):  # a failed solve is recorded as missing
-        return np.full(len(p), np.nan)

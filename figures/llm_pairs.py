@@ -1,8 +1,8 @@
 r"""Synthetic LLM-like target/draft logit pairs and the exact rates of every method on them.
 
 Convention: p = target, q = draft, last axis = vocabulary; temperature divides both logits.
-Source: theory.md 3.6 (q = softmax(z), p = softmax(z + noise)); rates from ``acceptance_rates``
-(theory.md 3.4, 4) and, when the ``lp`` package is present, ``lp.optimal_acceptance`` (theory.md 2.3).
+Source: theory.md 3.6 (q = softmax(z), p = softmax(z + noise)); rates from :func:`lp.all_rates`
+(``acceptance_rates``, theory.md 3.4, 4, and the optima of ``lp.optimal_rates``, theory.md 2.3).
 
 Draft logits follow a Zipf-like profile plus Gaussian spread,
 :math:`z(x) = -\mathrm{zipf}\,\log(1 + r(x)) + \mathrm{spread}\,\varepsilon(x)` with rank
@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lp import optimal_acceptance
-from spechub_theory.acceptance import acceptance_rates
+from lp import all_rates
 from spechub_theory.distributions import probs_from_logits
 
 from .style import METHODS, OPTIMA
@@ -87,9 +86,12 @@ def draw_logits(positions: int, n: int, *, noise, zipf=ZIPF, spread=SPREAD, rng=
 def rates_at(p, q, k: int = 2, *, methods=METHODS, optima=OPTIMA) -> MethodRates:
     """Exact acceptance of ``methods`` and of the available ``optima`` at every row of (p, q).
 
+    The numbers are :func:`lp.all_rates`'s; an optimum out of reach at this (n, k) is left out of
+    ``values`` and noted as ``"skipped: <reason>"``, never an error.
+
     Returns
     -------
-    MethodRates (a skipped name, e.g. without the ``lp`` package, is in ``notes`` only).
+    MethodRates (a skipped name is in ``notes`` only).
 
     Examples
     --------
@@ -97,20 +99,15 @@ def rates_at(p, q, k: int = 2, *, methods=METHODS, optima=OPTIMA) -> MethodRates
     >>> {m: round(float(v), 6) for m, v in r.values.items()}
     {'rrs': 0.73, 'spechub': 0.85}
     """
-    result = acceptance_rates(p, q, k, methods=list(methods))
-    rates = dict(result.acceptance)
-    notes = dict(result.notes)
-    opt = optimum_rates(p, q, k, optima=optima)
-    return MethodRates({**rates, **opt.values}, {**notes, **opt.notes})
+    optima = tuple(optima)
+    result = all_rates(p, q, k, methods=methods, optima=optima)
+    values = {name: v for name, v in result.acceptance.items() if v is not None}
+    notes = {name: note for name, note in result.notes.items() if name not in optima}
+    notes.update({name: f"skipped: {result.notes.get(name, 'out of reach')}" for name in optima if name not in values})
+    return MethodRates(values, notes)
 
 
 def optimum_rates(p, q, k: int = 2, *, optima=OPTIMA) -> MethodRates:
-    """:class:`MethodRates` of the optimum per draft law from ``lp.optimal_acceptance``; a law
+    """:class:`MethodRates` of the optimum per draft law (:func:`rates_at` without methods); a law
     without an exact method at this (n, k) becomes a note, never an error."""
-    rates, notes = {}, {}
-    for name in optima:
-        try:
-            rates[name] = np.asarray(optimal_acceptance(p, q, k, law=name.removeprefix("optimal_")), dtype=np.float64)
-        except ValueError as exc:
-            notes[name] = f"skipped: {exc}"
-    return MethodRates(rates, notes)
+    return rates_at(p, q, k, methods=(), optima=optima)

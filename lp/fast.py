@@ -137,6 +137,10 @@ def optimal_acceptance(p, q, k: int = 2, law: str = "iid", *, method: str = "aut
     return _per_row(p, q, k, law, method)
 
 
+#: how ``optimal_rates`` computes optimal_wor at k = 2 (also the torch backend's note)
+PREFIX_NOTE = "sorted-prefix formula (exact on every case tested; the prefix property is unproved, docs/lp.md)."
+
+
 def optimal_rates(p, q, k: int = 2) -> dict:
     """The optima ``bound`` reports: ``{"optimal_iid", "optimal_wor", "notes"}``.
 
@@ -156,8 +160,7 @@ def optimal_rates(p, q, k: int = 2) -> dict:
     k = check_k(k)
     if k == 2 and n >= 2:  # one sort per row serves both laws
         both = _prefix_min_chunked(p, q, 2, ("iid", "wor"))
-        note = "sorted-prefix formula (exact on every case tested; the prefix property is unproved, docs/lp.md)."
-        return {"optimal_iid": both["iid"], "optimal_wor": both["wor"], "notes": {"optimal_wor": note}}
+        return {"optimal_iid": both["iid"], "optimal_wor": both["wor"], "notes": {"optimal_wor": PREFIX_NOTE}}
     out = {"optimal_iid": optimal_acceptance(p, q, k, "iid"), "optimal_wor": None, "notes": {}}
     if k > n:
         out["notes"]["optimal_wor"] = f"k = {k} distinct drafts need n >= k; n = {n}."

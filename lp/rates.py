@@ -2,7 +2,8 @@
 
 Convention: p = target, q = draft, last axis = vocabulary, leading axes = positions; float64.
 The numpy entry point behind ``spechub bound``, the figures and the decoder's node table (the
-torch twin is :func:`lp.fast_torch.all_rates_torch`). Source: theory.md 3.4-3.5, 4; docs/lp.md.
+torch twin, same name and signature, is :func:`empirical.node_rates_torch.all_rates`).
+Source: theory.md 3.4-3.5, 4; docs/lp.md.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 A decoding job of the driver walks its trees with :class:`NodeCapture`, a torch engine that also
 keeps, for every verified node of every row, the real (p, q) where they already are (the model's
 device), and turns them, 64 at a time, into per-node scalars with
-:func:`empirical.node_rates_torch.node_rates_k2` (every method and both optima, n = vocabulary).
+:func:`empirical.node_rates_torch.all_rates` (every method and both optima, n = vocabulary) and
+:func:`~empirical.node_rates_torch.node_scalars` (q(a), p(a), P2, P3).
 Walks, tokens and randomness are those of ``empirical.engines.TorchEngine`` (same function), so the
 job's prompts count as an ordinary decoding cell as well. Only scalars leave the device: a node
 costs ~60 bytes in ``nodes.npz`` instead of 2.4 MB of laws.
@@ -17,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from empirical import engines, fast_verify
-from empirical.node_rates_torch import DEVICE_NODE_METHODS, node_rates_k2
+from empirical.node_rates_torch import DEVICE_NODE_METHODS, all_rates, node_scalars
+from lp import OPTIMA
 
 __all__ = ["NodeCapture", "register", "save_nodes"]
 
@@ -66,7 +68,11 @@ class NodeCapture(engines.TorchEngine):
 
         if not self._meta:
             return
-        rates = node_rates_k2(torch.cat(self._p), torch.cat(self._q), self.methods, chunk=_CHUNK)
+        p, q = torch.cat(self._p), torch.cat(self._q)
+        found = all_rates(p, q, 2, methods=[m for m in self.methods if m not in OPTIMA],
+                          optima=[m for m in self.methods if m in OPTIMA], chunk=_CHUNK)
+        rates = {"tv": found.tv, **node_scalars(p, q, chunk=_CHUNK)}
+        rates.update({m: np.full(len(found.tv), np.nan) if v is None else v for m, v in found.acceptance.items()})
         meta = np.asarray(self._meta, dtype=np.int64)
         rates.update(prompt_index=meta[:, 0], node=meta[:, 1], slot=meta[:, 2])
         for key, value in rates.items():
