@@ -44,7 +44,7 @@ def build_parser(argv_command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spechub",
         description="Theory of multi-draft speculative decoding, computable and checked. "
-        "Method names everywhere: single, rrs, rrs_wor, kseq, spechub, khisti_is, optimal_iid, optimal_wor; "
+        "Method names everywhere: single, rrs, rrs_wor, kseq, spechub, khisti_is, optimal (verifiers); optimal_iid, optimal_wor (the LP optima); "
         "sequence-level (spechub tree, spechub decode): block, traversal.",
         epilog="Examples:\n  spechub bound --p 0.4,0.4,0.2 --q 0.7,0.2,0.1 --k 2\n  spechub report --quick\n"
         "Run 'spechub <command> --help' for each command's options.",

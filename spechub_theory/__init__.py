@@ -1,8 +1,9 @@
 r"""spechub-theory: the theory of multi-draft speculative decoding, computable and checked.
 
 Convention everywhere: ``p`` = target, ``q`` = draft, last axis = vocabulary, float64; ``k`` drafts
-per node; the hub ``a = argmax q``. Method names: single, rrs, rrs_wor, kseq, spechub (plus
-optimal_iid, optimal_wor from ``lp``). **Tokens per step** = accepted drafts + 1 (the bonus or
+per node; the hub ``a = argmax q``. Method names: single, rrs, rrs_wor, kseq, spechub, khisti_is,
+optimal (node-level verifiers); block, traversal (sequence-level, :mod:`.trees.sequence_rules`);
+optimal_iid, optimal_wor (the LP optima, from ``lp``). **Tokens per step** = accepted drafts + 1 (the bonus or
 residual token), per target forward.
 
 This package imports numpy and scipy only (no torch, transformers or matplotlib).
