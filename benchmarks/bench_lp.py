@@ -48,8 +48,8 @@ def timed(fn) -> tuple[float, float]:
 
 def part1(limit: float, budget: float) -> dict:
     methods = {
-        "textbook_lp": lambda law, p, q, k: lp.solve(law, p, q, k, solver="cvxpy").value,
-        "reduced_lp": lambda law, p, q, k: lp.solve(law, p, q, k).value,
+        "textbook_lp": lambda law, p, q, k: lp.solve(p, q, k, law=law, solver="cvxpy").value,
+        "reduced_lp": lambda law, p, q, k: lp.solve(p, q, k, law=law).value,
         "bruteforce_cut": lambda law, p, q, k: lp.optimal_acceptance(p, q, k, law, method="cut"),
         "fast": lambda law, p, q, k: lp.optimal_acceptance(p, q, k, law),
     }

@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     df = len(P3) - 1
     crit = stats.chi2.isf(1e-3, df)
     for name, mutant in MUTANTS.items():
-        out = output_law(mutant, P3, Q3, 2).output
+        out = output_law(P3, Q3, 2, method=mutant).output
         tv = 0.5 * float(np.abs(out - P3).sum())
         chi2_distance = float(((out - P3) ** 2 / P3).sum())
         N = sample_size_for(P3, tv, 1e-3, 0.99)

@@ -1,4 +1,4 @@
-r"""One entry point for the optimal-transport LP of a draft law: ``lp.solve(law, p, q, k)``.
+r"""One entry point for the optimal-transport LP of a draft law: ``lp.solve(p, q, k, law=law)``.
 
 Convention: p = target, q = draft, last axis = vocabulary. Source: theory.md 2.1-2.3, 3.5.
 The law is a name (its support enumerated from q and k) or an explicit ``DraftSupport``.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from spechub_theory.argorder import refuses_old_order
 from spechub_theory.distributions import check_distribution, check_k, check_pq
 from spechub_theory.draft_laws import DraftLaw, DraftSupport, get_law
 
@@ -20,7 +21,8 @@ __all__ = ["solve", "SOLVERS"]
 SOLVERS = ("highs", "cvxpy")
 
 
-def solve(law, p, q=None, k=None, *, solver: str = "highs") -> OptimumResult:
+@refuses_old_order("p", "lp.solve(p, q, k, law={name!r})", keyword="law")
+def solve(p, q=None, k=None, *, law, solver: str = "highs") -> OptimumResult:
     r"""Optimal acceptance of a draft law against ``p``, with the optimal plan and a certificate.
 
     .. math:: \alpha^*(Q, p) = \max_{\pi \in \Pi(Q, p)} \pi\big(y \in S(\bar x)\big)
@@ -28,15 +30,16 @@ def solve(law, p, q=None, k=None, *, solver: str = "highs") -> OptimumResult:
 
     Parameters
     ----------
-    law : {"iid", "wor", "hub", "hubset"} or DraftLaw or DraftSupport
-        A draft-law name (needs ``q`` and ``k``) or an explicit enumeration whose tuples index
-        ``p`` (then ``q`` and ``k`` must be omitted).
     p : array_like, shape (n,)
         Target distribution.
     q : array_like, shape (n,), optional
         Draft distribution (with a law name).
     k : int, optional
         Drafts per node (with a law name).
+    law : {"iid", "wor", "hub", "hubset"} or DraftLaw or DraftSupport, keyword-only
+        A draft-law name (needs ``q`` and ``k``: ``solve(p, q, k, law="wor")``) or an explicit
+        enumeration whose tuples index ``p`` (then ``q`` and ``k`` are omitted:
+        ``solve(p, law=support)``).
     solver : {"highs", "cvxpy"} or "cvxpy:<SOLVER>"
         "highs": the reduced LP (at most k n^k variables, scipy only); "cvxpy": the textbook LP
         over supp(Q) x V (n^{k+1} variables; HiGHS inside cvxpy when installed, else CLARABEL/ECOS).
@@ -49,6 +52,8 @@ def solve(law, p, q=None, k=None, *, solver: str = "highs") -> OptimumResult:
 
     Raises
     ------
+    TypeError
+        A law name or support in the place of ``p`` (the old order ``solve(law, p, q, k)``).
     ValueError
         Bad p, q, k, law or solver; a support whose tuples are out of range or masses not summing to 1.
     SolverError
@@ -62,7 +67,7 @@ def solve(law, p, q=None, k=None, *, solver: str = "highs") -> OptimumResult:
 
     Examples
     --------
-    >>> res = solve("wor", [.3, .3, .4], [.6, .3, .1], 2)      # theory.md 6.1, E2: 25/28
+    >>> res = solve([.3, .3, .4], [.6, .3, .1], 2, law="wor")      # theory.md 6.1, E2: 25/28
     >>> round(res.value, 6), res.certificate.tokens.tolist(), res.status
     (0.892857, [0, 1], 'optimal')
     """

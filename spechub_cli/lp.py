@@ -60,7 +60,7 @@ def run(args) -> int:
                 raise ValueError("`--solver closed-form` exists for `--law hub` (or hubset) only.")
             result = hub_coupling(p, q, args.k)
         else:
-            result = solve(args.law, p, q, args.k, solver=args.solver)
+            result = solve(p, q, args.k, law=args.law, solver=args.solver)
         result.check(atol=1e-8)
     except SolverError as exc:
         print(f"spechub lp: error: {exc}", file=sys.stderr)

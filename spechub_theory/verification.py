@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .argorder import refuses_old_order
 from .distributions import check_k, check_pq
 from .methods import get_method
 from .methods.base import ExactLaw, Verification, law_from_rule, verify_from_rule
@@ -26,18 +27,25 @@ def check_method_k(method, k, n: int | None = None) -> int:
     return k
 
 
-def sample_drafts(method, q, k: int, *, size=None, rng=None) -> np.ndarray:
-    """Draw draft tuples from the method's draft law (see :meth:`DraftLaw.sample`)."""
+@refuses_old_order("q", "sample_drafts(q, k, method={name!r})")
+def sample_drafts(q, k: int, *, method, size=None, rng=None) -> np.ndarray:
+    """Draw draft tuples from the method's draft law (see :meth:`DraftLaw.sample`).
+
+    Raises ``TypeError`` when a method name is passed as ``q`` (the old order
+    ``sample_drafts(method, q, k)``).
+    """
     m = get_method(method)
     return m.LAW.sample(q, check_method_k(m, k), size=size, rng=rng)
 
 
-def verify(method, p, q, drafts, u) -> Verification:
+@refuses_old_order("p", "verify(p, q, drafts, u, method={name!r})")
+def verify(p, q, drafts, u, *, method) -> Verification:
     """Verify drafts (..., k) against (p, q) with explicit uniforms ``u`` (..., k + 1) in [0, 1).
 
     ``u[..., j]`` tests slot j in order (against P(slot j | slots < j rejected)), ``u[..., k]``
     samples the residual. Returns the emitted token and the accepted slot (-1 when rejected).
     Feeding the same uniforms to two implementations gives identical outputs. O(k n) per node.
+    Raises ``TypeError`` when a method name is passed as ``p`` (the old order ``verify(method, p, ...)``).
     """
     m = get_method(method)
     p, q = check_pq(p, q)
@@ -48,7 +56,8 @@ def verify(method, p, q, drafts, u) -> Verification:
     return verify_from_rule(m.rule(p, q, drafts), drafts, u)
 
 
-def output_law(method, p, q, k: int) -> ExactLaw:
+@refuses_old_order("p", "output_law(p, q, k, method={name!r})")
+def output_law(p, q, k: int, *, method) -> ExactLaw:
     """Exact law of the emitted token, acceptance and positional split at one node.
 
     Enumerates the method's draft law (O(n^k) tuples) and averages its node rule: for a lossless
@@ -56,9 +65,12 @@ def output_law(method, p, q, k: int) -> ExactLaw:
 
     Examples
     --------
-    >>> law = output_law("spechub", [.4, .4, .2], [.7, .2, .1], 2)
+    >>> law = output_law([.4, .4, .2], [.7, .2, .1], 2, method="spechub")
     >>> round(law.acceptance, 6), round(law.max_error([.4, .4, .2]), 12)
     (1.0, 0.0)
+
+    A method name in the place of ``p`` (the old order ``output_law(method, p, q, k)``) raises
+    ``TypeError`` naming the new order.
     """
     m = get_method(method)
     p, q = check_pq(p, q)

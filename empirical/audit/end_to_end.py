@@ -174,7 +174,7 @@ class HFGenerate:
 class ReferenceGenerate:
     """The project's reference end to end: :class:`~empirical.audit.generator_level.ReferenceGenerator`
     proposes two tokens, the target's processed laws verify them with the numpy core
-    (``verify("single", ...)`` per position, then the bonus token). Laws memoised per context."""
+    (``verify(..., method="single")`` per position, then the bonus token). Laws memoised per context."""
 
     NAME = "reference-generate"
 
@@ -192,7 +192,7 @@ class ReferenceGenerate:
         ctx, out = tuple(self.proposer.context), []
         for j in range(2):
             p = self.verifier.law(ctx)
-            v = verify("single", p, q[j], drafts[j : j + 1][None], rng.random((1, 2)))
+            v = verify(p, q[j], drafts[j : j + 1][None], rng.random((1, 2)), method="single")
             out.append(int(v.token[0]))
             if v.slot[0] < 0:  # rejected: the next token comes from the target after the residual
                 while len(out) < 2:

@@ -37,7 +37,7 @@ PER_ROW_CHUNK = 1 << 11
 
 class ReferenceVerifier:
     """The project's reference: standard speculative sampling of the first position with the numpy
-    core (``spechub_theory.verification.verify("single", ...)``), batched. O(log n) per trial."""
+    core (``spechub_theory.verification.verify(..., method="single")``), batched. O(log n) per trial."""
 
     NAME = "reference"
     audit_input = "probs"
@@ -47,7 +47,7 @@ class ReferenceVerifier:
         from spechub_theory.verification import verify
 
         u = rng.random((len(drafts), 2))
-        return verify("single", target_probs[0], draft_probs[0], drafts[:, :1], u).token
+        return verify(target_probs[0], draft_probs[0], drafts[:, :1], u, method="single").token
 
 
 class HFSpeculativeSampling:
@@ -123,7 +123,7 @@ def audit_function(sampler, case: FunctionCase, *, tv: float = 0.01, alpha: floa
     if all(hasattr(sampler, a) for a in ("NAME", "LAW", "rule")):
         from spechub_theory.verification import output_law
 
-        law = output_law(sampler, case.p[0], case.q[0], 1).output
+        law = output_law(case.p[0], case.q[0], 1, method=sampler).output
         return exact_audit(law, case.p[0], level="function", sampler=label, seconds=time.perf_counter() - start,
                            settings=settings)
     check_sizing(tv, alpha, power)

@@ -5,7 +5,7 @@ Convention: p = target, q = draft, last axis = vocabulary; each mutant looks lik
 :func:`spechub_theory.verification.verify`. Source: theory.md 3.3-3.4, 4.2-4.3; seed-notes 1.5.
 
 Each mutant is a plausible implementation bug; its exact output law (by enumeration,
-``output_law(mutant, p, q, k)``) differs from p on the documented cases, so a lossless test that
+``output_law(p, q, k, method=mutant)``) differs from p on the documented cases, so a lossless test that
 passes them has no power. Use them in your own test suite::
 
     for mutant in MUTANTS.values():
@@ -59,7 +59,7 @@ class Mutant:
         """Verify like :func:`spechub_theory.verification.verify` (same uniforms convention)."""
         from ..verification import verify
 
-        return verify(self, p, q, drafts, u)
+        return verify(p, q, drafts, u, method=self)
 
     def __repr__(self) -> str:
         return f"<mutant {self.NAME!r}: {self.DESCRIPTION}>"

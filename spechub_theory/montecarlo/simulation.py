@@ -342,6 +342,6 @@ def _exact(ver: Verifier, p, q, k):
         costly = hasattr(m, "acceptance_bounded") and k > 2 and len(p) > EXACT_RRS_WOR_MAX_N
         return rate, None if costly else np.asarray(m.positional(p, q, k), dtype=np.float64)
     if len(p) ** (k + 1) <= EXACT_ENUMERATION_ENTRIES:
-        law = output_law(m, p, q, k)
+        law = output_law(p, q, k, method=m)
         return law.acceptance, law.positional
     return None, None

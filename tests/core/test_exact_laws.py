@@ -26,7 +26,7 @@ def test_output_law_is_target_and_closed_forms_agree(method, pq, k):
     p, q = pq
     kk = _ks(method, len(p), k)
     assume(kk is not None)
-    law = output_law(method, p, q, kk)
+    law = output_law(p, q, kk, method=method)
     assert law.max_error(p) <= ATOL
     assert 0.0 <= law.acceptance <= 1.0 + ATOL
     m = METHODS[method]
@@ -69,7 +69,7 @@ def test_batched_rates_equal_row_by_row():
 def test_spechub_onehot_q_has_no_nan():
     p = np.array([0.2, 0.5, 0.3, 0.0])
     q = np.array([0.0, 1.0, 0.0, 0.0])
-    law = output_law("spechub", p, q, 2)
+    law = output_law(p, q, 2, method="spechub")
     assert law.max_error(p) <= ATOL
     # second draft is uniform on V minus {a} (documented fallback): min(1, p(a) + sum min(p, 1/3))
     expected = min(1.0, 0.5 + min(0.2, 1 / 3) + min(0.3, 1 / 3) + 0.0)
@@ -90,6 +90,6 @@ def test_rrs_wor_tiny_remaining_mass_no_cancellation():
     """q(a) = 1 - 1e-13: 1 - q(a) computed as the sum of the others keeps RRS w/o exact."""
     q = np.array([1 - 2e-13, 1e-13, 1e-13])
     p = np.array([0.2, 0.5, 0.3])
-    law = output_law("rrs_wor", p, q, 2)
+    law = output_law(p, q, 2, method="rrs_wor")
     assert float(METHODS["rrs_wor"].acceptance(p, q, 2)) == pytest.approx(law.acceptance, abs=1e-9)
     assert law.max_error(p) <= 1e-9

@@ -59,15 +59,15 @@ def test_worked_example_e1():
     i.i.d. optimum .91)."""
     p, q = [.4, .4, .2], [.7, .2, .1]
     assert float(khisti_is.acceptance(p, q, 2)) == pytest.approx(0.816667, abs=1e-6)
-    assert output_law("khisti_is", p, q, 2).max_error(p) <= ATOL
+    assert output_law(p, q, 2, method="khisti_is").max_error(p) <= ATOL
 
 
 def test_one_hot_and_zero_weight_drafts_have_no_nan():
     p, q = np.array([0.0, 1.0, 0.0]), np.array([0.5, 0.0, 0.5])  # every draft has p = 0
-    law = output_law("khisti_is", p, q, 2)
+    law = output_law(p, q, 2, method="khisti_is")
     assert law.acceptance == 0.0 and law.max_error(p) <= ATOL
     p, q = np.array([1.0, 0.0]), np.array([1.0, 0.0])
-    assert output_law("khisti_is", p, q, 3).acceptance == pytest.approx(1.0, abs=ATOL)
+    assert output_law(p, q, 3, method="khisti_is").acceptance == pytest.approx(1.0, abs=ATOL)
 
 
 def test_rate_refuses_beyond_its_cost_and_acceptance_rates_omits_it():

@@ -56,7 +56,7 @@ def _assert_coupled(method, p, q, drafts, u, fast):
     """Same accept decisions and tokens as `verify` with the same uniforms; a residual token may
     differ only for RRS w/o replacement k = 2, whose fast path inverts the residual CDF in
     another token order (same law): there it must lie in the residual's support."""
-    ref = verify(method, p, q, drafts, u)
+    ref = verify(p, q, drafts, u, method=method)
     np.testing.assert_array_equal(fast.slot, ref.slot)
     if getattr(method, "NAME", method) == "rrs_wor" and drafts.shape[-1] == 2:
         np.testing.assert_array_equal(fast.token[ref.slot >= 0], ref.token[ref.slot >= 0])
@@ -69,7 +69,7 @@ def _assert_coupled(method, p, q, drafts, u, fast):
 
 def test_user_callable_gives_the_same_counts_as_the_method():
     def my_rrs(p, q, drafts, u):
-        return verify("rrs", p, q, drafts, u)
+        return verify(p, q, drafts, u, method="rrs")
 
     a = simulate(P3, Q3, 2, method=my_rrs, law="iid", n_trials=50000, rng=3, batch=10000)
     b = simulate(P3, Q3, 2, method="rrs", n_trials=50000, rng=3, batch=10000)
@@ -80,7 +80,7 @@ def test_user_callable_gives_the_same_counts_as_the_method():
 
 def test_user_law_as_a_callable():
     def hub_sampler(q, k, size, rng):
-        return sample_drafts("spechub", q, k, size=size, rng=rng)
+        return sample_drafts(q, k, method="spechub", size=size, rng=rng)
 
     r = simulate(P3, Q3, 2, method="spechub", law=hub_sampler, n_trials=20000, rng=1)
     assert r.exact is None and abs(r.acceptance - 0.766667) < 0.02
@@ -96,7 +96,7 @@ def test_result_does_not_depend_on_workers():
 def test_mutant_exact_rate_comes_from_enumeration():
     m = MUTANTS["rrs_skip_duplicates"]
     r = simulate(P3, Q3, 2, method=m, n_trials=40000, rng=2)
-    assert r.exact == pytest.approx(output_law(m, P3, Q3, 2).acceptance)
+    assert r.exact == pytest.approx(output_law(P3, Q3, 2, method=m).acceptance)
     assert r.confidence_interval(0.999).contains(r.exact)
     assert not matches_target(r, P3, alpha=1e-3).passed  # TV 0.027 is seen at N = 40,000
 
@@ -119,13 +119,13 @@ def test_wilson_interval_brackets_and_rejects_bad_input():
 
 def test_errors_name_the_argument():
     with pytest.raises(ValueError, match="no draft law: pass `law=`"):
-        simulate(P3, Q3, 2, method=lambda p, q, d, u: verify("rrs", p, q, d, u), n_trials=10)
+        simulate(P3, Q3, 2, method=lambda p, q, d, u: verify(p, q, d, u, method="rrs"), n_trials=10)
     with pytest.raises(ValueError, match="`n_trials` must be an integer >= 1"):
         simulate(P3, Q3, 2, method="rrs", n_trials=0)
     with pytest.raises(ValueError, match="verifies exactly 1 draft"):
         simulate(P3, Q3, 2, method="single", n_trials=10)
     with pytest.raises(ValueError, match="token outside"):
-        simulate(P3, Q3, 2, method=lambda p, q, d, u: type(verify("rrs", p, q, d, u))(d[:, 0] + 4, d[:, 0] * 0), law="iid", n_trials=10)
+        simulate(P3, Q3, 2, method=lambda p, q, d, u: type(verify(p, q, d, u, method="rrs"))(d[:, 0] + 4, d[:, 0] * 0), law="iid", n_trials=10)
     with pytest.raises(TypeError, match="`verifier` must be"):
         simulate(P3, Q3, 2, method=3, n_trials=10)
     with pytest.raises(ValueError, match="one pair p, q"):
@@ -186,7 +186,7 @@ def test_rrs_wor_fast_path_edge_cases_equal_verify(case):
     else:
         p[[0, 3]], q[[1, 3]] = 0.0, 0.0
         p, q = p / p.sum(), q / q.sum()
-    drafts = sample_drafts("rrs_wor", q, 2, size=20000, rng=rng)
+    drafts = sample_drafts(q, 2, method="rrs_wor", size=20000, rng=rng)
     u = rng.random((20000, 3))
     _assert_coupled("rrs_wor", p, q, drafts, u, _verify_chunk(resolve_verifier("rrs_wor"), p, q, drafts, u))
     r = simulate(p, q, 2, method="rrs_wor", n_trials=200_000, rng=1)

@@ -77,7 +77,7 @@ def _check_plan(p, q, k, plan):
 def test_output_law_acceptance_and_selection_law_are_exact(pq, k):
     """Oracle 1 (enumeration) and oracle 2 (the LP and its fast optimum)."""
     p, q = check_pq(*pq)
-    law = output_law("optimal", p, q, k)
+    law = output_law(p, q, k, method="optimal")
     assert law.max_error(p) <= ATOL
     fast = float(lp.optimal_acceptance(p, q, k, "iid"))
     assert law.acceptance == pytest.approx(fast, abs=ATOL)
@@ -96,7 +96,7 @@ def test_acceptance_equals_the_lp_optimum(pq, k):
     p, q = check_pq(*pq)
     if k == 3 and len(p) > 4:
         k = 2
-    assert float(optimal.acceptance(p, q, k)) == pytest.approx(lp.solve("iid", p, q, k).value, abs=1e-8)
+    assert float(optimal.acceptance(p, q, k)) == pytest.approx(lp.solve(p, q, k, law="iid").value, abs=1e-8)
 
 
 @given(pq=pairs(max_n=6))
@@ -117,7 +117,7 @@ def test_one_draft_is_plain_speculative_sampling(pq):
 ])
 def test_edge_cases(p, q, k):
     p, q = check_pq(p, q)
-    law = output_law("optimal", p, q, k)
+    law = output_law(p, q, k, method="optimal")
     assert law.max_error(p) <= ATOL
     assert law.acceptance == pytest.approx(float(lp.optimal_acceptance(p, q, k, "iid")), abs=ATOL)
     plan = optimal.plan(p, q, k)
@@ -186,7 +186,7 @@ def test_direct_path_agrees_in_law():
 def test_mutants_are_caught_exactly_and_statistically(name):
     mutant = MUTANTS[name]
     p, q = np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.4, 0.3, 0.2, 0.1])
-    tv = 0.5 * float(np.abs(output_law(mutant, p, q, 2).output - p).sum())
+    tv = 0.5 * float(np.abs(output_law(p, q, 2, method=mutant).output - p).sum())
     assert tv > 0.02
     with pytest.raises(AssertionError, match="not lossless"):
         assert_lossless(mutant, p, q, 2, tv=tv, rng=7)

@@ -14,10 +14,10 @@ Q = np.array([0.4, 0.3, 0.2, 0.1])
 def test_same_uniforms_same_output(method):
     k = METHODS[method].FIXED_K or 2
     rng = np.random.default_rng(0)
-    drafts = sample_drafts(method, Q, k, size=1000, rng=rng)
+    drafts = sample_drafts(Q, k, method=method, size=1000, rng=rng)
     u = rng.random((1000, k + 1))
-    a = verify(method, P, Q, drafts, u)
-    b = verify(method, P, Q, drafts, u.copy())
+    a = verify(P, Q, drafts, u, method=method)
+    b = verify(P, Q, drafts, u.copy(), method=method)
     assert (a.token == b.token).all() and (a.slot == b.slot).all()
     # accepted <=> the token is one of the drafts in the accepted slot
     acc = a.slot >= 0
@@ -32,9 +32,9 @@ def test_monte_carlo_agrees_with_exact_law(method):
     k = METHODS[method].FIXED_K or 2
     rng = np.random.default_rng(1)
     N = 200_000
-    drafts = sample_drafts(method, Q, k, size=N, rng=rng)
-    res = verify(method, P, Q, drafts, rng.random((N, k + 1)))
-    exact = output_law(method, P, Q, k)
+    drafts = sample_drafts(Q, k, method=method, size=N, rng=rng)
+    res = verify(P, Q, drafts, rng.random((N, k + 1)), method=method)
+    exact = output_law(P, Q, k, method=method)
     rate = res.accepted.mean()
     assert abs(rate - exact.acceptance) <= 5 * np.sqrt(exact.acceptance * (1 - exact.acceptance) / N) + 1e-12
     counts = np.bincount(res.token, minlength=4)
@@ -43,10 +43,24 @@ def test_monte_carlo_agrees_with_exact_law(method):
 
 def test_verify_checks_inputs():
     with pytest.raises(ValueError, match="k \\+ 1 = 3 uniforms"):
-        verify("rrs", P, Q, np.array([[0, 1]]), np.zeros((1, 2)))
+        verify(P, Q, np.array([[0, 1]]), np.zeros((1, 2)), method="rrs")
     with pytest.raises(ValueError, match="token ids in \\[0, 4\\)"):
-        verify("rrs", P, Q, np.array([[0, 9]]), np.zeros((1, 3)))
+        verify(P, Q, np.array([[0, 9]]), np.zeros((1, 3)), method="rrs")
     with pytest.raises(ValueError, match="exactly 1 draft"):
-        verify("single", P, Q, np.array([[0, 1]]), np.zeros((1, 3)))
+        verify(P, Q, np.array([[0, 1]]), np.zeros((1, 3)), method="single")
     with pytest.raises(ValueError, match="did you mean 'rrs_wor'"):
-        verify("rrsw", P, Q, np.array([[0, 1]]), np.zeros((1, 3)))
+        verify(P, Q, np.array([[0, 1]]), np.zeros((1, 3)), method="rrsw")
+
+
+@pytest.mark.parametrize(
+    "call, new_order",
+    [
+        (lambda: output_law("spechub", P, Q, 2), r"output_law\(p, q, k, method='spechub'\)"),
+        (lambda: verify("rrs", P, Q, np.array([[0, 1]]), np.zeros((1, 3))), r"verify\(p, q, drafts, u, method='rrs'\)"),
+        (lambda: sample_drafts("rrs", Q, 2), r"sample_drafts\(q, k, method='rrs'\)"),
+        (lambda: output_law(METHODS["kseq"], P, Q, 2), r"output_law\(p, q, k, method='kseq'\)"),
+    ],
+)
+def test_old_argument_order_is_refused_with_the_new_order(call, new_order):
+    with pytest.raises(TypeError, match="`[pq]` must be an array of probabilities; got the .* now a keyword: " + new_order):
+        call()

@@ -43,7 +43,7 @@ def test_reduced_lp_equals_bruteforce_cut_equals_fast(pq, k, law):
     assume(_valid(law, k, len(p)))
     support = get_law(law).enumerate(q, k)
     cut = min_cut(support, p).value
-    res = lp.solve(law, p, q, k).check()
+    res = lp.solve(p, q, k, law=law).check()
     assert res.value == pytest.approx(cut, abs=1e-8)
     if law != "wor" or k <= 2:
         assert float(lp.optimal_acceptance(p, q, k, law)) == pytest.approx(cut, abs=1e-8)
@@ -58,8 +58,8 @@ def test_textbook_lp_equals_reduced_lp(pq, k, law):
     pytest.importorskip("cvxpy")
     p, q = pq
     assume(_valid(law, k, len(p)) and not (k == 3 and len(p) > 5))
-    textbook = lp.solve(law, p, q, k, solver="cvxpy").check(atol=1e-8)
-    assert textbook.value == pytest.approx(lp.solve(law, p, q, k).value, abs=1e-8)
+    textbook = lp.solve(p, q, k, law=law, solver="cvxpy").check(atol=1e-8)
+    assert textbook.value == pytest.approx(lp.solve(p, q, k, law=law).value, abs=1e-8)
 
 
 @given(pq=pairs(max_n=7, min_n=2), k=st.integers(1, 3))
@@ -81,7 +81,7 @@ def test_worked_example_optima(k, name):
     p, q = WORKED_EXAMPLES[name][:2]
     for law, expected in zip(LAWS, OPTIMA[k][name]):
         assert round(float(lp.optimal_acceptance(p, q, k, law, method="cut")), 6) == pytest.approx(expected, abs=1e-12)
-        assert round(lp.solve(law, p, q, k).value, 6) == pytest.approx(expected, abs=1e-12)
+        assert round(lp.solve(p, q, k, law=law).value, 6) == pytest.approx(expected, abs=1e-12)
         if law != "wor" or k == 2:
             assert round(float(lp.optimal_acceptance(p, q, k, law)), 6) == pytest.approx(expected, abs=1e-12)
 
@@ -89,7 +89,7 @@ def test_worked_example_optima(k, name):
 def test_hub_counterexample_is_not_a_sorted_prefix():
     p, q, expected = HUB_COUNTEREXAMPLE
     assert round(float(lp.optimal_acceptance(p, q, 2, "hub")), 6) == expected
-    assert round(lp.solve("hub", p, q, 2).value, 6) == expected
+    assert round(lp.solve(p, q, 2, law="hub").value, 6) == expected
     assert round(lp.hub_coupling(p, q, 2).value, 6) == expected
     # the trap: the best p/q-sorted prefix for the hub law's own P(S subset A) gives 1.0
     support = get_law("hub").enumerate(q, 2)

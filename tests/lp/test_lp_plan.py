@@ -30,7 +30,7 @@ def _output_law_of_plan(res: OptimumResult) -> np.ndarray:
 def test_lp_plan_read_as_verifier_is_lossless(pq, k, law):
     p, q = pq
     assume(law == "iid" or k <= len(p))
-    res = lp.solve(law, p, q, k).check()
+    res = lp.solve(p, q, k, law=law).check()
     np.testing.assert_allclose(_output_law_of_plan(res), p, atol=1e-12)
     for i in range(len(res.support.mass)):  # each conditional is a distribution
         assert res.conditional(i).sum() == pytest.approx(1.0, abs=1e-12)
@@ -38,7 +38,7 @@ def test_lp_plan_read_as_verifier_is_lossless(pq, k, law):
 
 def test_plan_sampled_as_verifier_matches_p_and_acceptance():
     p, q = np.array([.3, .3, .4]), np.array([.6, .3, .1])
-    res = lp.solve("wor", p, q, 2)
+    res = lp.solve(p, q, 2, law="wor")
     draws = res.sample(200_000, rng=1)
     freq = np.bincount(draws["token"], minlength=3) / 200_000
     se = np.sqrt(p * (1 - p) / 200_000)
@@ -54,7 +54,7 @@ def test_hub_coupling_is_optimal_and_exact(pq, k, residual):
     res = lp.hub_coupling(p, q, k, residual=residual).check(atol=1e-12)
     assert res.solver == "closed-form" and res.status == "optimal"
     assert res.value == pytest.approx(float(spechub.acceptance(p, q, k)), abs=1e-12)
-    assert res.value == pytest.approx(lp.solve("hub", p, q, k).value, abs=1e-9)
+    assert res.value == pytest.approx(lp.solve(p, q, k, law="hub").value, abs=1e-9)
 
 
 @given(pq=pairs(max_n=6, min_n=2))
@@ -62,9 +62,9 @@ def test_core_hub_verifier_realises_an_optimal_plan(pq):
     """The core's SpecHub rule (every rejection emits the common residual) is an LP-optimal plan."""
     p, q = pq
     plan = lp.hub_coupling(p, q, 2, residual="rule").check()
-    law = output_law("spechub", p, q, 2)
+    law = output_law(p, q, 2, method="spechub")
     np.testing.assert_allclose(_output_law_of_plan(plan), law.output, atol=1e-12)
-    assert law.acceptance == pytest.approx(lp.solve("hub", p, q, 2).value, abs=1e-9)
+    assert law.acceptance == pytest.approx(lp.solve(p, q, 2, law="hub").value, abs=1e-9)
     # the plan's per-tuple conditional is exactly the rule's: accept slots, then the residual
     rule = spechub.rule(p, q, plan.support.tuples)
     for i, drafts in enumerate(plan.support.tuples):
@@ -74,7 +74,7 @@ def test_core_hub_verifier_realises_an_optimal_plan(pq):
 
 
 def test_check_catches_a_tampered_plan():
-    res = lp.solve("iid", [.3, .3, .4], [.6, .3, .1], 2)
+    res = lp.solve([.3, .3, .4], [.6, .3, .1], 2, law="iid")
     bad = res.plan.toarray()
     bad[0, 0] += 1e-6
     tampered = OptimumResult(res.value, sp.csr_array(bad), res.draft_law, res.solver, res.status,
@@ -94,13 +94,13 @@ def test_tiny_masses_do_not_break_the_solver():
     solvers = ["highs"] + (["cvxpy"] if importlib.util.find_spec("cvxpy") else [])
     for law in ("iid", "wor", "hub"):
         for solver in solvers:
-            res = lp.solve(law, p, q, 2, solver=solver).check()
+            res = lp.solve(p, q, 2, law=law, solver=solver).check()
             assert res.value == pytest.approx(float(lp.optimal_acceptance(p, q, 2, law, method="cut")), abs=1e-9)
 
 
 def test_solve_accepts_a_custom_support():
     support = DraftSupport(np.array([[0, 1], [1, 2], [2, 2]]), np.array([.5, .25, .25]))
-    res = lp.solve(support, [.2, .3, .5]).check()
+    res = lp.solve([.2, .3, .5], law=support).check()
     assert res.draft_law == "custom"
     assert res.value == pytest.approx(lp.min_cut(support, np.array([.2, .3, .5])).value, abs=1e-12)
     assert res.to_dict(plan=True)["plan"][0].keys() == {"drafts", "token", "mass", "accepted"}
@@ -120,7 +120,8 @@ def test_solve_accepts_a_custom_support():
 )
 def test_solve_errors_name_the_argument(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        lp.solve(*args, **kwargs)
+        law, *rest = args
+        lp.solve(*rest, law=law, **kwargs)
 
 
 def test_solver_error_carries_status(monkeypatch):
@@ -134,14 +135,22 @@ def test_solver_error_carries_status(monkeypatch):
 
     monkeypatch.setattr("lp.reduced.linprog", failing_linprog)
     with pytest.raises(lp.SolverError, match="status 4.*Numerical difficulties") as info:
-        lp.solve("iid", [.3, .3, .4], [.6, .3, .1], 2)
+        lp.solve([.3, .3, .4], [.6, .3, .1], 2, law="iid")
     assert info.value.status == 4
     assert calls == [("highs", True), ("highs", False), ("highs-ipm", True)]
 
 
 def test_result_repr_and_dict_are_readable():
-    res = lp.solve("wor", [.3, .3, .4], [.6, .3, .1], 2)
+    res = lp.solve([.3, .3, .4], [.6, .3, .1], 2, law="wor")
     assert "value=0.89285714" in repr(res) and "MinCut(A=[0, 1]" in repr(res)
     d = res.to_dict()
     assert d["certificate"]["tokens"] == [0, 1] and d["status"] == "optimal" and d["support_size"] == 6
     assert get_law("wor").enumerate([.6, .3, .1], 2).tuples.tolist() == res.support.tuples.tolist()
+
+
+def test_solve_refuses_the_old_argument_order():
+    with pytest.raises(TypeError, match=r"got the string 'wor'.*lp.solve\(p, q, k, law='wor'\)"):
+        lp.solve("wor", [.3, .3, .4], [.6, .3, .1], 2)
+    support = DraftSupport(np.array([[0, 1]]), np.array([1.0]))
+    with pytest.raises(TypeError, match=r"lp.solve\(p, law=support\)"):
+        lp.solve(support, [.5, .5])
