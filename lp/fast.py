@@ -69,8 +69,8 @@ def optimal_acceptance(p, q, k: int = 2, law: str = "iid", *, method: str = "aut
 
     Returns
     -------
-    alpha : ndarray, shape (...)
-        float64 in [0, 1] (a torch tensor for torch input).
+    ndarray, shape (...)
+        The optimal acceptance alpha, float64 in [0, 1] (a torch tensor for torch input).
 
     Raises
     ------
@@ -148,6 +148,23 @@ def optimal_rates(p, q, k: int = 2) -> dict:
     no exact method applies: w/o replacement with k = 3 and n > 8192, or k >= 4 and n > 12);
     ``notes`` maps a name to a sentence saying how it was computed or why it is missing. For k = 2
     one sort per row serves both optima.
+
+    Parameters
+    ----------
+    p, q : array_like
+        Target and draft laws, shape (..., n).
+    k : int, optional
+        Number of drafts, >= 1.
+
+    Returns
+    -------
+    dict
+        ``{"optimal_iid": ndarray, "optimal_wor": ndarray or None, "notes": dict}``.
+
+    Raises
+    ------
+    ValueError
+        If ``p`` or ``q`` is not a distribution or ``k`` is not a positive integer.
 
     Examples
     --------

@@ -95,6 +95,21 @@ def check_pq(p, q, *, atol: float = SUM_ATOL) -> tuple[np.ndarray, np.ndarray]:
     """Validate a target ``p`` and a draft ``q`` of the same vocabulary; return float64 copies.
 
     Shapes must agree on the last axis (the vocabulary) and broadcast on the leading ones.
+    O(n) per row.
+
+    Parameters
+    ----------
+    p, q : array_like
+        Target and draft laws, shape (..., n); each row non-negative and summing to 1.
+    atol : float, optional
+        Tolerance on each row's sum before it is renormalised.
+
+    Returns
+    -------
+    p : numpy.ndarray
+        A float64 copy of ``p``, each row renormalised to sum to 1 up to rounding.
+    q : numpy.ndarray
+        The same for ``q``.
 
     Raises
     ------
@@ -141,6 +156,21 @@ def total_variation(p, q) -> np.ndarray:
     Computed as the positive part (not half the L1 norm) so that it is exactly ``1 - sum(min(p, q))``
     in floating point up to one rounding. O(n) per row.
 
+    Parameters
+    ----------
+    p, q : array_like
+        Target and draft laws, shape (..., n).
+
+    Returns
+    -------
+    numpy.ndarray
+        The float64 distances in [0, 1], shape (...).
+
+    Raises
+    ------
+    ValueError
+        If ``p`` or ``q`` is not a distribution (see :func:`check_pq`).
+
     Examples
     --------
     >>> round(float(total_variation([.4, .4, .2], [.7, .2, .1])), 6)
@@ -156,6 +186,23 @@ def coverage(p, q, c) -> np.ndarray:
     Non-decreasing and concave in ``c``; ``A(1) = 1 - TV(p, q)``. ``c`` broadcasts against the
     leading axes of ``p`` and ``q``. O(n) per row and value of ``c``.
 
+    Parameters
+    ----------
+    p, q : array_like
+        Target and draft laws, shape (..., n).
+    c : float or array_like
+        The scale(s) of ``q``; broadcasts against the leading axes.
+
+    Returns
+    -------
+    numpy.ndarray
+        The float64 values of :math:`A(c)`, shape ``broadcast(c.shape, p.shape[:-1])``.
+
+    Raises
+    ------
+    ValueError
+        If ``p`` or ``q`` is not a distribution (see :func:`check_pq`).
+
     Examples
     --------
     >>> round(float(coverage([.4, .4, .2], [.7, .2, .1], 1.3)), 6)
@@ -167,7 +214,7 @@ def coverage(p, q, c) -> np.ndarray:
 
 
 def probs_from_logits(logits, temperature: float = 1.0, top_p: float = 1.0) -> np.ndarray:
-    r"""Probabilities :math:`\mathrm{softmax}(z / T)` with optional nucleus (top-p) truncation.
+    r"""Compute probabilities :math:`\mathrm{softmax}(z / T)` with optional nucleus (top-p) truncation.
 
     Parameters
     ----------

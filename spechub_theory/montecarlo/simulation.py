@@ -44,6 +44,25 @@ def wilson_interval(successes, trials, level: float = 0.95) -> ConfidenceInterva
     close to nominal coverage even near 0 or 1 (unlike the Wald interval). Source: Wilson (1927);
     Brown, Cai & DasGupta (2001).
 
+    Parameters
+    ----------
+    successes : int
+        Number of successes, between 0 and ``trials``.
+    trials : int
+        Number of trials N, >= 1.
+    level : float, optional
+        Confidence level, in (0, 1).
+
+    Returns
+    -------
+    ConfidenceInterval
+        The interval ``(low, high)`` and its ``level``.
+
+    Raises
+    ------
+    ValueError
+        If ``trials < 1`` or ``level`` is outside (0, 1).
+
     Examples
     --------
     >>> ci = wilson_interval(850, 1000)

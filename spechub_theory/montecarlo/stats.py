@@ -212,6 +212,27 @@ def samples_needed(n_tokens: int, tv: float, alpha: float = 1e-3, power: float =
     to see). So N = ceil(lambda* / (4 tv^2)), lambda* solving
     ``ncx2.sf(chi2.isf(alpha, df), df, lambda) = power`` with the conservative df = n - 1.
 
+    Parameters
+    ----------
+    n_tokens : int
+        Number of tokens (bins) of the tested law, >= 2.
+    tv : float
+        Total variation to detect, in (0, 1].
+    alpha : float, optional
+        Significance level of the test, in (0, 1).
+    power : float, optional
+        Probability of detecting a deviation of size ``tv``, in (0, 1).
+
+    Returns
+    -------
+    int
+        The number of samples N.
+
+    Raises
+    ------
+    ValueError
+        If ``n_tokens < 2``, ``tv`` is outside (0, 1], or ``alpha`` or ``power`` is outside (0, 1).
+
     Notes
     -----
     Worst case over how the deviation spreads, for any p. Pooling merges rare tokens, and the

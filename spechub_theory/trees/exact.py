@@ -196,7 +196,8 @@ def exact_tree(tree, method, model, *, kernel: bool = True, outcomes: dict | Non
         A :class:`Tree` or a name for :meth:`Tree.from_name` (``"2^4"``, ``"chain-3"``, ``"2,1,1,2"``).
     method : str
         ``single`` (on the chain of the tree's depth), ``rrs``, ``rrs_wor``, ``kseq`` or ``spechub``.
-    model : SyntheticPair or any object with ``target``, ``draft`` and ``next_context`` (C, n).
+    model : SyntheticPair or object
+        Any object with ``target``, ``draft`` and ``next_context`` (C, n).
     kernel : bool
         Also compute the step-to-step context kernel and its stationary law (O(C^2 n) per
         subtree class), needed for :attr:`TreeExact.long_run`.
