@@ -201,6 +201,20 @@ def prefix_values(p: np.ndarray, q: np.ndarray, k: int, law: str = "iid") -> np.
     over the last axis is the optimum; the argmin L gives the certificate A = the first L tokens
     of the p/q-ascending order (q = 0 last; :func:`spechub_theory.methods._sorted.ratio_order` up to
     ties). O(n log n) per row: one sort, cumulative sums.
+
+    Parameters
+    ----------
+    p, q : numpy.ndarray
+        Validated float64 target and draft laws, shape (..., n).
+    k : int
+        Number of drafts.
+    law : str, optional
+        ``"iid"`` (any k) or ``"wor"`` (k = 2).
+
+    Returns
+    -------
+    numpy.ndarray
+        The bound at each prefix length L = 0..n, shape (..., n + 1).
     """
     return _prefix_tables(p, q, k, (law,))[law]
 
