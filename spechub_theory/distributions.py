@@ -55,8 +55,22 @@ def check_distribution(x, name: str = "p", *, atol: float = SUM_ATOL) -> np.ndar
 
 
 def renormalised(x: np.ndarray, sums: np.ndarray) -> np.ndarray:
-    """``x / sums`` (row sums with the last axis kept), or ``x`` itself when every sum is exactly 1
-    (read-only use everywhere: no copy needed)."""
+    """Divide ``x`` by its row sums, or return ``x`` itself when every sum is exactly 1.
+
+    Read-only use everywhere: no copy is needed when nothing changes. O(n) per row.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        The float64 rows, shape (..., n).
+    sums : numpy.ndarray
+        Their row sums with the last axis kept, shape (..., 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x / sums``, or ``x`` itself.
+    """
     if (sums == 1.0).all():
         return x
     return x / sums
@@ -121,9 +135,34 @@ def check_pq(p, q, *, atol: float = SUM_ATOL) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_pq_sums(p, q, *, atol: float = SUM_ATOL):
-    """:func:`check_pq` without its renormalisation: ``(p, q, p_sums, q_sums)``, float64, the sums
-    keeping the last axis; :func:`renormalised` finishes the job, e.g. block by block on a large
-    batch instead of copying it whole."""
+    """Validate like :func:`check_pq` without its renormalisation.
+
+    :func:`renormalised` finishes the job, e.g. block by block on a large batch instead of copying
+    it whole. O(n) per row.
+
+    Parameters
+    ----------
+    p, q : array_like
+        Target and draft laws, shape (..., n).
+    atol : float, optional
+        Tolerance on each row's sum.
+
+    Returns
+    -------
+    p : numpy.ndarray
+        ``p`` as float64.
+    q : numpy.ndarray
+        ``q`` as float64.
+    p_sums : numpy.ndarray
+        Row sums of ``p``, the last axis kept.
+    q_sums : numpy.ndarray
+        Row sums of ``q``, the last axis kept.
+
+    Raises
+    ------
+    ValueError
+        If either is not a distribution, or the last axes differ, or the shapes do not broadcast.
+    """
     p, p_sums = _checked_with_sums(p, "p", atol)
     q, q_sums = _checked_with_sums(q, "q", atol)
     if p.shape[-1] != q.shape[-1]:
@@ -136,7 +175,29 @@ def check_pq_sums(p, q, *, atol: float = SUM_ATOL):
 
 
 def check_k(k, n: int | None = None, *, distinct: bool = False, name: str = "k") -> int:
-    """Validate a number of drafts ``k`` (an integer >= 1; <= n when the drafts must be distinct)."""
+    """Validate a number of drafts ``k`` (an integer >= 1; <= n when the drafts must be distinct).
+
+    Parameters
+    ----------
+    k : int
+        The number to check; an integral float is accepted, a bool is not.
+    n : int, optional
+        Vocabulary size, needed for the ``distinct`` check.
+    distinct : bool, optional
+        Whether the drafts must be distinct tokens (then ``k <= n``).
+    name : str, optional
+        The argument's name in the error message.
+
+    Returns
+    -------
+    int
+        ``k`` as a Python int.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not an integer >= 1, or exceeds ``n`` when ``distinct``.
+    """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         if isinstance(k, float) and float(k).is_integer():
             k = int(k)
