@@ -179,6 +179,26 @@ def resolve_verifier(verifier, law=None) -> Verifier:
     ``law`` may be a :class:`DraftLaw`, a law name (``"iid"``, ``"wor"``, ``"hub"``) or a callable
     ``sample(q, k, size, rng) -> (size, k)``; default: the method's ``LAW``. A plain callable
     without a ``LAW`` attribute needs ``law``.
+
+    Parameters
+    ----------
+    verifier : str, module, object or callable
+        A method name, a method-like object (``NAME``, ``LAW``, ``rule``), or a plain
+        ``f(p, q, drafts, u) -> Verification``.
+    law : DraftLaw, str or callable, optional
+        The draft law; default: the verifier's ``LAW``.
+
+    Returns
+    -------
+    Verifier
+        The name, draft sampler and the module or function to verify with.
+
+    Raises
+    ------
+    ValueError
+        If no draft law is given or found, or a name is unknown.
+    TypeError
+        If ``verifier`` or ``law`` has none of the accepted types.
     """
     module = function = None
     if isinstance(verifier, str) or all(hasattr(verifier, a) for a in ("NAME", "LAW", "rule")):
