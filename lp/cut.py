@@ -26,7 +26,25 @@ def covered_by_subset(support: DraftSupport, n: int) -> np.ndarray:
     r"""Table of :math:`Q(S(\bar x) \subseteq A)` for every A, indexed by the bit mask of A.
 
     The mass of each draft set is put at its bit mask and summed over subsets by the zeta
-    (subset-sum) transform: O(m k + n 2^n) time, O(2^n) memory. Raises ValueError for n > MAX_CUT_N.
+    (subset-sum) transform: O(m k + n 2^n) time, O(2^n) memory.
+
+    Parameters
+    ----------
+    support : DraftSupport
+        The draft law enumerated: ``tuples`` (m, k) and their ``mass`` (m,).
+    n : int
+        Vocabulary size, at most ``MAX_CUT_N``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The float64 table, shape (2^n,): entry ``mask`` is the mass of the tuples whose drafts all
+        lie in the set with bit mask ``mask``.
+
+    Raises
+    ------
+    ValueError
+        If ``n > MAX_CUT_N``.
     """
     if n > MAX_CUT_N:
         raise ValueError(f"brute-force min-cut enumerates 2^n sets; n = {n} exceeds {MAX_CUT_N}.")

@@ -69,8 +69,8 @@ def optimal_acceptance(p, q, k: int = 2, law: str = "iid", *, method: str = "aut
 
     Returns
     -------
-    alpha : ndarray, shape (...)
-        float64 in [0, 1] (a torch tensor for torch input).
+    ndarray, shape (...)
+        The optimal acceptance alpha, float64 in [0, 1] (a torch tensor for torch input).
 
     Raises
     ------
@@ -149,6 +149,23 @@ def optimal_rates(p, q, k: int = 2) -> dict:
     ``notes`` maps a name to a sentence saying how it was computed or why it is missing. For k = 2
     one sort per row serves both optima.
 
+    Parameters
+    ----------
+    p, q : array_like
+        Target and draft laws, shape (..., n).
+    k : int, optional
+        Number of drafts, >= 1.
+
+    Returns
+    -------
+    dict
+        ``{"optimal_iid": ndarray, "optimal_wor": ndarray or None, "notes": dict}``.
+
+    Raises
+    ------
+    ValueError
+        If ``p`` or ``q`` is not a distribution or ``k`` is not a positive integer.
+
     Examples
     --------
     >>> r = optimal_rates([.3, .3, .4], [.6, .3, .1], 2)
@@ -184,6 +201,20 @@ def prefix_values(p: np.ndarray, q: np.ndarray, k: int, law: str = "iid") -> np.
     over the last axis is the optimum; the argmin L gives the certificate A = the first L tokens
     of the p/q-ascending order (q = 0 last; :func:`spechub_theory.methods._sorted.ratio_order` up to
     ties). O(n log n) per row: one sort, cumulative sums.
+
+    Parameters
+    ----------
+    p, q : numpy.ndarray
+        Validated float64 target and draft laws, shape (..., n).
+    k : int
+        Number of drafts.
+    law : str, optional
+        ``"iid"`` (any k) or ``"wor"`` (k = 2).
+
+    Returns
+    -------
+    numpy.ndarray
+        The bound at each prefix length L = 0..n, shape (..., n + 1).
     """
     return _prefix_tables(p, q, k, (law,))[law]
 

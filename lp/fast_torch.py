@@ -30,7 +30,7 @@ def optimal_acceptance(p, q, k: int = 2, law: str = "iid", *, method: str = "aut
     method : {"auto", "prefix"}
         Only the fast formulas exist in torch (i.i.d. any k; w/o replacement k <= 2; hub).
     sort_dtype : torch.dtype, optional
-        dtype of the sort keys (default float64).
+        The dtype of the sort keys (default float64).
 
     Returns
     -------

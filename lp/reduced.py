@@ -32,8 +32,18 @@ _HIGHS_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_toler
 def draft_sets(support: DraftSupport) -> dict:
     """Merge tuples with the same draft set.
 
-    Returns ``{"sets": (s, k) int64 sorted members padded with -1, "of_tuple": (m,) set index,
-    "mass": (s,) set masses}``. O(m k log m).
+    O(m k log m).
+
+    Parameters
+    ----------
+    support : DraftSupport
+        The draft law enumerated: ``tuples`` (m, k) and their ``mass`` (m,).
+
+    Returns
+    -------
+    dict
+        ``{"sets": (s, k) int64 sorted members padded with -1, "of_tuple": (m,) set index,
+        "mass": (s,) set masses}``.
     """
     t = np.sort(support.tuples, axis=1)
     dup = np.zeros(t.shape, dtype=bool)

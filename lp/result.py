@@ -191,7 +191,22 @@ class OptimumResult:
 
 
 def membership(tuples: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Boolean array: is token ``cols[e]`` among the drafts ``tuples[rows[e]]``. O(k) per entry."""
+    """Boolean array: is token ``cols[e]`` among the drafts ``tuples[rows[e]]``. O(k) per entry.
+
+    Parameters
+    ----------
+    tuples : numpy.ndarray
+        Draft tuples, int64 of shape (m, k).
+    rows : numpy.ndarray
+        Tuple index of each entry e.
+    cols : numpy.ndarray
+        Token of each entry e, same length as ``rows``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean, one value per entry.
+    """
     return (tuples[rows] == np.asarray(cols)[:, None]).any(axis=1)
 
 
@@ -203,7 +218,22 @@ def _accepted(plan, tuples: np.ndarray) -> np.ndarray:
 
 
 def cut_value(support: DraftSupport, p: np.ndarray, tokens) -> MinCut:
-    """The min-cut bound of one token set A: :math:`p(A) + Q(S \\not\\subseteq A)`. O(m k + n)."""
+    """The min-cut bound of one token set A: :math:`p(A) + Q(S \\not\\subseteq A)`. O(m k + n).
+
+    Parameters
+    ----------
+    support : DraftSupport
+        The draft law enumerated: ``tuples`` (m, k) and their ``mass`` (m,).
+    p : numpy.ndarray
+        Target law, float64 of shape (n,).
+    tokens : array_like of int
+        The tokens of A (duplicates are merged).
+
+    Returns
+    -------
+    MinCut
+        The set A, ``p(A)`` and the mass of the tuples not inside A.
+    """
     tokens = np.unique(np.asarray(tokens, dtype=np.int64))
     inside = np.zeros(len(p), dtype=bool)
     inside[tokens] = True
@@ -218,6 +248,20 @@ def cut_from_orders(support: DraftSupport, p: np.ndarray, orders) -> MinCut:
     below L, so all n + 1 prefixes cost one ``bincount`` and two cumulative sums: O(m k + n) per
     order. With the order of an optimal dual ``v`` (descending), threshold rounding makes some
     prefix optimal (the average of the prefix bounds over thresholds is the dual objective).
+
+    Parameters
+    ----------
+    support : DraftSupport
+        The draft law enumerated: ``tuples`` (m, k) and their ``mass`` (m,).
+    p : numpy.ndarray
+        Target law, float64 of shape (n,).
+    orders : iterable of array_like
+        Token orders, each a permutation of 0..n-1.
+
+    Returns
+    -------
+    MinCut
+        The prefix with the smallest bound over all orders and lengths.
     """
     n = len(p)
     best = None
@@ -244,6 +288,22 @@ def complete_plan(support: DraftSupport, p: np.ndarray, rows, cols, flow) -> sp.
     the north-west corner rule (at most m + n - 1 entries, O((m + n) log(m + n))). At an optimum
     no leftover row meets a leftover token of its own draft set (that would be an augmenting path),
     so the completion adds no acceptance beyond round-off.
+
+    Parameters
+    ----------
+    support : DraftSupport
+        The draft law enumerated: ``tuples`` (m, k) and their ``mass`` (m,).
+    p : numpy.ndarray
+        Target law, float64 of shape (n,).
+    rows, cols : array_like of int
+        Tuple index and token of each flow entry.
+    flow : array_like of float
+        The accepted flow on each entry (solver output).
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        The coupling, shape (m, n), rows summing to ``support.mass`` and columns to ``p``.
     """
     m, n = len(support.mass), len(p)
     rows = np.asarray(rows, dtype=np.int64)

@@ -38,7 +38,20 @@ _SOLVER_OPTIONS = {
 
 
 def default_cvxpy_solver() -> str:
-    """The first of HIGHS, CLARABEL, ECOS, SCIPY that cvxpy has installed (ImportError without cvxpy)."""
+    """The first of HIGHS, CLARABEL, ECOS, SCIPY that cvxpy has installed.
+
+    Returns
+    -------
+    str
+        The solver's name.
+
+    Raises
+    ------
+    ImportError
+        If cvxpy is not installed.
+    SolverError
+        If cvxpy has none of these solvers.
+    """
     import cvxpy as cp
 
     installed = set(cp.installed_solvers())

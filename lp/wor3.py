@@ -26,7 +26,7 @@ WOR3_MAX_N = 8192
 
 
 def wor3_prefix_min(p: np.ndarray, q: np.ndarray) -> float:
-    r"""min over the n + 1 p/q-sorted prefixes A of :math:`p(A) + 1 - P_3(A)`, for one row.
+    r"""Minimum over the n + 1 p/q-sorted prefixes A of :math:`p(A) + 1 - P_3(A)`, for one row.
 
     Parameters
     ----------

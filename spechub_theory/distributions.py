@@ -55,8 +55,22 @@ def check_distribution(x, name: str = "p", *, atol: float = SUM_ATOL) -> np.ndar
 
 
 def renormalised(x: np.ndarray, sums: np.ndarray) -> np.ndarray:
-    """``x / sums`` (row sums with the last axis kept), or ``x`` itself when every sum is exactly 1
-    (read-only use everywhere: no copy needed)."""
+    """Divide ``x`` by its row sums, or return ``x`` itself when every sum is exactly 1.
+
+    Read-only use everywhere: no copy is needed when nothing changes. O(n) per row.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        The float64 rows, shape (..., n).
+    sums : numpy.ndarray
+        Their row sums with the last axis kept, shape (..., 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x / sums``, or ``x`` itself.
+    """
     if (sums == 1.0).all():
         return x
     return x / sums
@@ -95,6 +109,21 @@ def check_pq(p, q, *, atol: float = SUM_ATOL) -> tuple[np.ndarray, np.ndarray]:
     """Validate a target ``p`` and a draft ``q`` of the same vocabulary; return float64 copies.
 
     Shapes must agree on the last axis (the vocabulary) and broadcast on the leading ones.
+    O(n) per row.
+
+    Parameters
+    ----------
+    p, q : array_like
+        Target and draft laws, shape (..., n); each row non-negative and summing to 1.
+    atol : float, optional
+        Tolerance on each row's sum before it is renormalised.
+
+    Returns
+    -------
+    p : numpy.ndarray
+        A float64 copy of ``p``, each row renormalised to sum to 1 up to rounding.
+    q : numpy.ndarray
+        The same for ``q``.
 
     Raises
     ------
@@ -106,9 +135,34 @@ def check_pq(p, q, *, atol: float = SUM_ATOL) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_pq_sums(p, q, *, atol: float = SUM_ATOL):
-    """:func:`check_pq` without its renormalisation: ``(p, q, p_sums, q_sums)``, float64, the sums
-    keeping the last axis; :func:`renormalised` finishes the job, e.g. block by block on a large
-    batch instead of copying it whole."""
+    """Validate like :func:`check_pq` without its renormalisation.
+
+    :func:`renormalised` finishes the job, e.g. block by block on a large batch instead of copying
+    it whole. O(n) per row.
+
+    Parameters
+    ----------
+    p, q : array_like
+        Target and draft laws, shape (..., n).
+    atol : float, optional
+        Tolerance on each row's sum.
+
+    Returns
+    -------
+    p : numpy.ndarray
+        ``p`` as float64.
+    q : numpy.ndarray
+        ``q`` as float64.
+    p_sums : numpy.ndarray
+        Row sums of ``p``, the last axis kept.
+    q_sums : numpy.ndarray
+        Row sums of ``q``, the last axis kept.
+
+    Raises
+    ------
+    ValueError
+        If either is not a distribution, or the last axes differ, or the shapes do not broadcast.
+    """
     p, p_sums = _checked_with_sums(p, "p", atol)
     q, q_sums = _checked_with_sums(q, "q", atol)
     if p.shape[-1] != q.shape[-1]:
@@ -121,7 +175,29 @@ def check_pq_sums(p, q, *, atol: float = SUM_ATOL):
 
 
 def check_k(k, n: int | None = None, *, distinct: bool = False, name: str = "k") -> int:
-    """Validate a number of drafts ``k`` (an integer >= 1; <= n when the drafts must be distinct)."""
+    """Validate a number of drafts ``k`` (an integer >= 1; <= n when the drafts must be distinct).
+
+    Parameters
+    ----------
+    k : int
+        The number to check; an integral float is accepted, a bool is not.
+    n : int, optional
+        Vocabulary size, needed for the ``distinct`` check.
+    distinct : bool, optional
+        Whether the drafts must be distinct tokens (then ``k <= n``).
+    name : str, optional
+        The argument's name in the error message.
+
+    Returns
+    -------
+    int
+        ``k`` as a Python int.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not an integer >= 1, or exceeds ``n`` when ``distinct``.
+    """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         if isinstance(k, float) and float(k).is_integer():
             k = int(k)
@@ -141,6 +217,21 @@ def total_variation(p, q) -> np.ndarray:
     Computed as the positive part (not half the L1 norm) so that it is exactly ``1 - sum(min(p, q))``
     in floating point up to one rounding. O(n) per row.
 
+    Parameters
+    ----------
+    p, q : array_like
+        Target and draft laws, shape (..., n).
+
+    Returns
+    -------
+    numpy.ndarray
+        The float64 distances in [0, 1], shape (...).
+
+    Raises
+    ------
+    ValueError
+        If ``p`` or ``q`` is not a distribution (see :func:`check_pq`).
+
     Examples
     --------
     >>> round(float(total_variation([.4, .4, .2], [.7, .2, .1])), 6)
@@ -156,6 +247,23 @@ def coverage(p, q, c) -> np.ndarray:
     Non-decreasing and concave in ``c``; ``A(1) = 1 - TV(p, q)``. ``c`` broadcasts against the
     leading axes of ``p`` and ``q``. O(n) per row and value of ``c``.
 
+    Parameters
+    ----------
+    p, q : array_like
+        Target and draft laws, shape (..., n).
+    c : float or array_like
+        The scale(s) of ``q``; broadcasts against the leading axes.
+
+    Returns
+    -------
+    numpy.ndarray
+        The float64 values of :math:`A(c)`, shape ``broadcast(c.shape, p.shape[:-1])``.
+
+    Raises
+    ------
+    ValueError
+        If ``p`` or ``q`` is not a distribution (see :func:`check_pq`).
+
     Examples
     --------
     >>> round(float(coverage([.4, .4, .2], [.7, .2, .1], 1.3)), 6)
@@ -167,7 +275,7 @@ def coverage(p, q, c) -> np.ndarray:
 
 
 def probs_from_logits(logits, temperature: float = 1.0, top_p: float = 1.0) -> np.ndarray:
-    r"""Probabilities :math:`\mathrm{softmax}(z / T)` with optional nucleus (top-p) truncation.
+    r"""Compute probabilities :math:`\mathrm{softmax}(z / T)` with optional nucleus (top-p) truncation.
 
     Parameters
     ----------

@@ -95,6 +95,18 @@ def hub_set(q, size: int) -> np.ndarray:
 
     ``size = 1`` is SpecHub's hub ``a = argmax q``. Returns int64 of shape (..., size); O(n) for
     size <= 1, O(n log n) otherwise.
+
+    Parameters
+    ----------
+    q : array_like
+        Draft law(s), shape (..., n).
+    size : int
+        How many tokens; ``size <= 0`` gives an empty set.
+
+    Returns
+    -------
+    numpy.ndarray
+        The int64 token indices, shape (..., max(size, 0)).
     """
     q = np.asarray(q, dtype=np.float64)
     if size <= 0:
@@ -366,7 +378,23 @@ DRAFT_LAWS: dict[str, DraftLaw] = {"iid": IID, "wor": WOR, "hub": HUB, "hubset":
 
 
 def get_law(name: str) -> DraftLaw:
-    """Look up a draft law by name (``iid``, ``wor``, ``hub``, ``hubset``)."""
+    """Look up a draft law by name (``iid``, ``wor``, ``hub``, ``hubset``).
+
+    Parameters
+    ----------
+    name : str
+        One of the keys of ``DRAFT_LAWS``.
+
+    Returns
+    -------
+    DraftLaw
+        The registered law.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a registered law.
+    """
     try:
         return DRAFT_LAWS[name]
     except (KeyError, TypeError):

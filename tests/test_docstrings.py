@@ -7,7 +7,8 @@ D205 / D209 / D400 (summary line layout), D401 / D403 (imperative mood, capitali
 D105 (magic methods) and D301 (a backslash in a non-raw docstring; the six hits escape it as
 ``\\``). Everything else is enforced: public modules, classes, methods and functions have
 docstrings, and numpydoc sections (Parameters, Returns, Raises, ...) are well formed (D406-D417).
-pydocstyle does not require the sections to be present; that part is still read by eye.
+pydocstyle does not require the sections to be present; ``test_numpydoc_sections.py`` checks that
+with ``numpydoc.validate`` for the public API.
 """
 
 import pathlib

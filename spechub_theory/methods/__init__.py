@@ -30,6 +30,22 @@ def get_method(name) -> ModuleType:
     Any object with the attributes ``NAME``, ``LAW`` and ``rule`` (a user's method, or one of
     :mod:`spechub_theory.montecarlo.mutants`) is accepted as is (duck typing), so :func:`verify` and
     :func:`output_law` run on methods that are not registered.
+
+    Parameters
+    ----------
+    name : str or object
+        A registered method name, a method module, or any object with ``NAME``, ``LAW`` and
+        ``rule``.
+
+    Returns
+    -------
+    module or object
+        The method (the registered module, or ``name`` itself when it is a method object).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is a string that names no registered method.
     """
     if isinstance(name, ModuleType) and getattr(name, "NAME", None) in METHODS:
         return name

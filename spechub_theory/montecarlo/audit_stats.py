@@ -152,7 +152,22 @@ class AuditResult:
 
 
 def check_sizing(tv: float, alpha: float, power: float) -> None:
-    """Raise ValueError unless ``tv`` in (0, 1] and ``alpha``, ``power`` in (0, 1)."""
+    """Raise ValueError unless ``tv`` in (0, 1] and ``alpha``, ``power`` in (0, 1).
+
+    Parameters
+    ----------
+    tv : float
+        Total variation the test is sized for.
+    alpha : float
+        Significance level.
+    power : float
+        Probability of refuting a sampler ``tv`` away from p.
+
+    Raises
+    ------
+    ValueError
+        If a value is out of its range.
+    """
     if not 0 < tv <= 1:
         raise ValueError(f"`tv` must be in (0, 1]; got {tv}.")
     if not 0 < alpha < 1 or not 0 < power < 1:
@@ -161,6 +176,23 @@ def check_sizing(tv: float, alpha: float, power: float) -> None:
 
 def distortion(law, p) -> Distortion:
     """TV and KL(law || p) of an exact output law. O(n).
+
+    Parameters
+    ----------
+    law : array_like
+        The exact output law, shape (n,).
+    p : array_like
+        The target law, shape (n,).
+
+    Returns
+    -------
+    Distortion
+        ``tv`` and ``kl``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ.
 
     Examples
     --------
@@ -179,6 +211,29 @@ def pooled_tv(counts, p, *, level: float = 0.95, draws: int = BOOTSTRAP_DRAWS, r
     """:class:`TVEstimate` of an output histogram ``counts`` (n,) against p on the test's bins.
 
     O(n log n + draws x bins). Seeded (``rng``), so a report is reproducible.
+
+    Parameters
+    ----------
+    counts : array_like of int
+        Output histogram, shape (n,).
+    p : array_like
+        The target law, shape (n,).
+    level : float, optional
+        Confidence level of the interval.
+    draws : int, optional
+        Bootstrap draws.
+    rng : numpy.random.Generator or int, optional
+        The random source of the bootstrap.
+
+    Returns
+    -------
+    TVEstimate
+        The pooled TV, its interval, the median under the null and the KL.
+
+    Raises
+    ------
+    ValueError
+        If ``counts`` has the wrong shape or holds no samples.
 
     Examples
     --------
@@ -215,6 +270,25 @@ def combined_test(parts, *, alpha: float, method: str = "sum of independent pool
     the conditional laws of one sample given the conditioning counts (a second token given the
     first). A zero-probability hit in any part fails the whole. O(parts).
 
+    Parameters
+    ----------
+    parts : sequence of LosslessTest
+        The component tests.
+    alpha : float
+        Significance level of the combined test.
+    method : str, optional
+        The method's description stored in the result.
+
+    Returns
+    -------
+    LosslessTest
+        The combined test.
+
+    Raises
+    ------
+    ValueError
+        If ``parts`` is empty.
+
     Examples
     --------
     >>> a = matches_target([50, 50], [.5, .5]); t = combined_test([a, a], alpha=0.01)
@@ -243,6 +317,28 @@ def exact_audit(law, p, *, level: str, sampler: str, seconds: float = 0.0, setti
                 atol: float = EXACT_ATOL) -> AuditResult:
     """:class:`AuditResult` of an exactly known output law: passes iff max |law - p| <= ``atol``.
 
+    Parameters
+    ----------
+    law : array_like
+        The exact output law, shape (n,).
+    p : array_like
+        The target law, shape (n,).
+    level : str
+        "function", "generator" or "generate" (end to end).
+    sampler : str
+        The sampler's name.
+    seconds : float, optional
+        Time the audit took.
+    settings : dict, optional
+        Sampling settings and parameters, stored in the result.
+    atol : float, optional
+        Largest accepted entrywise difference.
+
+    Returns
+    -------
+    AuditResult
+        The audit in exact mode.
+
     Examples
     --------
     >>> exact_audit([.3, .7], [.3, .7], level="function", sampler="x").passed
@@ -258,10 +354,44 @@ def exact_audit(law, p, *, level: str, sampler: str, seconds: float = 0.0, setti
 
 def counts_audit(named_tests, first_counts, first_p, *, level: str, sampler: str, tv: float, alpha: float,
                  power: float, seconds: float, settings=None, rng=0) -> AuditResult:
-    """:class:`AuditResult` from component tests ``[(name, LosslessTest), ...]``, each run at level
-    ``alpha / len(named_tests)`` (Bonferroni: the family-wise false-alarm rate stays <= ``alpha``);
-    it passes iff every part passes; p-value = min(1, parts x smallest part p-value). The TV
-    estimate is taken on the first part's histogram ``first_counts`` against ``first_p``."""
+    """:class:`AuditResult` from component tests, combined by Bonferroni.
+
+    Each part is run at level ``alpha / len(named_tests)`` (Bonferroni: the family-wise
+    false-alarm rate stays <= ``alpha``); it passes iff every part passes; p-value = min(1,
+    parts x smallest part p-value). The TV estimate is taken on the first part's histogram
+    ``first_counts`` against ``first_p``.
+
+    Parameters
+    ----------
+    named_tests : sequence of (str, LosslessTest)
+        The component tests and their names.
+    first_counts : array_like of int
+        Histogram of the first part, shape (n,).
+    first_p : array_like
+        Target law of the first part, shape (n,).
+    level : str
+        "function", "generator" or "generate" (end to end).
+    sampler : str
+        The sampler's name.
+    tv, alpha, power : float
+        What the test was sized for (see :class:`AuditResult`).
+    seconds : float
+        Time the audit took.
+    settings : dict, optional
+        Sampling settings and parameters, stored in the result.
+    rng : numpy.random.Generator or int, optional
+        The random source of the TV bootstrap.
+
+    Returns
+    -------
+    AuditResult
+        The audit in chi-square mode.
+
+    Raises
+    ------
+    ValueError
+        If ``named_tests`` is empty.
+    """
     tests = [t for _, t in named_tests]
     if not tests:
         raise ValueError("`named_tests` is empty.")
@@ -277,14 +407,43 @@ def counts_audit(named_tests, first_counts, first_p, *, level: str, sampler: str
 
 
 def histogram_test(counts, p, *, alpha: float) -> LosslessTest:
-    """:func:`~spechub_theory.montecarlo.stats.matches_target` on a count vector (kept here so callers need
-    one import)."""
+    """Run :func:`~spechub_theory.montecarlo.stats.matches_target` on a count vector.
+
+    Kept here so callers need one import.
+
+    Parameters
+    ----------
+    counts : array_like of int
+        Output histogram, shape (n,).
+    p : array_like
+        The target law, shape (n,).
+    alpha : float
+        Significance level.
+
+    Returns
+    -------
+    LosslessTest
+        The pooled chi-square test.
+    """
     return matches_target(np.asarray(counts, dtype=np.int64), p, alpha=alpha, kind="counts")
 
 
 def json_ready(obj):
-    """``obj`` (dicts, lists, tuples, floats) with every non-finite float replaced by None: JSON has
-    no inf, and an infinite chi-square means a zero-probability hit, stated in the ``reason``."""
+    """Replace every non-finite float in ``obj`` by None.
+
+    JSON has no inf, and an infinite chi-square means a zero-probability hit, stated in the
+    ``reason``.
+
+    Parameters
+    ----------
+    obj : object
+        Dicts, lists, tuples and floats, nested.
+
+    Returns
+    -------
+    object
+        The same structure (tuples become lists), non-finite floats as None.
+    """
     if isinstance(obj, dict):
         return {k: json_ready(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -26,6 +26,38 @@ def simulate_methods(p, q, k: int, methods, *, n_trials: int, seed: int = 0, alp
 
     Methods whose draft law needs more distinct tokens than n are listed under ``"notes"``.
     Each method gets its own stream ``seed + index`` so adding a method changes no other result.
+    Each method is then tested for losslessness by :func:`matches_target` on its token counts.
+
+    Parameters
+    ----------
+    p, q : numpy.ndarray
+        Target and draft laws, shape (n,).
+    k : int
+        Number of drafts (a method with a fixed k uses its own).
+    methods : iterable of str
+        Method or mutant names.
+    n_trials : int
+        Trials per method.
+    seed : int, optional
+        Base seed; method number ``index`` uses ``seed + index``.
+    alpha : float, optional
+        Significance level of the lossless test.
+    workers : int, optional
+        Threads per simulation, as in :func:`simulate`.
+    progress : object, optional
+        A progress reporter with ``bind(name)`` returning the ``progress`` callable of
+        :func:`simulate` for that method.
+
+    Returns
+    -------
+    dict
+        ``{"k", "n", "n_trials", "seed", "alpha", "methods"}`` (plus ``"notes"`` when a method
+        is omitted); ``"methods"`` maps each name to its rates, intervals and test results.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not a positive integer or a name is neither a method nor a mutant.
     """
     k = check_k(k)
     n = p.shape[-1]

@@ -33,6 +33,27 @@ def verify_chunk(ver, p, q, drafts, u) -> Verification:
 
     ``ver`` has ``name`` and either ``module`` (method-like: fast paths of the module docstring)
     or ``function`` (a user's ``f(p, q, drafts, u) -> Verification``, checked for range).
+
+    Parameters
+    ----------
+    ver : Verifier
+        The resolved verifier (:func:`resolve_verifier`).
+    p, q : numpy.ndarray
+        Target and draft laws, shape (n,).
+    drafts : numpy.ndarray
+        The int64 drafts, shape (N, k).
+    u : numpy.ndarray
+        Uniforms in [0, 1), shape (N, k + 1).
+
+    Returns
+    -------
+    Verification
+        The emitted ``token`` and accepted ``slot`` (-1: none) of each trial.
+
+    Raises
+    ------
+    ValueError
+        If a user's function returns the wrong number of outcomes, or a token or slot out of range.
     """
     if ver.function is not None:
         out = ver.function(p, q, drafts, u)

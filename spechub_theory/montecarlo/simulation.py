@@ -44,6 +44,25 @@ def wilson_interval(successes, trials, level: float = 0.95) -> ConfidenceInterva
     close to nominal coverage even near 0 or 1 (unlike the Wald interval). Source: Wilson (1927);
     Brown, Cai & DasGupta (2001).
 
+    Parameters
+    ----------
+    successes : int
+        Number of successes, between 0 and ``trials``.
+    trials : int
+        Number of trials N, >= 1.
+    level : float, optional
+        Confidence level, in (0, 1).
+
+    Returns
+    -------
+    ConfidenceInterval
+        The interval ``(low, high)`` and its ``level``.
+
+    Raises
+    ------
+    ValueError
+        If ``trials < 1`` or ``level`` is outside (0, 1).
+
     Examples
     --------
     >>> ci = wilson_interval(850, 1000)
@@ -160,6 +179,26 @@ def resolve_verifier(verifier, law=None) -> Verifier:
     ``law`` may be a :class:`DraftLaw`, a law name (``"iid"``, ``"wor"``, ``"hub"``) or a callable
     ``sample(q, k, size, rng) -> (size, k)``; default: the method's ``LAW``. A plain callable
     without a ``LAW`` attribute needs ``law``.
+
+    Parameters
+    ----------
+    verifier : str, module, object or callable
+        A method name, a method-like object (``NAME``, ``LAW``, ``rule``), or a plain
+        ``f(p, q, drafts, u) -> Verification``.
+    law : DraftLaw, str or callable, optional
+        The draft law; default: the verifier's ``LAW``.
+
+    Returns
+    -------
+    Verifier
+        The name, draft sampler and the module or function to verify with.
+
+    Raises
+    ------
+    ValueError
+        If no draft law is given or found, or a name is unknown.
+    TypeError
+        If ``verifier`` or ``law`` has none of the accepted types.
     """
     module = function = None
     if isinstance(verifier, str) or all(hasattr(verifier, a) for a in ("NAME", "LAW", "rule")):

@@ -102,11 +102,32 @@ class LosslessTest:
 
 
 def pooled_bins(p, n_samples: int, min_expected: float = MIN_EXPECTED) -> np.ndarray:
-    """Bin index of every token (-1 for p(x) = 0): tokens with N p >= ``min_expected`` alone,
-    the rest pooled in increasing order of p into bins of expected count >= ``min_expected``
-    (a last short bin joins the previous pooled bin, or the smallest single bin). O(n log n).
+    """Bin index of every token (-1 for p(x) = 0), for the chi-square test at N samples.
+
+    Tokens with N p >= ``min_expected`` get a bin alone, the rest are pooled in increasing order
+    of p into bins of expected count >= ``min_expected`` (a last short bin joins the previous
+    pooled bin, or the smallest single bin). O(n log n).
 
     The bins depend on p and N only, never on the data, so the test keeps its level.
+
+    Parameters
+    ----------
+    p : array_like
+        The law under test, shape (n,).
+    n_samples : int
+        Number of samples N.
+    min_expected : float, optional
+        Smallest expected count of a bin.
+
+    Returns
+    -------
+    numpy.ndarray
+        The int64 bin index of each token, shape (n,).
+
+    Raises
+    ------
+    ValueError
+        If ``p`` is not a distribution.
 
     Examples
     --------
@@ -212,6 +233,27 @@ def samples_needed(n_tokens: int, tv: float, alpha: float = 1e-3, power: float =
     to see). So N = ceil(lambda* / (4 tv^2)), lambda* solving
     ``ncx2.sf(chi2.isf(alpha, df), df, lambda) = power`` with the conservative df = n - 1.
 
+    Parameters
+    ----------
+    n_tokens : int
+        Number of tokens (bins) of the tested law, >= 2.
+    tv : float
+        Total variation to detect, in (0, 1].
+    alpha : float, optional
+        Significance level of the test, in (0, 1).
+    power : float, optional
+        Probability of detecting a deviation of size ``tv``, in (0, 1).
+
+    Returns
+    -------
+    int
+        The number of samples N.
+
+    Raises
+    ------
+    ValueError
+        If ``n_tokens < 2``, ``tv`` is outside (0, 1], or ``alpha`` or ``power`` is outside (0, 1).
+
     Notes
     -----
     Worst case over how the deviation spreads, for any p. Pooling merges rare tokens, and the
@@ -277,9 +319,32 @@ def assert_lossless(verifier, p, q, k: int, *, tv: float = 0.01, alpha: float = 
 
 
 def sample_size_for(p, tv: float, alpha: float = 1e-3, power: float = 0.99) -> int:
-    """:func:`samples_needed` for a known p: the df is taken from the bins p has at the
-    conservative size N0 (``pooled_bins``); since the bins only merge as N shrinks, the smaller
-    N it returns keeps the requested power."""
+    """Compute :func:`samples_needed` for a known p, with the df of the bins p actually has.
+
+    The df is taken from the bins p has at the conservative size N0 (``pooled_bins``); since the
+    bins only merge as N shrinks, the smaller N it returns keeps the requested power.
+
+    Parameters
+    ----------
+    p : array_like
+        The law under test, shape (n,).
+    tv : float
+        Total variation to detect, in (0, 1].
+    alpha : float, optional
+        Significance level of the test, in (0, 1).
+    power : float, optional
+        Probability of detecting a deviation of size ``tv``, in (0, 1).
+
+    Returns
+    -------
+    int
+        The number of samples N, at most :func:`samples_needed` of the support size.
+
+    Raises
+    ------
+    ValueError
+        If ``p`` is not a distribution.
+    """
     p = check_distribution(p, "p")
     support = int((p > 0).sum())
     if support < 2:

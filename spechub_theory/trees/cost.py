@@ -96,7 +96,26 @@ class ExactCost:
 
 
 def exact_cost(tree: Tree, method, n: int, contexts: int, *, limit: float = MAX_EXACT_OPERATIONS) -> ExactCost:
-    """Cost of the exact tokens per step of ``method`` on ``tree`` with an (n, C) model (module docstring)."""
+    """Cost of the exact tokens per step of ``method`` on ``tree`` with an (n, C) model (module docstring).
+
+    Parameters
+    ----------
+    tree : Tree
+        The draft tree.
+    method : str
+        A tree method name.
+    n : int
+        Vocabulary size.
+    contexts : int
+        Number of contexts C of the model.
+    limit : float, optional
+        Most operations allowed for the node-level DP.
+
+    Returns
+    -------
+    ExactCost
+        The operation bound, what is enumerated, and the limit that applies.
+    """
     m, _ = get_tree_method(method)
     tree = check_tree_for(m, tree_for_method(tree, m))
     if _uses_dp(m):
@@ -115,7 +134,31 @@ def exact_cost(tree: Tree, method, n: int, contexts: int, *, limit: float = MAX_
 
 
 def check_exact_cost(tree: Tree, methods, n: int, contexts: int, *, limit: float = MAX_EXACT_OPERATIONS) -> list[ExactCost]:
-    """The costs of every method, or one ValueError listing those beyond the limit, with the alternative."""
+    """The costs of every method, or one ValueError listing those beyond the limit, with the alternative.
+
+    Parameters
+    ----------
+    tree : Tree
+        The draft tree.
+    methods : iterable of str
+        Tree method names.
+    n : int
+        Vocabulary size.
+    contexts : int
+        Number of contexts C of the model.
+    limit : float, optional
+        Most operations allowed for the node-level DP.
+
+    Returns
+    -------
+    list of ExactCost
+        One cost per method, all within their limits.
+
+    Raises
+    ------
+    ValueError
+        If any method's exact computation exceeds its limit.
+    """
     costs = [exact_cost(tree, m, n, contexts, limit=limit) for m in methods]
     bad = [c for c in costs if not c.feasible]
     if bad:
@@ -131,6 +174,18 @@ def check_tree_name(name: str, *, max_nodes: int = MAX_TREE_NODES) -> None:
     """Refuse a tree name whose tree would exceed ``max_nodes`` nodes, before building it.
 
     ``"k^d"`` has (k^d - 1)/(k - 1) nodes (d for k = 1); a branching list has the product sums.
+
+    Parameters
+    ----------
+    name : str
+        A tree name for :meth:`Tree.from_name`.
+    max_nodes : int, optional
+        Largest number of nodes accepted.
+
+    Raises
+    ------
+    ValueError
+        If the named tree has more than ``max_nodes`` nodes.
     """
     text = str(name).strip()
     size = None
@@ -159,8 +214,25 @@ def exact_tokens_per_step(tree, method, model, *, outcomes: dict | None = None, 
 
     Node-level methods: the DP of :func:`~spechub_theory.trees.exact.exact_tree` (``outcomes`` is
     its cache); ``traversal`` and ``block``: :func:`~spechub_theory.trees.traversal_dp.traversal_exact`;
-    any other tree rule: :func:`~spechub_theory.trees.sequence_exact.exact_sequence_tree`. Returns a
-    :class:`~spechub_theory.trees.exact.TreeExact`.
+    any other tree rule: :func:`~spechub_theory.trees.sequence_exact.exact_sequence_tree`.
+
+    Parameters
+    ----------
+    tree : Tree
+        The draft tree.
+    method : str
+        A tree method name.
+    model : SyntheticPair or object
+        A finite-state model (see :func:`model_tables`).
+    outcomes : dict, optional
+        Cache of the node-level DP.
+    progress : callable, optional
+        Progress callback passed to the computation.
+
+    Returns
+    -------
+    TreeExact
+        The exact tokens per step and its details.
     """
     m, _ = get_tree_method(method)
     tree = Tree.from_name(tree) if isinstance(tree, str) else tree

@@ -85,6 +85,22 @@ def node_outcomes(method, p_rows, q_rows, k: int, *, progress=None) -> NodeOutco
     O(C n^k (k + n)) time for i.i.d. drafts; fine for n <= 50, k <= 3. ``progress(done, total)``,
     if given, is called after each row.
 
+    Parameters
+    ----------
+    method : str or module
+        A node-level method (see :func:`get_method`).
+    p_rows, q_rows : array_like
+        Target and draft law of each context, shape (C, n).
+    k : int
+        Number of drafts.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each row.
+
+    Returns
+    -------
+    NodeOutcomes
+        Accepted mass per slot and token, and the rejected mass, per context.
+
     Examples
     --------
     >>> out = node_outcomes("spechub", [[.3, .3, .4]], [[.6, .3, .1]], 2)
@@ -196,7 +212,8 @@ def exact_tree(tree, method, model, *, kernel: bool = True, outcomes: dict | Non
         A :class:`Tree` or a name for :meth:`Tree.from_name` (``"2^4"``, ``"chain-3"``, ``"2,1,1,2"``).
     method : str
         ``single`` (on the chain of the tree's depth), ``rrs``, ``rrs_wor``, ``kseq`` or ``spechub``.
-    model : SyntheticPair or any object with ``target``, ``draft`` and ``next_context`` (C, n).
+    model : SyntheticPair or object
+        Any object with ``target``, ``draft`` and ``next_context`` (C, n).
     kernel : bool
         Also compute the step-to-step context kernel and its stationary law (O(C^2 n) per
         subtree class), needed for :attr:`TreeExact.long_run`.
@@ -264,7 +281,7 @@ def exact_tree(tree, method, model, *, kernel: bool = True, outcomes: dict | Non
 
 
 def positional_model(tree, method, model, *, weights=None, outcomes: dict | None = None) -> float:
-    r"""Sequoia's positional model :math:`1 + \sum_{v \ne root} \prod_{e} P_{r(e)}` (theory.md 1.1).
+    r"""Compute Sequoia's positional model :math:`1 + \sum_{v \ne root} \prod_{e} P_{r(e)}` (theory.md 1.1).
 
     ``P_r`` = P(slot r is accepted) at the parent's k, averaged over contexts with ``weights``
     (default: the target's stationary law). It treats levels as independent; for a complete
@@ -272,6 +289,24 @@ def positional_model(tree, method, model, *, weights=None, outcomes: dict | None
     from :func:`exact_tree` because acceptance depends on the context, and the context after an
     accepted draft is not a typical context (the accepted token is drawn from min(p, c q)-like
     mass, and its successor context has its own acceptance).
+
+    Parameters
+    ----------
+    tree : Tree or str
+        The draft tree, or a name for :meth:`Tree.from_name`.
+    method : str
+        A node-level method name.
+    model : SyntheticPair or object
+        A finite-state model (see :func:`model_tables`).
+    weights : array_like, optional
+        Weights of the contexts, shape (C,); default: the target's stationary law.
+    outcomes : dict, optional
+        Cache ``{(method, k): NodeOutcomes}`` shared between calls on the same model.
+
+    Returns
+    -------
+    float
+        The modelled tokens per step.
     """
     m = get_method(method)
     tree = tree_for_method(Tree.from_name(tree) if isinstance(tree, str) else tree, m)

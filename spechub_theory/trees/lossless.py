@@ -93,6 +93,25 @@ def target_sequence_law(model, context: int, horizon: int) -> np.ndarray:
     """Law of the next ``horizon`` tokens of the target chain from ``context``, shape (n,)*horizon.
 
     O(n^horizon) entries, one product of target probabilities each.
+
+    Parameters
+    ----------
+    model : SyntheticPair or object
+        A finite-state model (see :func:`model_tables`).
+    context : int
+        The starting context id, in [0, C).
+    horizon : int
+        Number of tokens, >= 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        The float64 law of the ``horizon`` next tokens, shape (n,) * horizon.
+
+    Raises
+    ------
+    ValueError
+        If the model's tables are invalid, ``horizon < 1`` or ``context`` is out of range.
     """
     tables = model_tables(model)
     p, N = tables.p, tables.next_context

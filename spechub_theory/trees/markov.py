@@ -20,6 +20,21 @@ def stationary_law(kernel) -> np.ndarray:
     Solves the linear system ``mu (K - I) = 0, sum(mu) = 1`` by least squares (O(C^3)); for a
     chain with several closed classes the least-squares solution is one of the stationary laws.
     Tiny negative round-off is clipped and the result renormalised.
+
+    Parameters
+    ----------
+    kernel : array_like
+        Row-stochastic matrix K, shape (C, C).
+
+    Returns
+    -------
+    numpy.ndarray
+        The float64 stationary law mu, shape (C,).
+
+    Raises
+    ------
+    ValueError
+        If ``kernel`` is not a square matrix.
     """
     K = np.asarray(kernel, dtype=np.float64)
     if K.ndim != 2 or K.shape[0] != K.shape[1]:
@@ -43,8 +58,23 @@ class FiniteStateTables:
 
 
 def model_tables(model) -> FiniteStateTables:
-    """The tables of a finite-state model (a :class:`SyntheticPair` or any object with
-    ``target``, ``draft`` (C, n) and ``next_context`` (C, n) int), validated."""
+    """Validate the tables of a finite-state model and return them as float64 / int64.
+
+    Parameters
+    ----------
+    model : SyntheticPair or object
+        Any object with ``target``, ``draft`` (C, n) and ``next_context`` (C, n) int tables.
+
+    Returns
+    -------
+    FiniteStateTables
+        ``p``, ``q`` and ``next_context``.
+
+    Raises
+    ------
+    ValueError
+        If a table is missing, the shapes differ, or a next context is out of [0, C).
+    """
     try:
         p = np.asarray(model.target, dtype=np.float64)
         q = np.asarray(model.draft, dtype=np.float64)
@@ -59,9 +89,23 @@ def model_tables(model) -> FiniteStateTables:
 
 
 def context_kernel(next_context, weights) -> np.ndarray:
-    """(C, C) matrix ``M[c, next_context[c, y]] += weights[c, y]``: a law of the next token per
-    context turned into a law of the next context (the target's weights give the chain's
-    transition matrix). O(C n) plus the C^2 zeros."""
+    """Turn a law of the next token per context into a law of the next context.
+
+    ``M[c, next_context[c, y]] += weights[c, y]`` (the target's weights give the chain's
+    transition matrix). O(C n) plus the C^2 zeros.
+
+    Parameters
+    ----------
+    next_context : numpy.ndarray
+        The int context after token y in context c, shape (C, n).
+    weights : numpy.ndarray
+        Law of the next token in each context, shape (C, n).
+
+    Returns
+    -------
+    numpy.ndarray
+        The float64 matrix M, shape (C, C).
+    """
     N = np.asarray(next_context, dtype=np.int64)
     w = np.asarray(weights, dtype=np.float64)
     C = N.shape[0]

@@ -74,14 +74,53 @@ class StepLaw:
 
 
 def enumeration_size(tree: Tree, n: int, contexts: int = 1) -> float:
-    """Upper bound on the drafted trees an exact computation enumerates: contexts * n^(size - 1)."""
+    """Upper bound on the drafted trees an exact computation enumerates: contexts * n^(size - 1).
+
+    Parameters
+    ----------
+    tree : Tree
+        The draft tree.
+    n : int
+        Vocabulary size.
+    contexts : int, optional
+        Number of contexts.
+
+    Returns
+    -------
+    float
+        The bound (``inf`` beyond float range).
+    """
     if (tree.size - 1) * np.log10(max(n, 1)) > 300:  # beyond float64: no enumeration of that size runs anyway
         return float("inf")
     return float(contexts) * float(n) ** (tree.size - 1)
 
 
 def check_enumeration(tree: Tree, method_name: str, n: int, contexts: int, *, limit: int = MAX_EXACT_TREES) -> float:
-    """The enumeration size, or a ValueError with the limit and the alternative when it exceeds ``limit``."""
+    """The enumeration size, or a ValueError with the limit and the alternative when it exceeds ``limit``.
+
+    Parameters
+    ----------
+    tree : Tree
+        The draft tree.
+    method_name : str
+        The method's name, for the error message.
+    n : int
+        Vocabulary size.
+    contexts : int
+        Number of contexts.
+    limit : int, optional
+        Most drafted trees allowed.
+
+    Returns
+    -------
+    float
+        The enumeration size (:func:`enumeration_size`).
+
+    Raises
+    ------
+    ValueError
+        If the size exceeds ``limit``.
+    """
     size = enumeration_size(tree, n, contexts)
     if size > limit:
         raise ValueError(
@@ -193,10 +232,32 @@ def sequence_law_enumerated(tree, method, model, context: int, horizon: int) -> 
     """Exact law of the first ``horizon`` generated tokens, steps chained as in decoding.
 
     Each step's law is :func:`step_law` (all drafted trees enumerated); a step that emits more
-    tokens than remain is truncated (its tokens beyond the horizon are marginalised). Returns an
-    array of shape (n,) * horizon; equals
+    tokens than remain is truncated (its tokens beyond the horizon are marginalised). Equals
     :func:`~spechub_theory.trees.lossless.target_sequence_law` for a lossless method. For tiny n
     (<= 4) and trees of <= 7 nodes.
+
+    Parameters
+    ----------
+    tree : Tree or str
+        The draft tree.
+    method : str or module
+        A tree method.
+    model : SyntheticPair or object
+        A finite-state model (see :func:`model_tables`).
+    context : int
+        The starting context id.
+    horizon : int
+        Number of tokens, >= 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        The float64 law of the first ``horizon`` tokens, shape (n,) * horizon.
+
+    Raises
+    ------
+    ValueError
+        If the model's tables are invalid or ``horizon < 1``.
     """
     tables = model_tables(model)
     n = tables.p.shape[1]

@@ -31,6 +31,28 @@ def sample_sequences(tree, method, model, context: int, horizon: int, n_samples:
 
     All runs advance together, one batched step (:func:`~spechub_theory.trees.simulation.decode_steps`)
     per round; O(rounds * n_samples * size * n) with rounds <= horizon.
+
+    Parameters
+    ----------
+    tree : Tree or str
+        The draft tree, or a name for :meth:`Tree.from_name`.
+    method : str
+        A tree method name.
+    model : SyntheticPair or object
+        A finite-state model (see :func:`model_tables`).
+    context : int
+        The starting context id.
+    horizon : int
+        Number of tokens kept per run.
+    n_samples : int
+        Number of independent runs.
+    rng : numpy.random.Generator or int, optional
+        The random source.
+
+    Returns
+    -------
+    numpy.ndarray
+        The int64 tokens, shape (n_samples, horizon).
     """
     m, _ = get_tree_method(method)
     tree = check_tree_for(m, tree_for_method(Tree.from_name(tree) if isinstance(tree, str) else tree, m))
@@ -51,7 +73,32 @@ def sample_sequences(tree, method, model, context: int, horizon: int, n_samples:
 
 
 def sequence_lossless_test(tree, method, model, context: int, horizon: int, n_samples: int, *, alpha: float = 1e-3, rng=None) -> LosslessTest:
-    """Pooled chi-square test that the first ``horizon`` tokens have the target's law (module docstring)."""
+    """Pooled chi-square test that the first ``horizon`` tokens have the target's law (module docstring).
+
+    Parameters
+    ----------
+    tree : Tree or str
+        The draft tree, or a name for :meth:`Tree.from_name`.
+    method : str
+        A tree method name.
+    model : SyntheticPair or object
+        A finite-state model (see :func:`model_tables`).
+    context : int
+        The starting context id.
+    horizon : int
+        Number of tokens per sequence.
+    n_samples : int
+        Number of sampled sequences.
+    alpha : float, optional
+        Significance level.
+    rng : numpy.random.Generator or int, optional
+        The random source.
+
+    Returns
+    -------
+    LosslessTest
+        The test of :func:`matches_target` on the sequences against :func:`target_sequence_law`.
+    """
     seqs = sample_sequences(tree, method, model, context, horizon, n_samples, rng=rng)
     n = model_tables(model).p.shape[1]
     flat = np.ravel_multi_index(tuple(seqs.T), (n,) * horizon)

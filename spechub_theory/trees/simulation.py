@@ -122,6 +122,24 @@ def decode_steps(tree: Tree, method, model, contexts, rng) -> list[TreeWalk]:
     p and q of the visited nodes through callbacks, as with a real model. Returns one
     :class:`TreeWalk` per context; the next context is ``next_context`` folded over its
     ``tokens``. O(len(contexts) * size * k n).
+
+    Parameters
+    ----------
+    tree : Tree
+        The draft tree.
+    method : str
+        A tree method name (see :func:`get_tree_method`).
+    model : SyntheticPair or object
+        A finite-state model (see :func:`model_tables`).
+    contexts : array_like of int
+        Starting context id of each step in the batch.
+    rng : numpy.random.Generator
+        The random source of drafts and verification.
+
+    Returns
+    -------
+    list of TreeWalk
+        One walk per context.
     """
     m, _ = get_tree_method(method)
     tables = model_tables(model)

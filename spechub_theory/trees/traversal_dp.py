@@ -42,8 +42,24 @@ MAX_PREFIXES = 3 * 10**8
 
 
 def prefix_count(tree: Tree, n: int, contexts: int = 1) -> float:
-    """Operations of the DP: contexts * (sum over internal v of n^depth(v) * k_v * n, plus
-    n^depth(v) per leaf)."""
+    """Count the operations of the DP (``inf`` when beyond float range).
+
+    contexts * (sum over internal v of n^depth(v) * k_v * n, plus n^depth(v) per leaf).
+
+    Parameters
+    ----------
+    tree : Tree
+        The draft tree.
+    n : int
+        Vocabulary size.
+    contexts : int, optional
+        Number of contexts.
+
+    Returns
+    -------
+    float
+        The operation count.
+    """
     if tree.depth * np.log10(max(n, 1)) > 300:
         return float("inf")
     ops = sum(float(n) ** int(d) * (len(k) * n if k else 1) for d, k in zip(tree.depths, tree.children))

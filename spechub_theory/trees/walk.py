@@ -51,9 +51,27 @@ class TreeWalk:
 
 
 def resolve_method(method):
-    """A node-level method module (:func:`~spechub_theory.methods.get_method`) or a sequence-level
-    one (``block``, ``traversal``: :data:`~spechub_theory.trees.sequence_rules.SEQUENCE_METHODS`, imported
-    lazily because that module builds on this one)."""
+    """Look up a node-level or a sequence-level method.
+
+    A node-level method module (:func:`~spechub_theory.methods.get_method`) or a sequence-level
+    one (``block``, ``traversal``: :data:`~spechub_theory.trees.sequence_rules.SEQUENCE_METHODS`,
+    imported lazily because that module builds on this one).
+
+    Parameters
+    ----------
+    method : str or module
+        A method name or method object.
+
+    Returns
+    -------
+    module or object
+        The method.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` names neither kind of method.
+    """
     try:
         return get_method(method)
     except ValueError:
@@ -65,9 +83,28 @@ def resolve_method(method):
 
 
 def tree_for_method(tree: Tree, method) -> Tree:
-    """The tree a method actually drafts: ``tree`` itself, except for a single-draft method
-    (``FIXED_K = 1``, i.e. ``single``) on a tree with branching, which is defined as the chain
-    with the same number of draft levels (``Tree.chain(tree.depth)``).
+    """The tree a method actually drafts.
+
+    That is ``tree`` itself, except for a single-draft method (``FIXED_K = 1``, i.e. ``single``)
+    on a tree with branching, which is defined as the chain with the same number of draft levels
+    (``Tree.chain(tree.depth)``).
+
+    Parameters
+    ----------
+    tree : Tree
+        The requested tree.
+    method : str or module
+        The method.
+
+    Returns
+    -------
+    Tree
+        The tree the method drafts.
+
+    Raises
+    ------
+    ValueError
+        If the method verifies a fixed number of drafts per node that the tree does not have.
 
     Examples
     --------
@@ -112,10 +149,25 @@ def draft_tree_level(method, q_rows, counts, rng) -> list[np.ndarray]:
 
 
 def draft_tree(method, tree: Tree, q_of, rng) -> np.ndarray:
-    """Draft every node of ``tree``; ``q_of(level_nodes, tokens) -> (len(level_nodes), n)`` returns
-    the draft laws after the given nodes (tokens so far are passed for synthetic/real models).
-    Returns the token of each node (root entry -1, filled by the caller). One tree of
-    :func:`draft_trees`."""
+    """Draft every node of ``tree``: one tree of :func:`draft_trees`.
+
+    Parameters
+    ----------
+    method : str or module
+        The method (its draft law).
+    tree : Tree
+        The tree to draft.
+    q_of : callable
+        ``q_of(level_nodes, tokens) -> (len(level_nodes), n)``: the draft laws after the given
+        nodes (tokens so far are passed for synthetic/real models).
+    rng : numpy.random.Generator
+        The random source.
+
+    Returns
+    -------
+    numpy.ndarray
+        The token of each node, shape (size,) (root entry -1, filled by the caller).
+    """
     return draft_trees(method, tree, lambda nodes, toks: np.asarray(q_of(nodes, toks[0]))[None], rng, batch=1)[0]
 
 
@@ -163,11 +215,20 @@ def walk_tree(tree: Tree, method, tokens, p, q, rng) -> TreeWalk:
     Parameters
     ----------
     tree : Tree
+        The drafted tree.
     method : str or module
-    tokens : array_like of int, shape (size,)   drafted token of each node (root ignored)
+        The method.
+    tokens : array_like of int, shape (size,)
+        Drafted token of each node (root ignored).
     p, q : array_like, shape (size, n) or callables ``f(v) -> (n,)``
         Target / draft next-token laws after each node (only rows of visited nodes are read).
-    rng : numpy Generator   fresh uniforms for this step
+    rng : numpy.random.Generator
+        Fresh uniforms for this step.
+
+    Returns
+    -------
+    TreeWalk
+        The accepted path and the emitted tokens.
 
     Notes
     -----
