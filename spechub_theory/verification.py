@@ -31,8 +31,30 @@ def check_method_k(method, k, n: int | None = None) -> int:
 def sample_drafts(q, k: int, *, method, size=None, rng=None) -> np.ndarray:
     """Draw draft tuples from the method's draft law (see :meth:`DraftLaw.sample`).
 
-    Raises ``TypeError`` when a method name is passed as ``q`` (the old order
-    ``sample_drafts(method, q, k)``).
+    Parameters
+    ----------
+    q : array_like, shape (..., n)
+        Draft law.
+    k : int
+        Drafts per node (1 for a single-draft method).
+    method : str or method module
+        The verification method whose draft law is sampled (i.i.d., without replacement, hub set).
+    size : int or tuple of int, optional
+        Number of draft tuples per row of ``q`` (shape of the leading axes added).
+    rng : numpy.random.Generator or int, optional
+        Source of randomness.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (..., k)
+        The drawn draft tuples.
+
+    Raises
+    ------
+    TypeError
+        When a method name is passed as ``q`` (the old order ``sample_drafts(method, q, k)``).
+    ValueError
+        For an unknown method or a ``k`` the method does not take.
     """
     m = get_method(method)
     return m.LAW.sample(q, check_method_k(m, k), size=size, rng=rng)
@@ -45,7 +67,29 @@ def verify(p, q, drafts, u, *, method) -> Verification:
     ``u[..., j]`` tests slot j in order (against P(slot j | slots < j rejected)), ``u[..., k]``
     samples the residual. Returns the emitted token and the accepted slot (-1 when rejected).
     Feeding the same uniforms to two implementations gives identical outputs. O(k n) per node.
-    Raises ``TypeError`` when a method name is passed as ``p`` (the old order ``verify(method, p, ...)``).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws.
+    drafts : array_like of int, shape (..., k)
+        The drafted token ids of each node.
+    u : array_like, shape (..., k + 1)
+        Uniforms in [0, 1): one per slot test, the last for the residual.
+    method : str or method module
+        The verification method.
+
+    Returns
+    -------
+    Verification
+        The emitted ``token`` and the accepted ``slot`` (-1: none) of every node.
+
+    Raises
+    ------
+    TypeError
+        When a method name is passed as ``p`` (the old order ``verify(method, p, ...)``).
+    ValueError
+        For invalid laws, token ids outside [0, n), a wrong number of uniforms or an unknown method.
     """
     m = get_method(method)
     p, q = check_pq(p, q)
@@ -62,6 +106,27 @@ def output_law(p, q, k: int, *, method) -> ExactLaw:
 
     Enumerates the method's draft law (O(n^k) tuples) and averages its node rule: for a lossless
     method ``output_law(...).output`` equals ``p`` to round-off (1e-12).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (n,)
+        Target and draft laws of one node.
+    k : int
+        Drafts per node.
+    method : str or method module
+        The verification method (a registered name, or any object with ``NAME``, ``LAW`` and ``rule``).
+
+    Returns
+    -------
+    ExactLaw
+        The output law, the acceptance probability and its per-slot split.
+
+    Raises
+    ------
+    TypeError
+        When a method name is passed as ``p`` (the old order ``output_law(method, p, q, k)``).
+    ValueError
+        For invalid laws, an unknown method or a ``k`` the method does not take.
 
     Examples
     --------
