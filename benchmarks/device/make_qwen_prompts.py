@@ -14,8 +14,9 @@ Usage: python3 benchmarks/device/make_qwen_prompts.py [--mt-bench ../shared/data
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from make_eval_prompts import read_jsonl, write_interleaved  # same folder: run as a script
 
 ROOT = Path(__file__).resolve().parents[2]
 #: MT-Bench questions per non-coding category, and the category that gets one more (7 x 7 + 1 = 50)
@@ -42,14 +43,10 @@ def main():
     ap.add_argument("--code", default=str(ROOT / "empirical" / "data" / "code_prompts.jsonl"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "device" / "data" / "prompts_qwen.jsonl"))
     args = ap.parse_args()
-    read = lambda path: [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]  # noqa: E731
-    code, chat = read(args.code), mt_bench_chat(read(args.mt_bench))
+    code, chat = read_jsonl(args.code), mt_bench_chat(read_jsonl(args.mt_bench))
     if len(code) != 50 or len(chat) != 50:
         raise SystemExit(f"make_qwen_prompts: error: need 50 code and 50 chat prompts; got {len(code)} and {len(chat)}")
-    lines = [json.dumps(row) for pair in zip(code, chat) for row in pair]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"{len(lines)} prompts -> {args.out}")
+    write_interleaved(code, chat, args.out)
 
 
 if __name__ == "__main__":
