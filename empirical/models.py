@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .dequant_cache import load_gguf
-from .registry import resolve
+from .fetch import resolve
 from .vocab import shared_vocab
 
 __all__ = ["ModelPair", "load_pair", "load_model", "truncated_draft", "smollm2_gguf", "resolve_dtype"]

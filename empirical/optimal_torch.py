@@ -22,13 +22,13 @@ __all__ = ["rule"]
 def rule(p, q, drafts):
     """Node rule of ``optimal`` for p, q float64 tensors [..., n] and drafts int64 [..., k].
 
-    Returns a :class:`empirical.fast_verify.TorchNodeRule` (accept [..., k], residual [..., n]) equal
+    Returns a :class:`empirical.torch_rule.TorchNodeRule` (accept [..., k], residual [..., n]) equal
     to ``spechub_theory.methods.optimal.rule`` on the same inputs (parity-tested, float64). Host work:
     one plan per row (cached by content); device work O(k log k) per node plus the residual copy.
     """
     import torch
 
-    from .fast_verify import TorchNodeRule
+    from .torch_rule import TorchNodeRule
 
     n, k = p.shape[-1], drafts.shape[-1]
     lead = torch.broadcast_shapes(p.shape[:-1], q.shape[:-1], drafts.shape[:-1])

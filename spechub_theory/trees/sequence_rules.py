@@ -43,8 +43,8 @@ from ..draft_laws import IID, DraftLaw
 from ..methods import get_method
 from ..methods.base import RESIDUAL_EPS
 from ..methods.single import ratio_accept
-from .walk import TreeWalk
 from .shapes import Tree
+from .walk_result import TreeWalk
 
 __all__ = [
     "TreeOutcome",

@@ -11,51 +11,23 @@ rejection or a sample from p at a leaf. Tokens per step = accepted drafts + 1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..methods import get_method
 from ..methods.base import verify_from_rule
+from .sequence_rules import SEQUENCE_METHODS, walk_by_rule
 from .shapes import Tree
+from .walk_result import TreeWalk
 from ..verification import check_method_k
 
 __all__ = ["TreeWalk", "resolve_method", "tree_for_method", "draft_tree_level", "draft_tree", "draft_trees", "walk_tree", "walk_trees"]
-
-
-@dataclass(frozen=True)
-class TreeWalk:
-    """Result of one verification walk.
-
-    Attributes
-    ----------
-    path : tuple of int
-        Accepted nodes, root first (``path[0] == 0``).
-    tokens : tuple of int
-        Emitted tokens: the accepted drafts, then the bonus (leaf) or residual (rejection) token.
-    visited : tuple of int
-        Nodes at which a verification happened (internal nodes on the path), in order.
-    slots : tuple of int
-        Accepted slot at each visited node (-1 for the final rejection).
-    """
-
-    path: tuple
-    tokens: tuple
-    visited: tuple
-    slots: tuple
-
-    @property
-    def accepted(self) -> int:
-        """Number of accepted drafts (tokens per step minus one)."""
-        return len(self.path) - 1
 
 
 def resolve_method(method):
     """Look up a node-level or a sequence-level method.
 
     A node-level method module (:func:`~spechub_theory.methods.get_method`) or a sequence-level
-    one (``block``, ``traversal``: :data:`~spechub_theory.trees.sequence_rules.SEQUENCE_METHODS`,
-    imported lazily because that module builds on this one).
+    one (``block``, ``traversal``: :data:`~spechub_theory.trees.sequence_rules.SEQUENCE_METHODS`).
 
     Parameters
     ----------
@@ -75,8 +47,6 @@ def resolve_method(method):
     try:
         return get_method(method)
     except ValueError:
-        from .sequence_rules import SEQUENCE_METHODS
-
         if isinstance(method, str) and method in SEQUENCE_METHODS:
             return SEQUENCE_METHODS[method]
         raise
@@ -315,8 +285,6 @@ def walk_trees(tree: Tree, method, tokens, p_of, q_of, rng) -> list[TreeWalk]:
 def _walk_sequence_level(tree: Tree, m, tokens, p_of, q_of, rng) -> list[TreeWalk]:
     """Read p at every node and q at the internal nodes (a leaf's q is never used; p stands in),
     then verify with the method's tree rule (:func:`~spechub_theory.trees.sequence_rules.walk_by_rule`)."""
-    from .sequence_rules import walk_by_rule
-
     batch = tokens.shape[0]
     seqs = np.repeat(np.arange(batch), tree.size)
     nodes = np.tile(np.arange(tree.size), batch)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import empirical.fetch as fetch_module
-from empirical.fetch import FetchError, fetch_model, is_cached, model_path
-from empirical.registry import REGISTRY, ModelSource, WheelPart, get_source, resolve
+from empirical.fetch import FetchError, fetch_model, is_cached, model_path, resolve
+from empirical.registry import REGISTRY, ModelSource, WheelPart, get_source
 from spechub_cli import main as spechub
 
 PIECES = [b"GGUF" + bytes(range(256)) * 40, bytes(reversed(range(256))) * 30, b"tail" * 123]
