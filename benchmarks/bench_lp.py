@@ -50,8 +50,8 @@ def part1(limit: float, budget: float) -> dict:
     methods = {
         "textbook_lp": lambda law, p, q, k: lp.solve(p, q, k, law=law, solver="cvxpy").value,
         "reduced_lp": lambda law, p, q, k: lp.solve(p, q, k, law=law).value,
-        "bruteforce_cut": lambda law, p, q, k: lp.optimal_acceptance(p, q, k, law, method="cut"),
-        "fast": lambda law, p, q, k: lp.optimal_acceptance(p, q, k, law),
+        "bruteforce_cut": lambda law, p, q, k: lp.optimal_acceptance(p, q, k, law=law, method="cut"),
+        "fast": lambda law, p, q, k: lp.optimal_acceptance(p, q, k, law=law),
     }
     start = time.perf_counter()
     rows, largest = [], {}
@@ -122,10 +122,10 @@ def part2(batch: int) -> list:
         p = np.exp(zp - zp.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
         for law in ("iid", "wor", "hub"):
-            lp.optimal_acceptance(p[:2], q[:2], 2, law)  # warm-up
+            lp.optimal_acceptance(p[:2], q[:2], 2, law=law)  # warm-up
             reps = []
             for _ in range(3):
-                t, _ = timed(lambda: lp.optimal_acceptance(p, q, 2, law).sum())
+                t, _ = timed(lambda: lp.optimal_acceptance(p, q, 2, law=law).sum())
                 reps.append(t)
             best = min(reps)
             row = {"n": n, "k": 2, "drafts": law, "batch": batch, "seconds": best,

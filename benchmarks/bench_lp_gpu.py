@@ -84,9 +84,9 @@ def main() -> None:
         p, q = llm_like(args.check_batch, n, device, seed=n)
         p_np, q_np = p.cpu().numpy(), q.cpu().numpy()
         for drafts in ("iid", "wor", "hub"):
-            ref = optimal_acceptance(p_np, q_np, 2, drafts)
+            ref = optimal_acceptance(p_np, q_np, 2, law=drafts)
             for key in (torch.float64, torch.float32):
-                got = optimal_acceptance_torch(p, q, 2, drafts, sort_dtype=key).cpu().numpy()
+                got = optimal_acceptance_torch(p, q, 2, law=drafts, sort_dtype=key).cpu().numpy()
                 row = {"n": n, "drafts": drafts, "sort_dtype": str(key).replace("torch.", ""),
                        "rows": args.check_batch, "max_abs_diff_vs_numpy": float(np.abs(got - ref).max())}
                 result["parity"].append(row)
@@ -97,7 +97,7 @@ def main() -> None:
                 p, q = llm_like(batch, n, device, seed=batch + n)
                 for drafts in ("iid", "wor", "hub"):
                     for key in (torch.float64, torch.float32):
-                        seconds = time_cuda(lambda: optimal_acceptance_torch(p, q, 2, drafts, sort_dtype=key), args.reps)
+                        seconds = time_cuda(lambda: optimal_acceptance_torch(p, q, 2, law=drafts, sort_dtype=key), args.reps)
                         row = {"n": n, "batch": batch, "drafts": drafts, "sort_dtype": str(key).replace("torch.", ""),
                                "seconds": seconds, "positions_per_second": batch / seconds}
                         if device.type == "cuda":

@@ -73,7 +73,7 @@ def gap(p: np.ndarray, q: np.ndarray, k: int) -> float | None:
     values = p_of + 1.0 - covered
     exact = values.min()
     if k <= 3:  # the library's prefix formulas (k = 3: lp.wor3, exact P_3 on prefixes, O(n^2))
-        prefix = float(optimal_acceptance(p, q, k, "wor", method="prefix"))
+        prefix = float(optimal_acceptance(p, q, k, law="wor", method="prefix"))
     else:
         ratio = np.where(q > 0, p / np.where(q > 0, q, 1), np.where(p > 0, np.inf, 0))
         masks = np.concatenate([[0], np.cumsum(1 << np.argsort(ratio, kind="stable"))])

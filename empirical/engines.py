@@ -126,7 +126,7 @@ class TorchEngine:
             c = counts[idx[0]]
             u = torch.as_tensor(np.stack([rng.random((len(idx), c)) for rng in rngs]), device=q_level.device)
             q = q_level[:, idx].reshape(-1, q_level.shape[-1])  # [R * len(idx), n]
-            out.append((idx, fast_verify.sample_drafts(method, q, c, u.reshape(-1, c)).reshape(len(rngs), len(idx), c)))
+            out.append((idx, fast_verify.sample_drafts(q, c, u.reshape(-1, c), method=method).reshape(len(rngs), len(idx), c)))
         return out
 
     @staticmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from spechub_theory.argorder import refuses_old_order
 from spechub_theory.methods.base import RESIDUAL_EPS
 from spechub_theory.trees.walk import TreeWalk
 
@@ -19,17 +20,24 @@ from .torch_rule import TorchNodeRule
 __all__ = ["FAST_METHODS", "TorchNodeRule", "rule", "sample_drafts", "draft_tree_level", "walk_tree", "walk_trees", "law64"]
 
 
-def rule(method: str, p, q, drafts) -> TorchNodeRule:
+@refuses_old_order("p", "rule(p, q, drafts, method={name!r})")
+def rule(p, q, drafts, *, method: str) -> TorchNodeRule:
     """Node rule of ``method``: p, q float64 [..., n], drafts int64 [..., k] (any leading axes:
     one node, or a batch of nodes).
 
     Mirrors ``spechub_theory.methods.<method>.rule``; O(k n) device work per node, no host sync.
+    The old order ``rule(method, p, q, drafts)`` raises a ``TypeError`` naming the new one.
     """
     return _RULES[method](p, q, drafts)
 
 
-def sample_drafts(method: str, q, k: int, u):
-    """Draft tuples [m, k] for rows q [m, n] (float64) from uniforms u [m, k] (the method's law)."""
+@refuses_old_order("q", "sample_drafts(q, k, u, method={name!r})")
+def sample_drafts(q, k: int, u, *, method: str):
+    """Draft tuples [m, k] for rows q [m, n] (float64) from uniforms u [m, k] (the method's law).
+
+    Argument order as :func:`spechub_theory.verification.sample_drafts`; the old order
+    ``sample_drafts(method, q, k, u)`` raises a ``TypeError`` naming the new one.
+    """
     return _LAWS[method](q, k, u)
 
 
@@ -45,7 +53,7 @@ def draft_tree_level(method: str, q_rows, counts, rng) -> list:
     for c in sorted(set(counts) - {0}):
         idx = [i for i, ci in enumerate(counts) if ci == c]
         u = torch.as_tensor(rng.random((len(idx), c)), device=q_rows.device)
-        tuples = sample_drafts(method, q_rows[idx], c, u)  # [len(idx), c]
+        tuples = sample_drafts(q_rows[idx], c, u, method=method)  # [len(idx), c]
         for row, i in enumerate(idx):
             out[i] = tuples[row]
     return out
@@ -105,7 +113,7 @@ def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:
             drafts = torch.gather(tokens[at], 1, kids)
             u = torch.as_tensor(np.stack([rngs[b].random(c + 1) for b in rows]), device=device)
             pv = law64(p[at, v])
-            token, slot = _verify(rule(method, pv, q[at, v], drafts), drafts, u)
+            token, slot = _verify(rule(pv, q[at, v], drafts, method=method), drafts, u)
             for i, (b, sl, t) in enumerate(zip(rows, *torch.stack([slot, token]).tolist())):
                 visited[b].append(node[b])
                 slots[b].append(int(sl))

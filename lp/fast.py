@@ -40,7 +40,7 @@ AUTO_CUT_MAX_TUPLES = 200_000
 CHUNK_ELEMENTS = 1 << 18
 
 
-def optimal_acceptance(p, q, k: int = 2, law: str = "iid", *, method: str = "auto"):
+def optimal_acceptance(p, q, k: int = 2, *, law: str = "iid", method: str = "auto"):
     r"""Exact optimal acceptance of k drafts from ``q`` against the target ``p``, for a draft law.
 
     .. math::
@@ -102,13 +102,13 @@ def optimal_acceptance(p, q, k: int = 2, law: str = "iid", *, method: str = "aut
     Examples
     --------
     >>> p, q = [.3, .3, .4], [.6, .3, .1]          # theory.md 6.1, E2
-    >>> [round(float(optimal_acceptance(p, q, 2, d)), 6) for d in ("iid", "wor", "hub")]
+    >>> [round(float(optimal_acceptance(p, q, 2, law=d)), 6) for d in ("iid", "wor", "hub")]
     [0.79, 0.892857, 0.85]
     """
     if _is_torch(p) or _is_torch(q):
         from .fast_torch import optimal_acceptance as torch_version
 
-        return torch_version(p, q, k, law, method=method)
+        return torch_version(p, q, k, law=law, method=method)
     law = get_law(law).name
     if method not in METHODS_FAST:
         raise ValueError(f"`method` {method!r} is not one of {', '.join(map(repr, METHODS_FAST))}.")
@@ -178,12 +178,12 @@ def optimal_rates(p, q, k: int = 2) -> dict:
     if k == 2 and n >= 2:  # one sort per row serves both laws
         both = _prefix_min_chunked(p, q, 2, ("iid", "wor"))
         return {"optimal_iid": both["iid"], "optimal_wor": both["wor"], "notes": {"optimal_wor": PREFIX_NOTE}}
-    out = {"optimal_iid": optimal_acceptance(p, q, k, "iid"), "optimal_wor": None, "notes": {}}
+    out = {"optimal_iid": optimal_acceptance(p, q, k, law="iid"), "optimal_wor": None, "notes": {}}
     if k > n:
         out["notes"]["optimal_wor"] = f"k = {k} distinct drafts need n >= k; n = {n}."
         return out
     try:
-        out["optimal_wor"] = optimal_acceptance(p, q, k, "wor")
+        out["optimal_wor"] = optimal_acceptance(p, q, k, law="wor")
     except ValueError as exc:
         out["notes"]["optimal_wor"] = str(exc)
         return out
@@ -194,7 +194,7 @@ def optimal_rates(p, q, k: int = 2) -> dict:
     return out
 
 
-def prefix_values(p: np.ndarray, q: np.ndarray, k: int, law: str = "iid") -> np.ndarray:
+def prefix_values(p: np.ndarray, q: np.ndarray, k: int, *, law: str = "iid") -> np.ndarray:
     r"""The min-cut bound at every p/q-sorted prefix A_L (L = 0..n), shape (..., n + 1).
 
     ``law`` is "iid" (any k) or "wor" (k = 2). Inputs are validated float64 arrays. The minimum

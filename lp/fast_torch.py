@@ -18,7 +18,7 @@ from spechub_theory.draft_laws import get_law
 __all__ = ["optimal_acceptance"]
 
 
-def optimal_acceptance(p, q, k: int = 2, law: str = "iid", *, method: str = "auto", sort_dtype=None):
+def optimal_acceptance(p, q, k: int = 2, *, law: str = "iid", method: str = "auto", sort_dtype=None):
     """Exact optimal acceptance for torch tensors p, q of shape (..., n); see :func:`lp.fast.optimal_acceptance`.
 
     Parameters

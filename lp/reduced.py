@@ -55,7 +55,7 @@ def draft_sets(support: DraftSupport) -> dict:
     return {"sets": sets, "of_tuple": of_tuple, "mass": np.bincount(of_tuple, support.mass, minlength=len(sets))}
 
 
-def solve_reduced(support: DraftSupport, p, *, draft_law: str = "custom") -> OptimumResult:
+def solve_reduced(support: DraftSupport, p, *, law: str = "custom") -> OptimumResult:
     """Optimal acceptance and plan of a draft law by the reduced LP (scipy ``linprog``, HiGHS).
 
     Parameters
@@ -64,7 +64,7 @@ def solve_reduced(support: DraftSupport, p, *, draft_law: str = "custom") -> Opt
         Exact draft law; tuples of token ids < n.
     p : ndarray, shape (n,)
         Validated target distribution.
-    draft_law : str
+    law : str
         Label stored in the result.
 
     Returns
@@ -114,7 +114,7 @@ def solve_reduced(support: DraftSupport, p, *, draft_law: str = "custom") -> Opt
         np.argsort(-duals, kind="stable"),
         np.argsort(np.where(set_mass_of > 0, p / np.where(set_mass_of > 0, set_mass_of, 1.0), np.inf), kind="stable"),
     ]
-    return OptimumResult.from_plan(plan, support, p, cut_from_orders(support, p, orders), draft_law, "highs")
+    return OptimumResult.from_plan(plan, support, p, cut_from_orders(support, p, orders), law, "highs")
 
 
 def _linprog(A, b, nv):

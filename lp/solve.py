@@ -73,11 +73,11 @@ def solve(p, q=None, k=None, *, law, solver: str = "highs") -> OptimumResult:
     """
     support, p, name = _resolve(law, p, q, k)
     if solver == "highs":
-        return solve_reduced(support, p, draft_law=name)
+        return solve_reduced(support, p, law=name)
     if isinstance(solver, str) and (solver == "cvxpy" or solver.startswith("cvxpy:")):
         from .textbook import solve_textbook
 
-        return solve_textbook(support, p, draft_law=name, cvxpy_solver=solver.partition(":")[2] or None)
+        return solve_textbook(support, p, law=name, cvxpy_solver=solver.partition(":")[2] or None)
     raise ValueError(f"`solver` {solver!r} is not one of 'highs', 'cvxpy', 'cvxpy:<SOLVER>'.")
 
 

@@ -61,7 +61,7 @@ def default_cvxpy_solver() -> str:
     raise SolverError("no solver", f"cvxpy has none of {', '.join(_PREFERRED)} installed.")
 
 
-def solve_textbook(support: DraftSupport, p, *, draft_law: str = "custom", cvxpy_solver: str | None = None) -> OptimumResult:
+def solve_textbook(support: DraftSupport, p, *, law: str = "custom", cvxpy_solver: str | None = None) -> OptimumResult:
     """Optimal acceptance and plan by the full OTM LP over supp(Q) x V (cvxpy).
 
     Parameters
@@ -70,7 +70,7 @@ def solve_textbook(support: DraftSupport, p, *, draft_law: str = "custom", cvxpy
         Exact draft law (m tuples).
     p : ndarray, shape (n,)
         Validated target distribution.
-    draft_law : str
+    law : str
         Label stored in the result.
     cvxpy_solver : str, optional
         A cvxpy solver name; default :func:`default_cvxpy_solver`.
@@ -121,7 +121,7 @@ def solve_textbook(support: DraftSupport, p, *, draft_law: str = "custom", cvxpy
     ]
     plan = sp.csr_array(dense)
     plan.eliminate_zeros()
-    return OptimumResult.from_plan(plan, support, p, cut_from_orders(support, p, orders), draft_law, f"cvxpy:{solver}")
+    return OptimumResult.from_plan(plan, support, p, cut_from_orders(support, p, orders), law, f"cvxpy:{solver}")
 
 
 @contextlib.contextmanager

@@ -143,7 +143,7 @@ def synthetic_case(n: int = 64, *, seed: int = 0, sampling: Sampling = Sampling(
     return FunctionCase.from_logits(target, draft, sampling, name=f"synthetic(n={n}, seed={seed})")
 
 
-def sample_rows(q, size: int, rng) -> np.ndarray:
+def sample_rows(q, size: int, *, rng) -> np.ndarray:
     """``size`` independent draws from each row of q (L, n): int64 (size, L), inverse CDF in float64."""
     q = np.asarray(q, dtype=np.float64)
     cdf = np.cumsum(q, axis=-1)

@@ -139,7 +139,7 @@ def audit_function(sampler, case: FunctionCase, *, tv: float = 0.01, alpha: floa
     done = 0
     while done < N:
         m = min(chunk, N - done)
-        drafts = sample_rows(case.q, m, g)
+        drafts = sample_rows(case.q, m, rng=g)
         counts += _first_token_counts(sampler(t_in, d_in, drafts, g), m, case.n)
         done += m
         if progress is not None:

@@ -177,7 +177,7 @@ class ReferenceGenerator:
         ctx, tokens, qs = tuple(self.context), [], []
         for _ in range(self.L):
             q = self.law(ctx)
-            x = int(sample_rows(q[None], 1, rng)[0, 0])
+            x = int(sample_rows(q[None], 1, rng=rng)[0, 0])
             tokens.append(x)
             qs.append(q)
             ctx = ctx + (x,)

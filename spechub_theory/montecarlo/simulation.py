@@ -173,7 +173,7 @@ class Verifier:
     default_law: bool = True
 
 
-def resolve_verifier(verifier, law=None) -> Verifier:
+def resolve_verifier(verifier, *, law=None) -> Verifier:
     """Turn a method name / method-like object / callable and an optional ``law`` into a :class:`Verifier`.
 
     ``law`` may be a :class:`DraftLaw`, a law name (``"iid"``, ``"wor"``, ``"hub"``) or a callable
@@ -281,7 +281,7 @@ def simulate(p, q, k: int, *, method, n_trials: int, law=None, rng=None, batch: 
     if p.ndim != 1 or q.ndim != 1:
         raise ValueError("`simulate` takes one pair p, q of shape (n,); loop over positions outside.")
     n = p.shape[-1]
-    ver = resolve_verifier(method, law)
+    ver = resolve_verifier(method, law=law)
     if ver.module is not None:
         k = check_method_k(ver.module, k, n if ver.module.LAW.distinct else None)
     else:

@@ -26,11 +26,11 @@ from .shapes import Tree
 __all__ = ["sample_sequences", "sequence_lossless_test"]
 
 
-def sample_sequences(tree, method, model, context: int, horizon: int, n_samples: int, *, rng=None) -> np.ndarray:
-    """First ``horizon`` generated tokens of ``n_samples`` independent decoding runs, (n_samples, horizon).
+def sample_sequences(tree, method, model, context: int, horizon: int, n_trials: int, *, rng=None) -> np.ndarray:
+    """First ``horizon`` generated tokens of ``n_trials`` independent decoding runs, (n_trials, horizon).
 
     All runs advance together, one batched step (:func:`~spechub_theory.trees.simulation.decode_steps`)
-    per round; O(rounds * n_samples * size * n) with rounds <= horizon.
+    per round; O(rounds * n_trials * size * n) with rounds <= horizon.
 
     Parameters
     ----------
@@ -44,7 +44,7 @@ def sample_sequences(tree, method, model, context: int, horizon: int, n_samples:
         The starting context id.
     horizon : int
         Number of tokens kept per run.
-    n_samples : int
+    n_trials : int
         Number of independent runs.
     rng : numpy.random.Generator or int, optional
         The random source.
@@ -52,15 +52,15 @@ def sample_sequences(tree, method, model, context: int, horizon: int, n_samples:
     Returns
     -------
     numpy.ndarray
-        The int64 tokens, shape (n_samples, horizon).
+        The int64 tokens, shape (n_trials, horizon).
     """
     m, _ = get_tree_method(method)
     tree = check_tree_for(m, tree_for_method(Tree.from_name(tree) if isinstance(tree, str) else tree, m))
     tables = model_tables(model)
     gen = np.random.default_rng(rng)
-    out = np.full((n_samples, horizon), -1, dtype=np.int64)
-    filled = np.zeros(n_samples, dtype=np.int64)
-    ctx = np.full(n_samples, int(context), dtype=np.int64)
+    out = np.full((n_trials, horizon), -1, dtype=np.int64)
+    filled = np.zeros(n_trials, dtype=np.int64)
+    ctx = np.full(n_trials, int(context), dtype=np.int64)
     while (filled < horizon).any():
         todo = np.flatnonzero(filled < horizon)
         for i, walk in zip(todo, decode_steps(tree, m, model, ctx[todo], gen)):
@@ -72,7 +72,7 @@ def sample_sequences(tree, method, model, context: int, horizon: int, n_samples:
     return out
 
 
-def sequence_lossless_test(tree, method, model, context: int, horizon: int, n_samples: int, *, alpha: float = 1e-3, rng=None) -> LosslessTest:
+def sequence_lossless_test(tree, method, model, context: int, horizon: int, n_trials: int, *, alpha: float = 1e-3, rng=None) -> LosslessTest:
     """Pooled chi-square test that the first ``horizon`` tokens have the target's law (module docstring).
 
     Parameters
@@ -87,7 +87,7 @@ def sequence_lossless_test(tree, method, model, context: int, horizon: int, n_sa
         The starting context id.
     horizon : int
         Number of tokens per sequence.
-    n_samples : int
+    n_trials : int
         Number of sampled sequences.
     alpha : float, optional
         Significance level.
@@ -99,7 +99,7 @@ def sequence_lossless_test(tree, method, model, context: int, horizon: int, n_sa
     LosslessTest
         The test of :func:`matches_target` on the sequences against :func:`target_sequence_law`.
     """
-    seqs = sample_sequences(tree, method, model, context, horizon, n_samples, rng=rng)
+    seqs = sample_sequences(tree, method, model, context, horizon, n_trials, rng=rng)
     n = model_tables(model).p.shape[1]
     flat = np.ravel_multi_index(tuple(seqs.T), (n,) * horizon)
     return matches_target(flat, target_sequence_law(model, context, horizon).ravel(), alpha=alpha, kind="samples")

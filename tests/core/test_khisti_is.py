@@ -37,7 +37,7 @@ def test_at_most_the_iid_optimum_and_equal_to_one_minus_tv_of_s(pq, k):
     alpha = float(khisti_is.acceptance(p, q, k))
     s = khisti_is.selection_law(p, q, k)
     assert alpha == pytest.approx(1.0 - 0.5 * np.abs(p - s).sum(), abs=ATOL)
-    assert alpha <= float(lp.optimal_acceptance(p, q, k, "iid")) + 1e-9
+    assert alpha <= float(lp.optimal_acceptance(p, q, k, law="iid")) + 1e-9
 
 
 def test_selection_law_matches_sampled_selection():

@@ -79,7 +79,7 @@ def test_output_law_acceptance_and_selection_law_are_exact(pq, k):
     p, q = check_pq(*pq)
     law = output_law(p, q, k, method="optimal")
     assert law.max_error(p) <= ATOL
-    fast = float(lp.optimal_acceptance(p, q, k, "iid"))
+    fast = float(lp.optimal_acceptance(p, q, k, law="iid"))
     assert law.acceptance == pytest.approx(fast, abs=ATOL)
     assert float(optimal.acceptance(p, q, k)) == pytest.approx(fast, abs=ATOL)
     plan = optimal.plan(p, q, k)
@@ -119,7 +119,7 @@ def test_edge_cases(p, q, k):
     p, q = check_pq(p, q)
     law = output_law(p, q, k, method="optimal")
     assert law.max_error(p) <= ATOL
-    assert law.acceptance == pytest.approx(float(lp.optimal_acceptance(p, q, k, "iid")), abs=ATOL)
+    assert law.acceptance == pytest.approx(float(lp.optimal_acceptance(p, q, k, law="iid")), abs=ATOL)
     plan = optimal.plan(p, q, k)
     _check_plan(p, q, k, plan)
     np.testing.assert_allclose(selection_law(plan, q, k), plan.q_tilde, atol=ATOL)

@@ -34,7 +34,7 @@ def test_rule_matches_the_core(method, k):
         p, q = _pq(12, seed)
         drafts = m.LAW.sample(q, k, rng=seed)
         ref = m.rule(p, q, drafts)
-        got = fast_verify.rule(method, torch.as_tensor(p), torch.as_tensor(q), torch.as_tensor(drafts))
+        got = fast_verify.rule(torch.as_tensor(p), torch.as_tensor(q), torch.as_tensor(drafts), method=method)
         np.testing.assert_allclose(got.accept.numpy(), ref.accept, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(got.residual.numpy(), ref.residual, rtol=1e-12, atol=1e-14)
 
@@ -51,9 +51,9 @@ def test_rule_over_a_batch_of_nodes_equals_node_by_node(method, k):
         p, q = _pq(9, 10 + seed)
         P.append(p), Q.append(q), D.append(m.LAW.sample(q, k, rng=seed))
     P, Q, D = (torch.as_tensor(np.array(x)) for x in (P, Q, D))
-    batch = fast_verify.rule(method, P, Q, D)
+    batch = fast_verify.rule(P, Q, D, method=method)
     for i in range(len(P)):
-        one = fast_verify.rule(method, P[i], Q[i], D[i])
+        one = fast_verify.rule(P[i], Q[i], D[i], method=method)
         torch.testing.assert_close(batch.accept[i], one.accept, rtol=1e-13, atol=1e-15)
         torch.testing.assert_close(batch.residual[i], one.residual, rtol=1e-13, atol=1e-15)
 
@@ -66,7 +66,7 @@ def test_draft_law_matches_the_core_from_the_same_uniforms(method, k):
     rows = np.stack([q, np.roll(q, 3), np.eye(10)[4]])  # includes a one-hot q
     u = np.random.default_rng(k).random((3, k))
     ref = law.sample_from_uniforms(rows, k, u)
-    got = fast_verify.sample_drafts(method, torch.as_tensor(rows), k, torch.as_tensor(u))
+    got = fast_verify.sample_drafts(torch.as_tensor(rows), k, torch.as_tensor(u), method=method)
     np.testing.assert_array_equal(got.numpy(), ref)
 
 
@@ -96,3 +96,11 @@ def test_cuda_decode_matches_cpu_numpy_reference(method):
     cuda = decode(tiny_pair(64, device="cuda"), [3, 4], tree="2^3", method=method, max_new_tokens=20, rng=5)
     cpu = decode(tiny_pair(64), [3, 4], tree="2^3", method=method, max_new_tokens=20, rng=5, engine="numpy")
     assert cuda.tokens == cpu.tokens
+
+
+def test_old_argument_order_is_refused_with_the_new_call():
+    q = torch.full((1, 4), 0.25, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"sample_drafts\(q, k, u, method='rrs'\)"):
+        fast_verify.sample_drafts("rrs", q, 2, torch.zeros(1, 2, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"rule\(p, q, drafts, method='spechub'\)"):
+        fast_verify.rule("spechub", q, q, torch.zeros(1, 2, dtype=torch.int64))

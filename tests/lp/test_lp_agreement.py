@@ -46,10 +46,10 @@ def test_reduced_lp_equals_bruteforce_cut_equals_fast(pq, k, law):
     res = lp.solve(p, q, k, law=law).check()
     assert res.value == pytest.approx(cut, abs=1e-8)
     if law != "wor" or k <= 2:
-        assert float(lp.optimal_acceptance(p, q, k, law)) == pytest.approx(cut, abs=1e-8)
+        assert float(lp.optimal_acceptance(p, q, k, law=law)) == pytest.approx(cut, abs=1e-8)
     elif k == 3 and (q > 0).sum() >= 3:  # the O(n^2) exact-P_3 prefix path (lp.wor3)
-        assert float(lp.optimal_acceptance(p, q, 3, "wor", method="prefix")) == pytest.approx(cut, abs=1e-8)
-    assert float(lp.optimal_acceptance(p, q, k, law, method="cut")) == pytest.approx(cut, abs=1e-12)
+        assert float(lp.optimal_acceptance(p, q, 3, law="wor", method="prefix")) == pytest.approx(cut, abs=1e-8)
+    assert float(lp.optimal_acceptance(p, q, k, law=law, method="cut")) == pytest.approx(cut, abs=1e-12)
 
 
 @settings(max_examples=30)
@@ -69,7 +69,7 @@ def test_every_core_method_is_below_the_optimum_of_its_law(pq, k):
         kk = method.FIXED_K or k
         if method.LAW.distinct and kk > len(p):
             continue
-        opt = float(lp.optimal_acceptance(p, q, kk, method.LAW.name, method="cut"))
+        opt = float(lp.optimal_acceptance(p, q, kk, law=method.LAW.name, method="cut"))
         rate = float(method.acceptance(p, q, kk))
         assert rate <= opt + 1e-9, name
         if name == "spechub":
@@ -80,15 +80,15 @@ def test_every_core_method_is_below_the_optimum_of_its_law(pq, k):
 def test_worked_example_optima(k, name):
     p, q = WORKED_EXAMPLES[name][:2]
     for law, expected in zip(LAWS, OPTIMA[k][name]):
-        assert round(float(lp.optimal_acceptance(p, q, k, law, method="cut")), 6) == pytest.approx(expected, abs=1e-12)
+        assert round(float(lp.optimal_acceptance(p, q, k, law=law, method="cut")), 6) == pytest.approx(expected, abs=1e-12)
         assert round(lp.solve(p, q, k, law=law).value, 6) == pytest.approx(expected, abs=1e-12)
         if law != "wor" or k == 2:
-            assert round(float(lp.optimal_acceptance(p, q, k, law)), 6) == pytest.approx(expected, abs=1e-12)
+            assert round(float(lp.optimal_acceptance(p, q, k, law=law)), 6) == pytest.approx(expected, abs=1e-12)
 
 
 def test_hub_counterexample_is_not_a_sorted_prefix():
     p, q, expected = HUB_COUNTEREXAMPLE
-    assert round(float(lp.optimal_acceptance(p, q, 2, "hub")), 6) == expected
+    assert round(float(lp.optimal_acceptance(p, q, 2, law="hub")), 6) == expected
     assert round(lp.solve(p, q, 2, law="hub").value, 6) == expected
     assert round(lp.hub_coupling(p, q, 2).value, 6) == expected
     # the trap: the best p/q-sorted prefix for the hub law's own P(S subset A) gives 1.0
@@ -97,7 +97,7 @@ def test_hub_counterexample_is_not_a_sorted_prefix():
     prefixes = [lp.result.cut_value(support, np.array(p), order[:L]).value for L in range(len(p) + 1)]
     assert min(prefixes) == pytest.approx(1.0, abs=1e-12)
     with pytest.raises(ValueError, match="prefix"):
-        lp.optimal_acceptance(p, q, 2, "hub", method="prefix")
+        lp.optimal_acceptance(p, q, 2, law="hub", method="prefix")
 
 
 def test_wor_k2_prefix_matches_cut_on_adversarial_families():
@@ -110,5 +110,5 @@ def test_wor_k2_prefix_matches_cut_on_adversarial_families():
         if rng.random() < 0.3:
             p = q * np.exp(rng.normal(0, 1, n))
             p /= p.sum()
-        fast = float(lp.optimal_acceptance(p, q, 2, "wor"))
+        fast = float(lp.optimal_acceptance(p, q, 2, law="wor"))
         assert fast == pytest.approx(min_cut(get_law("wor").enumerate(q, 2), p).value, abs=1e-10)

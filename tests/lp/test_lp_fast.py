@@ -27,9 +27,9 @@ def test_batched_equals_row_by_row():
     p = rng.dirichlet(np.full(6, .5), size=(4, 5))
     q = rng.dirichlet(np.full(6, .5), size=(5,))
     for drafts, k in (("iid", 3), ("wor", 2), ("hub", 2), ("hub", 3), ("wor", 3)):
-        batch = lp.optimal_acceptance(p, q, k, drafts)
+        batch = lp.optimal_acceptance(p, q, k, law=drafts)
         assert batch.shape == (4, 5)
-        rows = [[float(lp.optimal_acceptance(p[i, j], q[j], k, drafts, method="lp")) for j in range(5)] for i in range(4)]
+        rows = [[float(lp.optimal_acceptance(p[i, j], q[j], k, law=drafts, method="lp")) for j in range(5)] for i in range(4)]
         np.testing.assert_allclose(batch, rows, atol=1e-9)
 
 
@@ -40,9 +40,9 @@ def test_large_n_prefix_optimum_is_below_every_neighbouring_set(n):
     q = rng.dirichlet(np.full(n, 0.05))
     p = q * np.exp(rng.normal(0, 1.0, n))
     p /= p.sum()
-    best = {"iid": float(lp.optimal_acceptance(p, q, 2, "iid")), "wor": float(lp.optimal_acceptance(p, q, 2, "wor"))}
+    best = {"iid": float(lp.optimal_acceptance(p, q, 2, law="iid")), "wor": float(lp.optimal_acceptance(p, q, 2, law="wor"))}
     order = ratio_order(p, q)
-    L = int(np.argmin(lp.fast.prefix_values(p, q, 2, "wor")))
+    L = int(np.argmin(lp.fast.prefix_values(p, q, 2, law="wor")))
     base = np.zeros(n, dtype=bool)
     base[order[:L]] = True
     assert _wor2_cut(p, q, base) == pytest.approx(best["wor"], abs=1e-12)
@@ -62,7 +62,7 @@ def test_large_n_prefix_optimum_is_below_every_neighbouring_set(n):
 def test_k1_is_one_minus_tv_for_every_law():
     p, q = [.4, .4, .2], [.7, .2, .1]
     for drafts in ("iid", "wor", "hub"):
-        assert round(float(lp.optimal_acceptance(p, q, 1, drafts)), 12) == 0.7
+        assert round(float(lp.optimal_acceptance(p, q, 1, law=drafts)), 12) == 0.7
 
 
 def test_onehot_q_without_replacement_uses_the_uniform_fallback():
@@ -72,8 +72,8 @@ def test_onehot_q_without_replacement_uses_the_uniform_fallback():
         for _ in range(20):
             p = rng.dirichlet(np.full(n, .4))
             q = np.eye(n)[rng.integers(n)]
-            fast = float(lp.optimal_acceptance(p, q, 2, "wor"))
-            assert fast == pytest.approx(float(lp.optimal_acceptance(p, q, 2, "wor", method="cut")), abs=1e-12)
+            fast = float(lp.optimal_acceptance(p, q, 2, law="wor"))
+            assert fast == pytest.approx(float(lp.optimal_acceptance(p, q, 2, law="wor", method="cut")), abs=1e-12)
 
 
 def test_near_onehot_q_has_no_cancellation():
@@ -81,22 +81,22 @@ def test_near_onehot_q_has_no_cancellation():
     q = np.array([1 - 3e-13, 1e-13, 1e-13, 1e-13])
     p = np.array([.1, .3, .3, .3])
     for drafts in ("iid", "wor", "hub"):
-        fast = float(lp.optimal_acceptance(p, q, 2, drafts))
-        assert fast == pytest.approx(float(lp.optimal_acceptance(p, q, 2, drafts, method="cut")), abs=1e-9)
-    assert float(lp.optimal_acceptance(p, q, 2, "wor")) == pytest.approx(1.0, abs=1e-9)
+        fast = float(lp.optimal_acceptance(p, q, 2, law=drafts))
+        assert fast == pytest.approx(float(lp.optimal_acceptance(p, q, 2, law=drafts, method="cut")), abs=1e-9)
+    assert float(lp.optimal_acceptance(p, q, 2, law="wor")) == pytest.approx(1.0, abs=1e-9)
 
 
 def test_wor_k3_beyond_the_cut_uses_exact_prefixes_and_k4_raises():
     rng = np.random.default_rng(1)
     p, q = rng.dirichlet(np.full(14, .5), size=3), rng.dirichlet(np.full(14, .5), size=3)
-    np.testing.assert_allclose(lp.optimal_acceptance(p, q, 3, "wor"),  # n = 14 > 12: O(n^2) prefixes
-                               lp.optimal_acceptance(p, q, 3, "wor", method="lp"), atol=1e-9)
+    np.testing.assert_allclose(lp.optimal_acceptance(p, q, 3, law="wor"),  # n = 14 > 12: O(n^2) prefixes
+                               lp.optimal_acceptance(p, q, 3, law="wor", method="lp"), atol=1e-9)
     p, q = rng.dirichlet(np.ones(40)), rng.dirichlet(np.ones(40))
     with pytest.raises(ValueError, match="no exact large-n method"):
-        lp.optimal_acceptance(p, q, 4, "wor")
+        lp.optimal_acceptance(p, q, 4, law="wor")
     with pytest.raises(ValueError, match="3 positive q entries"):
-        lp.optimal_acceptance(p, np.eye(40)[0], 3, "wor")
-    assert round(float(lp.optimal_acceptance([.1, .2, .3, .4], [.4, .3, .2, .1], 3, "wor")), 6) == 1.0
+        lp.optimal_acceptance(p, np.eye(40)[0], 3, law="wor")
+    assert round(float(lp.optimal_acceptance([.1, .2, .3, .4], [.4, .3, .2, .1], 3, law="wor")), 6) == 1.0
 
 
 def test_optimal_rates_for_bound():
@@ -114,10 +114,10 @@ def test_optimal_rates_for_bound():
 def test_core_rates_below_optimum_on_a_batch():
     rng = np.random.default_rng(5)
     p, q = rng.dirichlet(np.full(50, .3), size=64), rng.dirichlet(np.full(50, .3), size=64)
-    iid = lp.optimal_acceptance(p, q, 2, "iid")
+    iid = lp.optimal_acceptance(p, q, 2, law="iid")
     assert np.all(rrs.acceptance(p, q, 2) <= iid + 1e-12)
     assert np.all(kseq.acceptance(p, q, 2) <= iid + 1e-12)
-    assert np.all(rrs_wor.acceptance(p, q, 2) <= lp.optimal_acceptance(p, q, 2, "wor") + 1e-12)
+    assert np.all(rrs_wor.acceptance(p, q, 2) <= lp.optimal_acceptance(p, q, 2, law="wor") + 1e-12)
 
 
 @pytest.mark.parametrize(
@@ -155,11 +155,11 @@ def test_torch_matches_numpy_float64(drafts, k):
     q[1] /= q[1].sum()
     p[2] = q[2]  # p = q
     q[3] = np.full(300, 1 / 300)  # ties everywhere
-    expected = lp.optimal_acceptance(p, q, k, drafts)
-    got = lp.optimal_acceptance(torch.from_numpy(p), torch.from_numpy(q), k, drafts)
+    expected = lp.optimal_acceptance(p, q, k, law=drafts)
+    got = lp.optimal_acceptance(torch.from_numpy(p), torch.from_numpy(q), k, law=drafts)
     assert isinstance(got, torch.Tensor) and got.dtype == torch.float64
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-9, rtol=0)
-    f32 = lp.fast_torch.optimal_acceptance(torch.from_numpy(p), torch.from_numpy(q), k, drafts, sort_dtype=torch.float32)
+    f32 = lp.fast_torch.optimal_acceptance(torch.from_numpy(p), torch.from_numpy(q), k, law=drafts, sort_dtype=torch.float32)
     np.testing.assert_allclose(f32.numpy(), expected, atol=1e-6, rtol=0)
 
 

@@ -95,7 +95,7 @@ def test_tiny_masses_do_not_break_the_solver():
     for law in ("iid", "wor", "hub"):
         for solver in solvers:
             res = lp.solve(p, q, 2, law=law, solver=solver).check()
-            assert res.value == pytest.approx(float(lp.optimal_acceptance(p, q, 2, law, method="cut")), abs=1e-9)
+            assert res.value == pytest.approx(float(lp.optimal_acceptance(p, q, 2, law=law, method="cut")), abs=1e-9)
 
 
 def test_solve_accepts_a_custom_support():

@@ -29,10 +29,10 @@ def test_lp_optimum_and_fast_optimum_equal_the_reference_lp_and_cut(law, pq, k):
     cut, _ = reference.min_cut(p, q, k, law)
     assert alpha == pytest.approx(cut, abs=LP_ATOL)  # strong duality between the two oracles
     assert lp.solve(p, q, k, law=law).value == pytest.approx(alpha, abs=LP_ATOL)
-    assert float(lp.optimal_acceptance(p, q, k, law)) == pytest.approx(cut, abs=LP_ATOL)
+    assert float(lp.optimal_acceptance(p, q, k, law=law)) == pytest.approx(cut, abs=LP_ATOL)
     if law == "wor" and k == 3 and (q > 0).sum() >= 3:  # the exact-P_3 prefix path (lp.wor3)
-        assert float(lp.optimal_acceptance(p, q, 3, "wor", method="prefix")) == pytest.approx(cut, abs=LP_ATOL)
-    assert float(lp.optimal_acceptance(p, q, k, law, method="cut")) == pytest.approx(cut, abs=ATOL)
+        assert float(lp.optimal_acceptance(p, q, 3, law="wor", method="prefix")) == pytest.approx(cut, abs=LP_ATOL)
+    assert float(lp.optimal_acceptance(p, q, k, law=law, method="cut")) == pytest.approx(cut, abs=ATOL)
     assert lp.min_cut(get_law(law).enumerate(q, k), p).value == pytest.approx(cut, abs=ATOL)
     if law == "iid":
         assert float(METHODS["optimal"].acceptance(p, q, k)) == pytest.approx(alpha, abs=LP_ATOL)
@@ -44,7 +44,7 @@ def test_hub_optimum_equals_the_reference_cut(pq, k):
     p, q = pq
     assume(k <= len(p))
     cut, _ = reference.min_cut(p, q, k, "hub")
-    assert float(lp.optimal_acceptance(p, q, k, "hub")) == pytest.approx(cut, abs=ATOL)
+    assert float(lp.optimal_acceptance(p, q, k, law="hub")) == pytest.approx(cut, abs=ATOL)
     assert lp.solve(p, q, k, law="hub").value == pytest.approx(cut, abs=LP_ATOL)
     assert reference.lp_optimum(p, q, k, "hub") == pytest.approx(cut, abs=LP_ATOL)
 
