@@ -51,6 +51,14 @@ class AcceptanceRates:
 
         Floats are rounded to ``digits`` decimals (the rates are exact to about 1e-13, so E1's
         single rate prints as 0.7, not 0.7000000000000001).
+
+        Parameters
+        ----------
+        digits : int, optional
+
+        Returns
+        -------
+        dict
         """
 
         def py(x):
@@ -66,7 +74,17 @@ class AcceptanceRates:
         return out
 
     def with_rates(self, extra: dict, notes: dict | None = None) -> "AcceptanceRates":
-        """A copy with more rates (e.g. the optimum from ``lp``) appended."""
+        """A copy with more rates (e.g. the optimum from ``lp``) appended.
+
+        Parameters
+        ----------
+        extra : dict
+        notes : dict or None, optional
+
+        Returns
+        -------
+        AcceptanceRates
+        """
         return AcceptanceRates(self.k, self.n, self.tv, self.hub, {**self.acceptance, **extra}, {**self.notes, **(notes or {})})
 
 

@@ -18,6 +18,16 @@ def refuses_old_order(arg: str, new_call: str, keyword: str = "method"):
 
     The check runs before Python binds the arguments, so an old-order call (one positional argument
     too many) gets the message naming the new order, not "takes 3 positional arguments". O(1).
+
+    Parameters
+    ----------
+    arg : str
+    new_call : str
+    keyword : str, optional
+
+    Returns
+    -------
+    callable
     """
 
     def decorate(verb):

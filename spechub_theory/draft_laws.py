@@ -56,7 +56,16 @@ class DraftSupport:
         return f"DraftSupport(size={len(self.mass)}, k={self.tuples.shape[1]})"
 
     def set_mass(self, n: int) -> np.ndarray:
-        """Probability that each token is among the drafts, shape (n,)."""
+        """Probability that each token is among the drafts, shape (n,).
+
+        Parameters
+        ----------
+        n : int
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         member = np.zeros((len(self.mass), n))
         np.put_along_axis(member, self.tuples, 1.0, axis=1)
         return self.mass @ member
@@ -164,7 +173,19 @@ class DraftLaw:
         return self._sample_rows(q, k, u)
 
     def sample_from_uniforms(self, q, k: int, u) -> np.ndarray:
-        """Deterministic sampler: tuples from explicit uniforms ``u`` of shape (..., k) in [0, 1)."""
+        """Deterministic sampler: tuples from explicit uniforms ``u`` of shape (..., k) in [0, 1).
+
+        Parameters
+        ----------
+        q : array_like, shape (..., n)
+        k : int
+            Drafts per node.
+        u : ndarray
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         q = check_distribution(q, "q")
         k = check_k(k, q.shape[-1], distinct=self.distinct)
         u = np.asarray(u, dtype=np.float64)
@@ -173,7 +194,18 @@ class DraftLaw:
         return self._sample_rows(q, k, u)
 
     def enumerate(self, q, k: int) -> DraftSupport:
-        """Exact support and masses for one ``q`` of shape (n,); O(n^k) tuples."""
+        """Exact support and masses for one ``q`` of shape (n,); O(n^k) tuples.
+
+        Parameters
+        ----------
+        q : array_like, shape (..., n)
+        k : int
+            Drafts per node.
+
+        Returns
+        -------
+        DraftSupport
+        """
         q = check_distribution(q, "q")
         if q.ndim != 1:
             raise ValueError("`enumerate` takes a single `q` of shape (n,).")

@@ -20,7 +20,16 @@ class ProgressBar:
         self.base, self.start, self.last = 0, time.perf_counter(), 0.0
 
     def bind(self, label: str):
-        """A ``progress(done, total)`` callback for one run; runs are counted one after another."""
+        """A ``progress(done, total)`` callback for one run; runs are counted one after another.
+
+        Parameters
+        ----------
+        label : str
+
+        Returns
+        -------
+        callable
+        """
 
         def callback(done, total):
             self.update(self.base + done, label)
@@ -30,7 +39,13 @@ class ProgressBar:
         return callback
 
     def update(self, done: int, label: str = "") -> None:
-        """Redraw at most 10 times a second."""
+        """Redraw at most 10 times a second.
+
+        Parameters
+        ----------
+        done : int
+        label : str, optional
+        """
         now = time.perf_counter()
         if now - self.last < 0.1 and done < self.total:
             return

@@ -20,7 +20,7 @@ def package_version() -> str:
 
     Returns
     -------
-    version : str
+    str
     """
     try:
         from importlib.metadata import version
@@ -35,7 +35,7 @@ def git_sha() -> str | None:
 
     Returns
     -------
-    sha : str or None
+    str or None
         None without git or outside a checkout.
     """
     try:
@@ -46,7 +46,7 @@ def git_sha() -> str | None:
 
 
 def packages(*names: str) -> dict:
-    """Versions of the named packages that are already imported (never imports one).
+    """Look up the versions of the named packages that are already imported (never imports one).
 
     Parameters
     ----------
@@ -55,7 +55,7 @@ def packages(*names: str) -> dict:
 
     Returns
     -------
-    versions : dict
+    dict
         ``{"python": ..., name: version or None}``.
 
     Examples
@@ -87,7 +87,7 @@ def run_metadata(command: str, *, argv=None, seed=None, device: str = "cpu", dty
 
     Returns
     -------
-    meta : dict
+    dict
     """
     meta = {
         "command": command,

@@ -18,7 +18,20 @@ __all__ = ["sample_drafts", "verify", "output_law", "check_method_k"]
 
 
 def check_method_k(method, k, n: int | None = None) -> int:
-    """Validate k for a method (single-draft methods need k = 1; distinct laws need k <= n)."""
+    """Validate k for a method (single-draft methods need k = 1; distinct laws need k <= n).
+
+    Parameters
+    ----------
+    method : str or module
+        The verification method (a name or a method module).
+    k : int
+        Drafts per node.
+    n : int or None, optional
+
+    Returns
+    -------
+    int
+    """
     m = get_method(method)
     k = check_k(k, n, distinct=m.LAW.distinct)
     fixed = getattr(m, "FIXED_K", None)

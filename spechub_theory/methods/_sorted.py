@@ -32,7 +32,17 @@ def _ratio(f: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def ratio_order(f: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Indices sorting each row by ascending f/q (q = 0 counts as +inf). O(n log n) per row."""
+    """Order each row by ascending f/q (q = 0 counts as +inf). O(n log n) per row.
+
+    Parameters
+    ----------
+    f : numpy.ndarray
+    q : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     return np.argsort(_ratio(np.asarray(f, dtype=np.float64), np.asarray(q, dtype=np.float64)), axis=-1)
 
 
@@ -42,6 +52,16 @@ def first_true(pred, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     ``pred`` maps an integer array shaped like ``lo`` to booleans and must be monotone in i (false,
     then true) on [lo, hi); it is only ever called with indices i >= 0 that are < hi where lo < hi
     (0 elsewhere). Vectorised bisection: ceil(log2(max(hi - lo) + 1)) calls of ``pred``.
+
+    Parameters
+    ----------
+    pred : callable
+    lo : numpy.ndarray
+    hi : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray
     """
     lo = np.array(lo, dtype=np.int64)
     hi = np.array(hi, dtype=np.int64)
@@ -54,14 +74,36 @@ def first_true(pred, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def row_blocks(B: int, n: int) -> list:
-    """Slices covering B rows of length n, about :data:`ROW_BLOCK_ENTRIES` entries (>= 1 row) each."""
+    """Cut B rows of length n into slices of about :data:`ROW_BLOCK_ENTRIES` entries (>= 1 row) each.
+
+    Parameters
+    ----------
+    B : int
+    n : int
+
+    Returns
+    -------
+    list
+    """
     step = max(1, ROW_BLOCK_ENTRIES // max(n, 1))
     return [slice(i, i + step) for i in range(0, B, step)] or [slice(0, 0)]
 
 
 def blockwise(rate, p, q) -> np.ndarray:
-    """``rate(p_rows, q_rows)`` (one value per row) over :func:`row_blocks` of the broadcast,
-    flattened batch; reshaped to the leading shape."""
+    """Apply ``rate(p_rows, q_rows)`` (one value per row) block by block.
+
+    Over :func:`row_blocks` of the broadcast, flattened batch; reshaped to the leading shape.
+
+    Parameters
+    ----------
+    rate : callable
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     shape = np.broadcast_shapes(np.shape(p), np.shape(q))
     p2, q2 = (np.broadcast_to(x, shape).reshape(-1, shape[-1]) for x in (p, q))
     return np.concatenate([rate(p2[sl], q2[sl]) for sl in row_blocks(*p2.shape)]).reshape(shape[:-1])
@@ -85,12 +127,12 @@ class SortedCoverage:
         An ordering by ascending f/q; any order that sorts f/q works (e.g. the order of p/q when
         f = (p - q)_+ / s, a monotone function of p/q), so one sort can serve several f.
 
-    Attributes: ``ratios`` (B, m) sorted, ``F`` (B, m + 1) prefix sums of f (``F[:, 0]`` = the mass
-    of f below the sorted ratios), ``Qtail`` (B, m + 1) suffix sums of q (``Qtail[:, m]`` = the
-    mass of q above them).
-
     Notes
     -----
+    The attributes are ``ratios`` (B, m) sorted, ``F`` (B, m + 1) prefix sums of f (``F[:, 0]`` =
+    the mass of f below the sorted ratios) and ``Qtail`` (B, m + 1) suffix sums of q
+    (``Qtail[:, m]`` = the mass of q above them).
+
     Construction O(n log n) per row (O(n) given ``order``); each evaluation O(log n) per value of c.
     """
 
@@ -105,10 +147,20 @@ class SortedCoverage:
 
     @classmethod
     def from_sorted(cls, ratios, fs, qs, *, f_below=0.0, q_above=0.0) -> "SortedCoverage":
-        """Build from rows already sorted by ratio (ratios, f and q in that order, shape (B, m)),
-        optionally only the part of each row between two cuts: ``f_below`` (B,) is the f-mass of
-        the tokens whose ratio lies below every sorted one, ``q_above`` (B,) the q-mass of those
-        above. G(c) is then exact for c between the cuts."""
+        """Build from rows already sorted by ratio.
+
+        Ratios, f and q in that order, shape (B, m); optionally only the part of each row between
+        two cuts: ``f_below`` (B,) is the f-mass of the tokens whose ratio lies below every sorted
+        one, ``q_above`` (B,) the q-mass of those above. G(c) is then exact for c between the cuts.
+
+        Parameters
+        ----------
+        ratios : numpy.ndarray
+        fs : numpy.ndarray
+        qs : numpy.ndarray
+        f_below : float, optional
+        q_above : float, optional
+        """
         obj = cls.__new__(cls)
         obj._init_sorted(ratios, fs, qs, f_below, q_above)
         return obj
@@ -119,17 +171,41 @@ class SortedCoverage:
         self.Qtail = _suffix_sums(qs, q_above)
 
     def with_f(self, fs: np.ndarray, f_below=0.0) -> "SortedCoverage":
-        """The coverage of another f sorted in the same order (same ratios' order and the same q:
-        Qtail is shared, not recomputed)."""
+        """The coverage of another f sorted in the same order.
+
+        Same ratios' order and the same q: Qtail is shared, not recomputed.
+
+        Parameters
+        ----------
+        fs : numpy.ndarray
+        f_below : float, optional
+
+        Returns
+        -------
+        SortedCoverage
+        """
         obj = type(self).__new__(type(self))
         obj.ratios, obj.Qtail = self.ratios, self.Qtail
         obj.F = _prefix_sums(fs, f_below)
         return obj
 
     def count(self, c, rows=None, side="right") -> np.ndarray:
-        """m(c): number of sorted ratios <= c (``side="left"``: < c) in each row, for c of shape (B,)
-        or (B, m); or, with ``rows`` (1-D, ascending), in row ``rows[i]`` for ``c[i]``. One
-        ``searchsorted`` per row: O(log n) per value."""
+        """Count m(c), the number of sorted ratios <= c in each row.
+
+        ``side="left"`` counts those < c. c has shape (B,) or (B, m); or, with ``rows`` (1-D,
+        ascending), c[i] is counted in row ``rows[i]``. One ``searchsorted`` per row: O(log n) per
+        value.
+
+        Parameters
+        ----------
+        c : numpy.ndarray
+        rows : ndarray, optional
+        side : str, optional
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         c = np.asarray(c, dtype=np.float64)
         if rows is None:
             return np.stack([np.searchsorted(r, cb, side=side) for r, cb in zip(self.ratios, c)]).reshape(c.shape)
@@ -162,9 +238,11 @@ def _suffix_sums(x: np.ndarray, end) -> np.ndarray:
 
 
 class SortedPair:
-    r"""Rows of (p, q), broadcast to shape (..., n) and flattened to (B, n), with each row's
-    breakpoints of :math:`A(c) = \sum_x \min(p(x), c\,q(x))` on :math:`1 \le c \le` ``upper`` sorted:
-    the shared work of K-SEQ and RRS without replacement (k = 2).
+    r"""Rows of (p, q) with their breakpoints of A(c) sorted: the shared work of K-SEQ and RRS w/o.
+
+    Rows are broadcast to shape (..., n) and flattened to (B, n), each with its breakpoints of
+    :math:`A(c) = \sum_x \min(p(x), c\,q(x))` on :math:`1 \le c \le` ``upper`` sorted (RRS without
+    replacement at k = 2).
 
     Only the *window* tokens, p > q and p <= upper q, are sorted (by p/q): for c in [1, upper] a
     token with p <= q always gives p(x) and one with p > upper q always gives c q(x), so they enter
@@ -198,7 +276,17 @@ class SortedPair:
         self.coverage = SortedCoverage.from_sorted(ratio, ps, qs, f_below=p_below, q_above=q_above)
 
     def restricted(self, rows: np.ndarray, upper=np.inf) -> "SortedPair":
-        """The same pairs for the given rows only, with another window bound."""
+        """The same pairs for the given rows only, with another window bound.
+
+        Parameters
+        ----------
+        rows : numpy.ndarray
+        upper : numpy.ndarray or None, optional
+
+        Returns
+        -------
+        SortedPair
+        """
         return SortedPair(self.p_rows[rows], self.q_rows[rows], upper)
 
 

@@ -91,6 +91,10 @@ class NodeRule:
 
         This is the form in which an implementation tests drafts one by one with one uniform
         each; it reproduces ``accept`` exactly.
+
+        Returns
+        -------
+        numpy.ndarray
         """
         before = np.cumsum(self.accept, axis=-1) - self.accept
         left = 1.0 - before
@@ -129,7 +133,16 @@ class ExactLaw:
     positional: np.ndarray = field(repr=False)
 
     def max_error(self, p) -> float:
-        """Largest absolute deviation of the output law from the target ``p``."""
+        """Largest absolute deviation of the output law from the target ``p``.
+
+        Parameters
+        ----------
+        p : array_like, shape (..., n)
+
+        Returns
+        -------
+        float
+        """
         return float(np.max(np.abs(self.output - np.asarray(p, dtype=np.float64))))
 
 
@@ -138,6 +151,15 @@ def normalise_residual(r: np.ndarray, fallback: np.ndarray) -> np.ndarray:
 
     Where the total is <= RESIDUAL_EPS the rejection branch has (up to round-off) probability 0
     and ``fallback`` (broadcast to r) is returned instead, so no 0/0 ever occurs.
+
+    Parameters
+    ----------
+    r : numpy.ndarray
+    fallback : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray
     """
     r = np.maximum(r, 0.0)
     s = r.sum(axis=-1, keepdims=True)
@@ -150,6 +172,16 @@ def verify_from_rule(rule: NodeRule, drafts: np.ndarray, u: np.ndarray) -> Verif
 
     ``u[..., j]`` (j < k) tests slot j against :meth:`NodeRule.sequential`; ``u[..., k]`` samples
     the residual by inverse CDF. O(k + n) per node.
+
+    Parameters
+    ----------
+    rule : NodeRule
+    drafts : numpy.ndarray
+    u : numpy.ndarray
+
+    Returns
+    -------
+    Verification
     """
     drafts = np.asarray(drafts, dtype=np.int64)
     k = drafts.shape[-1]
@@ -179,7 +211,19 @@ def verify_from_rule(rule: NodeRule, drafts: np.ndarray, u: np.ndarray) -> Verif
 
 
 def law_from_rule(rule: NodeRule, tuples: np.ndarray, mass: np.ndarray, n: int) -> ExactLaw:
-    """Average a node rule over an enumerated draft law: exact output law and acceptance."""
+    """Average a node rule over an enumerated draft law: exact output law and acceptance.
+
+    Parameters
+    ----------
+    rule : NodeRule
+    tuples : numpy.ndarray
+    mass : numpy.ndarray
+    n : int
+
+    Returns
+    -------
+    ExactLaw
+    """
     k = tuples.shape[1]
     out = np.zeros(n)
     weighted = mass[:, None] * np.broadcast_to(rule.accept, (len(mass), k))  # (m, k)
@@ -191,27 +235,67 @@ def law_from_rule(rule: NodeRule, tuples: np.ndarray, mass: np.ndarray, n: int) 
 
 
 def slots_from_sequential(cond: np.ndarray) -> np.ndarray:
-    """Slot probabilities from sequential acceptance probabilities:
-    ``accept[j] = cond[j] * prod_{l<j} (1 - cond[l])``, shape (..., k)."""
+    """Slot probabilities from sequential acceptance probabilities.
+
+    ``accept[j] = cond[j] * prod_{l<j} (1 - cond[l])``, shape (..., k).
+
+    Parameters
+    ----------
+    cond : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     survive = np.cumprod(1.0 - cond, axis=-1)
     before = np.concatenate([np.ones(cond.shape[:-1] + (1,)), survive[..., :-1]], axis=-1)
     return cond * before
 
 
 def take_last(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``a[..., idx]`` along the last axis with broadcasting of the leading axes."""
+    """``a[..., idx]`` along the last axis with broadcasting of the leading axes.
+
+    Parameters
+    ----------
+    a : numpy.ndarray
+    idx : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     lead = np.broadcast_shapes(a.shape[:-1], idx.shape[:-1])
     return np.take_along_axis(np.broadcast_to(a, lead + a.shape[-1:]), np.broadcast_to(idx, lead + idx.shape[-1:]), axis=-1)
 
 
 def ratio_accept(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """min(1, num/den) with den = 0 read as "accept iff num > 0" (never divides by zero)."""
+    """Acceptance min(1, num/den), with den = 0 read as "accept iff num > 0" (never divides by zero).
+
+    Parameters
+    ----------
+    num : numpy.ndarray
+    den : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     ok = den > 0
     return np.where(ok, np.minimum(num / np.where(ok, den, 1.0), 1.0), (num > 0).astype(np.float64))
 
 
 def residual_update(target: np.ndarray, qj: np.ndarray) -> np.ndarray:
-    """The target after a rejection at one stage: :math:`(t_j - q_j)_+` normalised (theory.md 4.2)."""
+    """The target after a rejection at one stage: :math:`(t_j - q_j)_+` normalised (theory.md 4.2).
+
+    Parameters
+    ----------
+    target : numpy.ndarray
+    qj : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     return normalise_residual(target - qj, target)
 
 
@@ -223,6 +307,19 @@ def recursive_rule(p, q, drafts, *, stage_law, update=residual_update, skip_dupl
     With ``skip_duplicates`` a repeated draft is neither tested nor updates the target.
     O(k n) per node; p and q are validated here (:func:`~spechub_theory.distributions.check_pq`),
     drafts have shape (..., k).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    drafts : ndarray of int, shape (..., k)
+    stage_law : callable
+    update : callable, optional
+    skip_duplicates : bool, optional
+
+    Returns
+    -------
+    NodeRule
     """
     p, q = check_pq(p, q)
     drafts = np.asarray(drafts, dtype=np.int64)
@@ -245,8 +342,19 @@ def recursive_rule(p, q, drafts, *, stage_law, update=residual_update, skip_dupl
 
 
 def sum_of_others(w: np.ndarray) -> np.ndarray:
-    """``sum_{y != x} w(y)`` for every x of each row, as prefix + suffix sums (shifted, never by
-    subtracting w(x) from the total, which cancels when w(x) is close to the total)."""
+    """Sum of the other entries, ``sum_{y != x} w(y)``, for every x of each row.
+
+    As prefix + suffix sums (shifted, never by subtracting w(x) from the total, which cancels when
+    w(x) is close to the total).
+
+    Parameters
+    ----------
+    w : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     zeros = np.zeros(w.shape[:-1] + (1,))
     before = np.concatenate([zeros, np.cumsum(w, axis=-1)[..., :-1]], axis=-1)
     after = np.concatenate([np.cumsum(w[..., ::-1], axis=-1)[..., ::-1][..., 1:], zeros], axis=-1)

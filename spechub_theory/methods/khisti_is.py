@@ -44,8 +44,21 @@ _CHUNK_ENTRIES = 8_000_000
 
 
 def rate_cost(rows: int, n: int, k: int) -> float:
-    """Cost of the exact selection law: ``rows * n^k`` (n^(k-1) tuples of the other drafts, each
-    against every token)."""
+    """Cost of the exact selection law.
+
+    ``rows * n^k`` (n^(k-1) tuples of the other drafts, each against every token).
+
+    Parameters
+    ----------
+    rows : int
+    n : int
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    float
+    """
     return float(rows) * float(n) ** int(k)
 
 
@@ -57,6 +70,16 @@ def selection_weights(p, q, drafts) -> np.ndarray:
 
     uniform 1/k when every weight is 0 (all drafts have p = 0). A drafted token always has
     q > 0; a token with q = 0 (never drafted by the law) gets weight 0.
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    drafts : ndarray of int, shape (..., k)
+
+    Returns
+    -------
+    numpy.ndarray
     """
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
@@ -79,17 +102,28 @@ def selection_law(p, q, k: int) -> np.ndarray:
 
     For k = 2: :math:`s(y) = 2 q(y) \sum_z q(z)\, w(y)/(w(y) + w(z))`.
 
-    Notes
-    -----
-    Exact: the k - 1 other drafts are enumerated (n^(k-1) tuples), so O(n^k) time per row, in
-    chunks of bounded memory; no faster exact form is known here (the kernel w(y)/(w(y)+w(z))
-    does not factor).
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
 
     Raises
     ------
     ValueError
         Beyond :data:`MAX_RATE_COST` (so :func:`rate`, :func:`rule` and a decoder running the rule
         at a real vocabulary refuse at once instead of running for hours).
+
+    Notes
+    -----
+    Exact: the k - 1 other drafts are enumerated (n^(k-1) tuples), so O(n^k) time per row, in
+    chunks of bounded memory; no faster exact form is known here (the kernel w(y)/(w(y)+w(z))
+    does not factor).
     """
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
@@ -116,8 +150,21 @@ def selection_law(p, q, k: int) -> np.ndarray:
 
 
 def rule(p, q, drafts) -> NodeRule:
-    """Node rule: ``accept[j] = beta_j * min(1, p(x_j)/s(x_j))``, residual ``(p - s)_+`` normalised
-    (falls back to p when s = p, where rejection has probability 0). O(n^k) per row for s."""
+    """Node rule of Khisti et al.'s importance-sampling selection.
+
+    ``accept[j] = beta_j * min(1, p(x_j)/s(x_j))``, residual ``(p - s)_+`` normalised (falls back to
+    p when s = p, where rejection has probability 0). O(n^k) per row for s.
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    drafts : ndarray of int, shape (..., k)
+
+    Returns
+    -------
+    NodeRule
+    """
     p, q = check_pq(p, q)
     drafts = np.asarray(drafts, dtype=np.int64)
     k = drafts.shape[-1]
@@ -129,6 +176,17 @@ def rule(p, q, drafts) -> NodeRule:
 
 def acceptance(p, q, k: int) -> np.ndarray:
     r"""Exact acceptance :math:`\sum_y \min(p(y), s(y))` with s the selection law.
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
 
     Raises
     ------
@@ -146,14 +204,39 @@ def acceptance(p, q, k: int) -> np.ndarray:
 
 
 def rate(p, q, k: int) -> np.ndarray:
-    """:func:`acceptance` without the input checks (arrays validated once, at the door)."""
+    """:func:`acceptance` without the input checks (arrays validated once, at the door).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     s = selection_law(p, q, k)
     return np.minimum(p, s).sum(axis=-1)
 
 
 def positional(p, q, k: int) -> np.ndarray:
-    """P(slot j is the accepted draft), shape (..., k): the slots are exchangeable (i.i.d. drafts,
-    symmetric selection), so each gets acceptance / k."""
+    """P(slot j is the accepted draft), shape (..., k).
+
+    The slots are exchangeable (i.i.d. drafts, symmetric selection), so each gets acceptance / k.
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     alpha = acceptance(p, q, k)
     return np.repeat(alpha[..., None] / check_k(k), k, axis=-1)
 

@@ -26,7 +26,20 @@ RESIDUAL_DEPENDS_ON_DRAFTS = False
 
 
 def sort_window(q, tv, k: int):
-    """Largest p/q breakpoint :func:`rate_sorted` reads: A(c) on [1, k]; None for k = 1 (no sort)."""
+    """Largest p/q breakpoint :func:`rate_sorted` reads: A(c) on [1, k]; None for k = 1 (no sort).
+
+    Parameters
+    ----------
+    q : array_like, shape (..., n)
+    tv : numpy.ndarray
+        Total variation TV(p, q) of each row.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray, int or None
+    """
     return k if k > 1 else None
 
 
@@ -38,14 +51,26 @@ _BISECTION_STEPS = 64
 
 
 def optimal_rho(p, q, k: int) -> np.ndarray:
-    r"""The smallest valid :math:`\rho \in [1, k]`: the root of :math:`1 - (1 - \beta)^k = \rho\beta`
-    with :math:`\beta(\rho) = A(\rho)/\rho`.
+    r"""The smallest valid :math:`\rho \in [1, k]`.
+
+    The root of :math:`1 - (1 - \beta)^k = \rho\beta` with :math:`\beta(\rho) = A(\rho)/\rho`.
 
     A is piecewise linear with breakpoints at the ratios p/q; validity is monotone in rho (beta
     decreases, A increases), so a bisection over the breakpoints in (1, k), sorted once (the tokens
     with 1 < p/q < k only: O(n + w log w) per row for w of them), finds the first valid one in
     O(log w) steps. That brackets the root in one linear piece, where 64 vectorised bisection
     steps reach float64 resolution.
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
     """
     p, q = check_pq(p, q)
     k = check_k(k)
@@ -59,6 +84,17 @@ def acceptance(p, q, k: int) -> np.ndarray:
     O(n log n) per row at most (one sort of the tokens with 1 < p/q < k; see
     :func:`optimal_rho`). Source: theory.md 2.4.
 
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+
     Examples
     --------
     >>> round(float(acceptance([.4, .4, .2], [.7, .2, .1], 2)), 6)
@@ -69,14 +105,40 @@ def acceptance(p, q, k: int) -> np.ndarray:
 
 
 def rate(p, q, k: int) -> np.ndarray:
-    """:func:`acceptance` for arrays already validated by :func:`~spechub_theory.distributions.check_pq`
-    and a valid k: no checks (callers that validate once, like ``acceptance_rates``)."""
+    """Rate on validated input: :func:`acceptance` without its checks.
+
+    For arrays already validated by :func:`~spechub_theory.distributions.check_pq` and a valid k
+    (callers that validate once, like ``acceptance_rates``).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     return blockwise(lambda pb, qb: rate_sorted(SortedPair(pb, qb, upper=k), k), p, q)
 
 
 def rate_sorted(sp: SortedPair, k: int) -> np.ndarray:
-    """K-SEQ acceptance from a :class:`SortedPair` (shared sort with RRS w/o), shape (B,); its
-    window must reach k (it is re-sorted where it does not)."""
+    """K-SEQ acceptance from a :class:`SortedPair` (shared sort with RRS w/o), shape (B,).
+
+    Its window must reach k (it is re-sorted where it does not).
+
+    Parameters
+    ----------
+    sp : SortedPair
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     rho, A = _rho_sorted(sp, k)
     beta = A / rho
     return 1.0 - (1.0 - beta) ** k
@@ -122,14 +184,37 @@ def _valid(A, rho, k):
 
 
 def positional(p, q, k: int) -> np.ndarray:
-    """P(slot j accepted) = beta (1 - beta)^j, shape (..., k)."""
+    """P(slot j accepted) = beta (1 - beta)^j, shape (..., k).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     p, q = check_pq(p, q)
     beta = _beta(p, q, optimal_rho(p, q, k))[..., None]
     return beta * (1.0 - beta) ** np.arange(k)
 
 
 def rule(p, q, drafts) -> NodeRule:
-    """Node rule of K-SEQ for i.i.d. drafts of shape (..., k). O(n log n) per distinct (p, q)."""
+    """Node rule of K-SEQ for i.i.d. drafts of shape (..., k). O(n log n) per distinct (p, q).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    drafts : ndarray of int, shape (..., k)
+
+    Returns
+    -------
+    NodeRule
+    """
     p, q = check_pq(p, q)
     drafts = np.asarray(drafts, dtype=np.int64)
     k = drafts.shape[-1]

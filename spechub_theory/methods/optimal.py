@@ -39,6 +39,17 @@ def plan(p, q, k: int) -> OptimalPlan:
 
     See :func:`~spechub_theory.methods.optimal_plan.optimal_plan` for the construction, cost and
     numerics.
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    OptimalPlan
     """
     p, q = check_pq(p, q)
     if p.ndim != 1 or q.ndim != 1:
@@ -61,6 +72,15 @@ def selection_probabilities(plan: OptimalPlan, drafts) -> np.ndarray:
     draft in the other region or with q = 0) sorted as :math:`g_{(1)} \le \dots \le g_{(k)}`,
     :math:`g_{(k+1)} = 1`, the candidate set on :math:`u \in [g_{(i)}, g_{(i+1)})` has i members, so
     :math:`P(j) = \sum_{i \ge i_j} (g_{(i+1)} - g_{(i)})/i`. O(k log k) per node (O(1) range maxima).
+
+    Parameters
+    ----------
+    plan : OptimalPlan
+    drafts : ndarray of int, shape (..., k)
+
+    Returns
+    -------
+    numpy.ndarray
     """
     drafts = np.asarray(drafts, dtype=np.int64)
     k = drafts.shape[-1]
@@ -85,6 +105,16 @@ def verify_plan(plan: OptimalPlan, drafts, u) -> Verification:
     instance, c candidates as floor(c v), and its fractional part c v - floor(c v) (a fresh uniform)
     tests min(1, p/q~); ``u[..., k]`` samples the residual by inverse CDF. O(k + log n) per node.
     Equal in law to :func:`~spechub_theory.verification.verify` (the node rule integrates u).
+
+    Parameters
+    ----------
+    plan : OptimalPlan
+    drafts : ndarray of int, shape (..., k)
+    u : ndarray
+
+    Returns
+    -------
+    Verification
     """
     drafts = np.asarray(drafts, dtype=np.int64)
     u = np.asarray(u, dtype=np.float64)
@@ -111,6 +141,16 @@ def rule(p, q, drafts) -> NodeRule:
     """Node rule: accept[j] = P(select j | drafts) min(1, p(x_j)/q~(x_j)), residual (p - q~)_+.
 
     One plan per distinct row of (p, q) (O(n log n), cached), then O(k log k) per node.
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    drafts : ndarray of int, shape (..., k)
+
+    Returns
+    -------
+    NodeRule
     """
     p, q = check_pq(p, q)
     drafts = np.asarray(drafts, dtype=np.int64)
@@ -131,8 +171,21 @@ def rule(p, q, drafts) -> NodeRule:
 
 
 def acceptance(p, q, k: int) -> np.ndarray:
-    r"""Exact acceptance, the optimum :math:`\alpha^*_{iid} = \min_i [P_i + 1 - S_i^k]` over the
-    prefixes of the p/q-ascending order (theory.md 2.3). O(n log n) per row.
+    r"""Exact acceptance of ``optimal``: the i.i.d. optimum.
+
+    The optimum :math:`\alpha^*_{iid} = \min_i [P_i + 1 - S_i^k]` over the prefixes of the
+    p/q-ascending order (theory.md 2.3). O(n log n) per row.
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
 
     Examples
     --------
@@ -144,20 +197,51 @@ def acceptance(p, q, k: int) -> np.ndarray:
 
 
 def rate(p, q, k: int) -> np.ndarray:
-    """:func:`acceptance` for arrays already validated by :func:`~spechub_theory.distributions.check_pq`
-    and a valid k: no checks (callers that validate once, like ``acceptance_rates``)."""
+    """Rate on validated input: :func:`acceptance` without its checks.
+
+    For arrays already validated by :func:`~spechub_theory.distributions.check_pq` and a valid k
+    (callers that validate once, like ``acceptance_rates``).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     return blockwise(lambda pb, qb: _rate_rows(pb, qb, k), p, q)
 
 
 def sort_window(q, tv, k: int):
-    """Largest p/q breakpoint :func:`rate_sorted` reads: the last token of the cut's side B has
-    r <= k, so the window (1, k] serves; None for k = 1 (closed form, no sort)."""
+    """Largest p/q breakpoint :func:`rate_sorted` reads.
+
+    The last token of the cut's side B has r <= k, so the window (1, k] serves; None for k = 1
+    (closed form, no sort).
+
+    Parameters
+    ----------
+    q : array_like, shape (..., n)
+    tv : numpy.ndarray
+        Total variation TV(p, q) of each row.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray, int or None
+    """
     return k if k > 1 else None
 
 
 def rate_sorted(sp: SortedPair, k: int) -> np.ndarray:
-    r"""alpha*_iid from a :class:`~spechub_theory.methods._sorted.SortedPair` (the shared sort of K-SEQ and
-    RRS w/o), shape (B,); its window (1 < p/q <= upper) must reach k (it is re-sorted where not).
+    r"""The i.i.d. optimum alpha*_iid from a shared sort, shape (B,).
+
+    From a :class:`~spechub_theory.methods._sorted.SortedPair` (the shared sort of K-SEQ and RRS
+    w/o); its window (1 < p/q <= upper) must reach k (it is re-sorted where not).
 
     Which prefixes can be the first minimiser m of :math:`v_i = P_i + 1 - S_i^k`: from
     :math:`v_m \le v_{m-1}` and :math:`v_m \le v_{m+1}`,
@@ -172,6 +256,16 @@ def rate_sorted(sp: SortedPair, k: int) -> np.ndarray:
     among r <= a would be >= 1 - (a/k)^{k/(k-1)} > W). Exact, same values as :func:`rate` to
     float64 round-off. Cost: the shared window's O(w) plus one sort of the tokens with
     a < r <= 1 for rows with alpha* > 1 - k^{-k/(k-1)} (0.75 at k = 2).
+
+    Parameters
+    ----------
+    sp : SortedPair
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
     """
     if np.any(sp.upper < k):
         sp = sp.restricted(slice(None), np.maximum(sp.upper, k))
@@ -212,8 +306,22 @@ def _rate_rows(p, q, k):
 
 
 def positional(p, q, k: int) -> np.ndarray:
-    """P(slot j is the accepted draft) = alpha*/k for every slot (the rule is exchangeable in the
-    slots: it sees the multiset of drafts and picks instances uniformly), shape (..., k)."""
+    """P(slot j is the accepted draft) = alpha*/k for every slot, shape (..., k).
+
+    The rule is exchangeable in the slots: it sees the multiset of drafts and picks instances
+    uniformly.
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     p, q = check_pq(p, q)
     k = check_k(k)
     return np.repeat(rate(p, q, k)[..., None] / k, k, axis=-1)

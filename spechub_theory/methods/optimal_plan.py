@@ -74,7 +74,17 @@ class OptimalPlan:
     _table: np.ndarray = field(default=None, repr=False)
 
     def max_gap_level(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """max(gap_levels[lo:hi]) per entry (0 where lo >= hi), O(1) per query (sparse table)."""
+        """Range maximum max(gap_levels[lo:hi]) per entry (0 where lo >= hi), O(1) per query (sparse table).
+
+        Parameters
+        ----------
+        lo : numpy.ndarray
+        hi : numpy.ndarray
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         lo = np.asarray(lo, dtype=np.int64)
         hi = np.asarray(hi, dtype=np.int64)
         length = hi - lo
@@ -98,6 +108,18 @@ def cut_values(ps: np.ndarray, qs: np.ndarray, k: int, *, extended: bool = True)
     sums are accumulated in extended precision (``np.longdouble``): a float64 running sum of 150k
     terms drifts by ~1e-13 (S_M + U_M - 1 was -1.1e-13 on a real-shaped law at n = 151,936), which
     the plan cannot afford (its levels need sum q~ = 1); the rate alone can (float64, 5x faster).
+
+    Parameters
+    ----------
+    ps : numpy.ndarray
+    qs : numpy.ndarray
+    k : int
+        Drafts per node.
+    extended : bool, optional
+
+    Returns
+    -------
+    tuple
     """
     cumsum = _cumsum if extended else (lambda x: np.cumsum(x, axis=-1))
     zero = np.zeros(ps.shape[:-1] + (1,))
@@ -141,6 +163,17 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int) -> OptimalPlan:
     Cost: one sort O(n log n), vectorised passes O(n), a heap pass O(u log u) over the u units
     that are not merged at once (pure Python: the dominant cost, see BENCHMARKS.md), a sparse
     table O(M log M).
+
+    Parameters
+    ----------
+    p, q : numpy.ndarray
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    OptimalPlan
     """
     n = p.shape[-1]
     drafted = np.flatnonzero(q > 0)
@@ -353,7 +386,16 @@ def _kinetic_levels(Q, A, edges, k):
 
 
 def range_max_table(levels):
-    """Range-maximum table: row j holds max(levels[i : i + 2^j]); shape (LOG, len)."""
+    """Range-maximum table: row j holds max(levels[i : i + 2^j]); shape (LOG, len).
+
+    Parameters
+    ----------
+    levels : numpy.ndarray
+
+    Returns
+    -------
+    list of numpy.ndarray
+    """
     L = len(levels)
     if L == 0:
         return np.zeros((1, 1))

@@ -27,6 +27,17 @@ def stage_targets(p: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
     """Residual targets p_1 = p, ..., p_{k+1}, shape (k+1, ..., n).
 
     A stage with TV(p_j, q) = 0 accepts surely, so its successor is unreachable; it is set to p_j.
+
+    Parameters
+    ----------
+    p, q : numpy.ndarray
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
     """
     out = [np.broadcast_to(p, np.broadcast_shapes(p.shape, q.shape))]
     for _ in range(k):
@@ -39,6 +50,16 @@ def rule(p, q, drafts) -> NodeRule:
 
     Duplicated drafts are handled like any other draft (after x is rejected p_{j+1}(x) = 0, so a
     repeat of x is rejected and applies its residual update; EAGLE's skip is a bug, seed-notes 1.5).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    drafts : ndarray of int, shape (..., k)
+
+    Returns
+    -------
+    NodeRule
     """
     p, q = check_pq(p, q)
     drafts = np.asarray(drafts, dtype=np.int64)
@@ -52,7 +73,19 @@ def rule(p, q, drafts) -> NodeRule:
 
 
 def multipliers(p: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
-    r"""The multipliers :math:`c_1 = 1,\ c_{j+1} = c_j + 1 - A(c_j)`, shape (k, ...)."""
+    r"""The multipliers :math:`c_1 = 1,\ c_{j+1} = c_j + 1 - A(c_j)`, shape (k, ...).
+
+    Parameters
+    ----------
+    p, q : numpy.ndarray
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     c = [np.ones(np.broadcast_shapes(p.shape, q.shape)[:-1])]
     for _ in range(k - 1):
         c.append(c[-1] + 1.0 - np.minimum(p, c[-1][..., None] * q).sum(axis=-1))
@@ -67,6 +100,17 @@ def acceptance(p, q, k: int) -> np.ndarray:
     For k = 2, :math:`\alpha = \sum_x \min(p(x), (1 + \mathrm{TV})\,q(x))`. O(k n) per row.
     Source: theory.md 4.2.
 
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+
     Examples
     --------
     >>> round(float(acceptance([.4, .4, .2], [.7, .2, .1], 2)), 6)
@@ -77,15 +121,43 @@ def acceptance(p, q, k: int) -> np.ndarray:
 
 
 def rate(p, q, k: int) -> np.ndarray:
-    """:func:`acceptance` for arrays already validated by :func:`~spechub_theory.distributions.check_pq`
-    and a valid k: no checks (callers that validate once, like ``acceptance_rates``)."""
+    """Rate on validated input: :func:`acceptance` without its checks.
+
+    For arrays already validated by :func:`~spechub_theory.distributions.check_pq` and a valid k
+    (callers that validate once, like ``acceptance_rates``).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     c = multipliers(p, q, k)[-1]
     return np.minimum(p, c[..., None] * q).sum(axis=-1)
 
 
 def positional(p, q, k: int) -> np.ndarray:
-    """P(slot j is the accepted draft), shape (..., k): the first j stages of k-draft RRS are
-    j-draft RRS, so the split is the difference of successive rates A(c_j). O(k n)."""
+    """P(slot j is the accepted draft), shape (..., k).
+
+    The first j stages of k-draft RRS are j-draft RRS, so the split is the difference of successive
+    rates A(c_j). O(k n).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     p, q = check_pq(p, q)
     k = check_k(k)
     c = multipliers(p, q, k)

@@ -33,17 +33,51 @@ RESIDUAL_FAMILY_K = 2
 
 
 def sort_window(q, tv, k: int):
-    """Largest p/q breakpoint :func:`rate_sorted` reads (k = 2: :func:`largest_query`); None for k != 2."""
+    """Largest p/q breakpoint :func:`rate_sorted` reads (k = 2: :func:`largest_query`); None for k != 2.
+
+    Parameters
+    ----------
+    q : array_like, shape (..., n)
+    tv : numpy.ndarray
+        Total variation TV(p, q) of each row.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray, int or None
+    """
     return np.maximum(k, largest_query(q, tv)) if k == 2 else None
 
 
 def size_limit(k: int):
-    """Largest vocabulary at which the rate is affordable per node: :data:`RECURSION_MAX_N` for k >= 3."""
+    """Largest vocabulary at which the rate is affordable per node: :data:`RECURSION_MAX_N` for k >= 3.
+
+    Parameters
+    ----------
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    int or None
+    """
     return RECURSION_MAX_N if k >= RECURSION_FROM_K else None
 
 
 def rule(p, q, drafts) -> NodeRule:
-    """Node rule for distinct drafts of shape (..., k). O(k n) per node (path dependent)."""
+    """Node rule for distinct drafts of shape (..., k). O(k n) per node (path dependent).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    drafts : ndarray of int, shape (..., k)
+
+    Returns
+    -------
+    NodeRule
+    """
     return recursive_rule(p, q, drafts, stage_law=conditional_law)
 
 
@@ -73,6 +107,18 @@ def acceptance(p, q, k: int, *, eps: float = 0.0) -> np.ndarray:
     k >= 3: recursion over the rejected tokens, O(n^{k-2} n log n) per row; with ``eps > 0`` branches of probability <= eps
     are bounded instead of followed (see :func:`acceptance_bounded`, which also returns the bound).
 
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+    eps : float, optional
+
+    Returns
+    -------
+    numpy.ndarray
+
     Examples
     --------
     >>> round(float(acceptance([.3, .3, .4], [.6, .3, .1], 2)), 6)
@@ -82,14 +128,41 @@ def acceptance(p, q, k: int, *, eps: float = 0.0) -> np.ndarray:
 
 
 def acceptance_bounded(p, q, k: int, *, eps: float = 0.0) -> BoundedRate:
-    """Acceptance with its error bound and method (see :class:`BoundedRate`)."""
+    """Acceptance with its error bound and method (see :class:`BoundedRate`).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+    eps : float, optional
+
+    Returns
+    -------
+    BoundedRate
+    """
     p, q = check_pq(p, q)
     return _bounded(p, q, check_k(k, p.shape[-1], distinct=True), eps)
 
 
 def rate(p, q, k: int) -> np.ndarray:
-    """:func:`acceptance` for arrays already validated by :func:`~spechub_theory.distributions.check_pq`
-    and a valid k: no checks (callers that validate once, like ``acceptance_rates``)."""
+    """Rate on validated input: :func:`acceptance` without its checks.
+
+    For arrays already validated by :func:`~spechub_theory.distributions.check_pq` and a valid k
+    (callers that validate once, like ``acceptance_rates``).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     return _bounded(p, q, k, 0.0).value
 
 
@@ -113,16 +186,41 @@ def _bounded(p, q, k, eps) -> BoundedRate:
 
 
 def positional(p, q, k: int) -> np.ndarray:
-    """P(slot j is the accepted draft), shape (..., k): stage j of k-draft RRS is stage j of
-    j-draft RRS, so the split is the difference of successive rates."""
+    """P(slot j is the accepted draft), shape (..., k).
+
+    Stage j of k-draft RRS is stage j of j-draft RRS, so the split is the difference of successive
+    rates.
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     rates = np.stack([acceptance(p, q, j) for j in range(1, k + 1)], axis=-1)
     return np.diff(rates, axis=-1, prepend=0.0)
 
 
 def largest_query(q: np.ndarray, tv: np.ndarray) -> np.ndarray:
-    """Per row, an upper bound on the p/q values :func:`rate_sorted` reads, for q of shape (B, n)
-    and TV (B,): 1 + TV / (1 - max q), with a rounding allowance (inf when 1 - max q is ~ 0).
-    A :class:`SortedPair` with this ``upper`` serves the k = 2 closed form without re-sorting."""
+    """Per row, an upper bound on the p/q values :func:`rate_sorted` reads, for q of shape (B, n) and TV (B,).
+
+    1 + TV / (1 - max q), with a rounding allowance (inf when 1 - max q is ~ 0). A
+    :class:`SortedPair` with this ``upper`` serves the k = 2 closed form without re-sorting.
+
+    Parameters
+    ----------
+    q : numpy.ndarray
+    tv : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     total = q.sum(axis=-1)
     rest = (total - q.max(axis=-1)) * (1.0 - 1e-9) - 1e-15 * total  # <= every sum of the others
     return np.where(rest > 0, 1.0 + tv / np.where(rest > 0, rest, 1.0), np.inf)
@@ -146,6 +244,16 @@ def rate_sorted(sp: SortedPair, k: int = 2) -> np.ndarray:
     answered one by one, O(log n) each (a query within rounding of a breakpoint may read either
     adjacent piece: G is continuous there, so the difference is of the order of the rounding). Rows whose queries pass ``sp.upper`` are re-sorted with
     an unbounded window; a one-hot q (uniform second draft) goes to the two-stage helper.
+
+    Parameters
+    ----------
+    sp : SortedPair
+    k : int, optional
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
     """
     p, q = sp.p_rows, sp.q_rows
     B, n = p.shape

@@ -23,8 +23,21 @@ RESIDUAL_DEPENDS_ON_DRAFTS = False
 
 
 def rule(p, q, drafts) -> NodeRule:
-    """Node rule for one draft: ``accept = min(1, p(x)/q(x))``, residual ``(p - q)_+`` normalised
-    (falls back to p when TV = 0, where rejection has probability 0). O(n) per node."""
+    """Node rule for one draft.
+
+    ``accept = min(1, p(x)/q(x))``, residual ``(p - q)_+`` normalised (falls back to p when TV = 0,
+    where rejection has probability 0). O(n) per node.
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    drafts : ndarray of int, shape (..., k)
+
+    Returns
+    -------
+    NodeRule
+    """
     p, q = check_pq(p, q)
     x = np.asarray(drafts, dtype=np.int64)[..., :1]
     return NodeRule(accept=ratio_accept(take_last(p, x), take_last(q, x)), residual=normalise_residual(p - q, p))
@@ -34,6 +47,17 @@ def acceptance(p, q, k: int = 1) -> np.ndarray:
     r"""Exact acceptance :math:`1 - \mathrm{TV}(p, q) = \sum_x \min(p(x), q(x))`; O(n) per row.
 
     ``k`` is accepted for a uniform signature and ignored (one draft).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int, optional
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
 
     Examples
     --------
@@ -45,11 +69,37 @@ def acceptance(p, q, k: int = 1) -> np.ndarray:
 
 
 def rate(p, q, k: int = 1) -> np.ndarray:
-    """:func:`acceptance` for arrays already validated by :func:`~spechub_theory.distributions.check_pq`
-    and a valid k: no checks (callers that validate once, like ``acceptance_rates``)."""
+    """Rate on validated input: :func:`acceptance` without its checks.
+
+    For arrays already validated by :func:`~spechub_theory.distributions.check_pq` and a valid k
+    (callers that validate once, like ``acceptance_rates``).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int, optional
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     return np.minimum(p, q).sum(axis=-1)
 
 
 def positional(p, q, k: int = 1) -> np.ndarray:
-    """P(the single draft is accepted), shape (..., 1)."""
+    """P(the single draft is accepted), shape (..., 1).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int, optional
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     return acceptance(p, q)[..., None]

@@ -67,22 +67,45 @@ class HubParts:
         self.p, self.q = p, q
 
     def captured_outside(self) -> np.ndarray:
-        """sum over non-hubs of min(p(i), q(i) + r(i)), shape (...)."""
+        """Mass captured outside the hub: the sum over non-hubs of min(p(i), q(i) + r(i)), shape (...).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return np.where(self.in_hub, 0.0, np.minimum(self.p, self.q + self.r)).sum(axis=-1)
 
     def hub_share(self) -> np.ndarray:
-        """p(h)/p(H) on hub tokens (0 elsewhere and when p(H) = 0), shape (..., n)."""
+        """Share p(h)/p(H) of each hub token (0 elsewhere and when p(H) = 0), shape (..., n).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         pH = self.pH[..., None]
         return np.where(self.in_hub & (pH > 0), self.p / np.where(pH > 0, pH, 1.0), 0.0)
 
 
 def acceptance(p, q, k: int = 2) -> np.ndarray:
-    r"""Exact acceptance of SpecHub (hub-set law for k > 2), optimal for its draft law:
+    r"""Exact acceptance of SpecHub (hub-set law for k > 2), optimal for its draft law.
+
+    It is
 
     .. math:: \alpha = \min\Big\{1,\ p(H) + \sum_{i \notin H} \min\big(p(i), q(i)/(1 - q(H))\big)\Big\}
 
     with 1 - q(H) computed as the sum of the other entries (and the uniform fallback law when it
     is 0). O(n) per row for k <= 2 (one argmax), O(n log n) for k > 2 (a sort for the hub set).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int, optional
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
 
     Examples
     --------
@@ -94,8 +117,22 @@ def acceptance(p, q, k: int = 2) -> np.ndarray:
 
 
 def rate(p, q, k: int = 2) -> np.ndarray:
-    """:func:`acceptance` for arrays already validated by :func:`~spechub_theory.distributions.check_pq`
-    and a valid k: no checks (callers that validate once, like ``acceptance_rates``)."""
+    """Rate on validated input: :func:`acceptance` without its checks.
+
+    For arrays already validated by :func:`~spechub_theory.distributions.check_pq` and a valid k
+    (callers that validate once, like ``acceptance_rates``).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int, optional
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     if k == 2:
         return _acceptance_k2(p, q)
     parts = HubParts(p, q, k)
@@ -127,6 +164,17 @@ def positional(p, q, k: int = 2) -> np.ndarray:
     """P(slot j is the accepted draft), shape (..., k); sums to :func:`acceptance`. O(n + k^2).
 
     k = 2: slot 1 gets sum_{i != a} min(p, q) + min(p(a), S_2); slot 2 the rest (theory.md 3.4).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int, optional
+        Drafts per node.
+
+    Returns
+    -------
+    numpy.ndarray
     """
     p, q = check_pq(p, q)
     k = check_k(k, p.shape[-1], distinct=True)
@@ -153,15 +201,38 @@ def positional(p, q, k: int = 2) -> np.ndarray:
 
 
 def rule(p, q, drafts) -> NodeRule:
-    """Node rule for hub-law tuples of shape (..., k) (module docstring, steps 1-5). O(n) per row."""
+    """Node rule for hub-law tuples of shape (..., k) (module docstring, steps 1-5). O(n) per row.
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    drafts : ndarray of int, shape (..., k)
+
+    Returns
+    -------
+    NodeRule
+    """
     p, q = check_pq(p, q)
     drafts = np.asarray(drafts, dtype=np.int64)
     return rule_from_parts(HubParts(p, q, drafts.shape[-1]), drafts)
 
 
 def rule_from_parts(hp: HubParts, drafts: np.ndarray) -> NodeRule:
-    """The node rule of steps 1-5 from precomputed :class:`HubParts` (``rule`` = this on the
-    true parts; :mod:`spechub_theory.montecarlo.mutants` feeds deliberately wrong parts)."""
+    """The node rule of steps 1-5 from precomputed :class:`HubParts`.
+
+    ``rule`` is this on the true parts; :mod:`spechub_theory.montecarlo.mutants` feeds deliberately
+    wrong parts.
+
+    Parameters
+    ----------
+    hp : HubParts
+    drafts : numpy.ndarray
+
+    Returns
+    -------
+    NodeRule
+    """
     k = drafts.shape[-1]
     in_hub_d = take_last(hp.in_hub, drafts)  # (..., k)
     type1 = ~in_hub_d[..., 0]

@@ -32,14 +32,22 @@ BOOTSTRAP_DRAWS = 400
 
 @dataclass(frozen=True)
 class Distortion:
-    r"""How far an output law ``law`` is from p: :math:`\mathrm{TV} = \frac12\sum|law - p|` and
-    :math:`\mathrm{KL}(law \| p) = \sum law \log(law / p)` (inf when law has mass where p = 0)."""
+    r"""How far an output law ``law`` is from p, in TV and KL.
+
+    :math:`\mathrm{TV} = \frac12\sum|law - p|` and :math:`\mathrm{KL}(law \| p) = \sum law
+    \log(law / p)` (inf when law has mass where p = 0).
+    """
 
     tv: float
     kl: float
 
     def to_dict(self) -> dict:
-        """``{"tv", "kl"}`` (kl None when infinite, for JSON)."""
+        """``{"tv", "kl"}`` (kl None when infinite, for JSON).
+
+        Returns
+        -------
+        dict
+        """
         return {"tv": self.tv, "kl": self.kl if math.isfinite(self.kl) else None}
 
 
@@ -70,7 +78,12 @@ class TVEstimate:
     kl: float
 
     def to_dict(self) -> dict:
-        """``{"value", "low", "high", "level", "noise", "kl"}``."""
+        """``{"value", "low", "high", "level", "noise", "kl"}``.
+
+        Returns
+        -------
+        dict
+        """
         return {"value": self.value, "low": self.interval.low, "high": self.interval.high,
                 "level": self.interval.level, "noise": self.noise, "kl": self.kl if math.isfinite(self.kl) else None}
 
@@ -130,7 +143,12 @@ class AuditResult:
         return "pass" if self.passed else "refuted"
 
     def report(self) -> str:
-        """One or two human-readable lines."""
+        """One or two human-readable lines.
+
+        Returns
+        -------
+        str
+        """
         est = self.tv_estimate
         if isinstance(est, TVEstimate):
             tv = f"TV ~ {est.value:.4f} [{est.interval.low:.4f}, {est.interval.high:.4f}] (noise {est.noise:.4f})"
@@ -142,7 +160,12 @@ class AuditResult:
         return head + (f"\n  reason: {self.reason}" if self.reason else "")
 
     def to_dict(self) -> dict:
-        """JSON-ready dict (infinite statistics as None)."""
+        """JSON-ready dict (infinite statistics as None).
+
+        Returns
+        -------
+        dict
+        """
         finite = lambda x: x if x is None or math.isfinite(x) else None  # noqa: E731
         return {"level": self.level, "sampler": self.sampler, "passed": self.passed, "verdict": self.verdict,
                 "mode": self.mode, "n_samples": self.n_samples, "seconds": self.seconds, "tv": self.tv,

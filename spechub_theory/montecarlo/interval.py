@@ -28,15 +28,34 @@ class ConfidenceInterval:
     how: str = ""
 
     def contains(self, x: float) -> bool:
-        """Whether ``low <= x <= high``."""
+        """Whether ``low <= x <= high``.
+
+        Parameters
+        ----------
+        x : float
+
+        Returns
+        -------
+        bool
+        """
         return bool(self.low <= x <= self.high)
 
     def to_list(self) -> list[float]:
-        """``[low, high]``."""
+        """``[low, high]``.
+
+        Returns
+        -------
+        list[float]
+        """
         return [self.low, self.high]
 
     def to_dict(self) -> dict:
-        """``{"low", "high", "level"}``, plus ``"how"`` when set."""
+        """``{"low", "high", "level"}``, plus ``"how"`` when set.
+
+        Returns
+        -------
+        dict
+        """
         out = {"low": self.low, "high": self.high, "level": self.level}
         if self.how:
             out["how"] = self.how

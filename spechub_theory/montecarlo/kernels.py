@@ -110,7 +110,18 @@ class ResidualFamily:
         self.r, self.q, self.r_cdf = r, q, np.cumsum(r)
 
     def sample(self, first, s, t):
-        """Residual tokens for first drafts ``first`` (N,), sums of the others ``s`` (n,), uniforms ``t`` (N,)."""
+        """Residual tokens for first drafts ``first`` (N,), sums of the others ``s`` (n,), uniforms ``t`` (N,).
+
+        Parameters
+        ----------
+        first : numpy.ndarray
+        s : numpy.ndarray
+        t : numpy.ndarray
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         n = len(self.r)
         s1 = s[first]
         c = 1.0 / np.where(s1 > 0, s1, 1.0)

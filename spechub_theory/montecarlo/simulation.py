@@ -128,11 +128,29 @@ class MonteCarloResult:
         return self.slot_counts / self.n_trials
 
     def confidence_interval(self, level: float = 0.95) -> ConfidenceInterval:
-        """Wilson interval for the acceptance rate (:func:`wilson_interval`)."""
+        """Wilson interval for the acceptance rate (:func:`wilson_interval`).
+
+        Parameters
+        ----------
+        level : float, optional
+
+        Returns
+        -------
+        ConfidenceInterval
+        """
         return wilson_interval(self.accepted, self.n_trials, level)
 
     def positional_intervals(self, level: float = 0.95) -> list[ConfidenceInterval]:
-        """Wilson interval of each slot's share, one per slot."""
+        """Wilson interval of each slot's share, one per slot.
+
+        Parameters
+        ----------
+        level : float, optional
+
+        Returns
+        -------
+        list[ConfidenceInterval]
+        """
         return [wilson_interval(int(c), self.n_trials, level) for c in self.slot_counts]
 
     @property
@@ -148,7 +166,12 @@ class MonteCarloResult:
         return diff / math.sqrt(var)
 
     def to_dict(self) -> dict:
-        """JSON-ready summary: rates, the 95% interval ``ci95``, z, positional splits, counts."""
+        """JSON-ready summary: rates, the 95% interval ``ci95``, z, positional splits, counts.
+
+        Returns
+        -------
+        dict
+        """
         ci = self.confidence_interval(0.95)
         out = {
             "method": self.method, "k": self.k, "n_trials": self.n_trials, "seed": self.seed,
@@ -163,8 +186,11 @@ class MonteCarloResult:
 
 @dataclass(frozen=True)
 class Verifier:
-    """A resolved verifier: display ``name``, the draft sampler, and either a method-like ``module``
-    (rule-based, fast paths available) or a plain ``function(p, q, drafts, u)``."""
+    """A resolved verifier: its display name, draft sampler and verification.
+
+    Display ``name``, the draft sampler, and either a method-like ``module`` (rule-based, fast paths
+    available) or a plain ``function(p, q, drafts, u)``.
+    """
 
     name: str
     sample: object

@@ -38,7 +38,12 @@ class TokenDeviation:
     z: float
 
     def to_dict(self) -> dict:
-        """``{"token", "observed", "expected", "z"}``."""
+        """``{"token", "observed", "expected", "z"}``.
+
+        Returns
+        -------
+        dict
+        """
         return {"token": self.token, "observed": self.observed, "expected": self.expected, "z": self.z}
 
 
@@ -85,7 +90,12 @@ class LosslessTest:
         return "lossless" if self.passed else "not lossless"
 
     def report(self) -> str:
-        """Multi-line human-readable summary with the worst tokens."""
+        """Multi-line human-readable summary with the worst tokens.
+
+        Returns
+        -------
+        str
+        """
         head = (f"{self.decision}: {self.method}, X^2 = {self.statistic:.4g}, df = {self.df}, "
                 f"p-value = {self.pvalue:.3g} (alpha = {self.alpha:g}), N = {self.n}, bins = {self.n_bins}"
                 f" ({self.pooled_tokens} tokens pooled)")
@@ -94,7 +104,12 @@ class LosslessTest:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        """JSON-ready dict (``worst`` as a list of dicts)."""
+        """JSON-ready dict (``worst`` as a list of dicts).
+
+        Returns
+        -------
+        dict
+        """
         return {"statistic": self.statistic, "df": self.df, "pvalue": self.pvalue, "alpha": self.alpha,
                 "passed": self.passed, "decision": self.decision, "n": self.n, "n_bins": self.n_bins,
                 "pooled_tokens": self.pooled_tokens, "method": self.method,

@@ -90,7 +90,12 @@ class ExactCost:
         return self.seconds > ANNOUNCE_SECONDS
 
     def message(self) -> str:
-        """One line: the method, what is enumerated and its cost against the limit."""
+        """One line: the method, what is enumerated and its cost against the limit.
+
+        Returns
+        -------
+        str
+        """
         return (f"exact {self.method!r}: {self.how}: ~{self.operations:.3g} {self.unit} (limit {self.limit:.3g}), "
                 f"about {self.seconds:.0f} s")
 

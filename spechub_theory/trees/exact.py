@@ -73,7 +73,12 @@ class NodeOutcomes:
         return self.accept.sum(axis=2)
 
     def output(self) -> np.ndarray:
-        """Law of the emitted token per context, (C, n); equals the target for a lossless method."""
+        """Law of the emitted token per context, (C, n); equals the target for a lossless method.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return self.accept.sum(axis=1) + self.reject
 
 
@@ -172,9 +177,19 @@ class TreeExact:
         return float(self.target_law @ self.tokens_per_step)
 
     def per_level_acceptance(self, weights=None) -> list[float]:
-        """P(the accepted path goes one level deeper | it reached depth d), d = 0..depth-1, for
-        steps whose start context has law ``weights`` (default: the step-start law if computed,
-        else the target law)."""
+        """P(the accepted path goes one level deeper | it reached depth d), d = 0..depth-1.
+
+        For steps whose start context has law ``weights`` (default: the step-start law if computed,
+        else the target law).
+
+        Parameters
+        ----------
+        weights : array_like, optional
+
+        Returns
+        -------
+        list[float]
+        """
         w = self._weights(weights)
         r = w @ self.reach
         return [float(r[d + 1] / r[d]) if r[d] > 0 else 0.0 for d in range(len(r) - 1)]
@@ -185,7 +200,12 @@ class TreeExact:
         return self.step_start_law if self.step_start_law is not None else self.target_law
 
     def to_dict(self) -> dict:
-        """Summary for JSON (no per-context arrays)."""
+        """Summary for JSON (no per-context arrays).
+
+        Returns
+        -------
+        dict
+        """
         out = {
             "method": self.method,
             "tree": self.tree.to_dict(),

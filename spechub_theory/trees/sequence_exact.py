@@ -67,7 +67,16 @@ class StepLaw:
         return float(sum((len(path) + 1) * self.final[i].sum() for i, path in enumerate(self.paths)))
 
     def reach(self, depth: int) -> np.ndarray:
-        """P(the accepted path has >= d drafts), d = 0..depth."""
+        """P(the accepted path has >= d drafts), d = 0..depth.
+
+        Parameters
+        ----------
+        depth : int
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         mass = np.array([self.final[i].sum() for i in range(len(self.paths))])
         lengths = np.array([len(path) for path in self.paths])
         return np.array([mass[lengths >= d].sum() for d in range(depth + 1)])

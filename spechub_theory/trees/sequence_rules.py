@@ -110,7 +110,18 @@ class SequenceMethod:
 
 
 def check_tree_for(method, tree: Tree) -> Tree:
-    """``tree`` if ``method`` is defined on it; a ValueError for block verification off a chain."""
+    """``tree`` if ``method`` is defined on it; a ValueError for block verification off a chain.
+
+    Parameters
+    ----------
+    method : str or module
+        The verification method (a name or a method module).
+    tree : Tree
+
+    Returns
+    -------
+    Tree
+    """
     if getattr(method, "chains_only", False) and not tree.is_chain:
         raise ValueError(
             f"method {method.NAME!r} verifies a single chain of drafts; the tree has a node with "
@@ -132,6 +143,18 @@ def block_rule(tree: Tree, tokens, p, q, *, update=None) -> TreeOutcome:
     and the emitted token is :math:`\propto (p_i M_b(\cdot|X^i) - M_s(\cdot|X^i))_+` for
     i < L, :math:`M_b(\cdot|X^L)` for i = L. O(L n) per chain. ``update`` replaces
     :func:`rejected_child_update` (for negative controls only).
+
+    Parameters
+    ----------
+    tree : Tree
+    tokens : ndarray of int, shape (B, size)
+    p, q : array_like, shape (B, size, n)
+        Target and draft laws, last axis = vocabulary.
+    update : callable, optional
+
+    Returns
+    -------
+    TreeOutcome
 
     Raises
     ------
@@ -175,6 +198,19 @@ def traversal_rule(tree: Tree, tokens, p, q, *, order=None, update=None) -> Tree
     and the emitted token is drawn from :math:`t_v` (p_v at a leaf: the bonus token). The root
     ends with :math:`\rho = 1`. O(size * n) per tree. ``order`` (a function of the tree giving
     the event list of :func:`traversal_events`) and ``update`` exist for negative controls only.
+
+    Parameters
+    ----------
+    tree : Tree
+    tokens : ndarray of int, shape (B, size)
+    p, q : array_like, shape (B, size, n)
+        Target and draft laws, last axis = vocabulary.
+    order : callable, optional
+    update : callable, optional
+
+    Returns
+    -------
+    TreeOutcome
     """
     events = (traversal_events if order is None else order)(tree)
     update = rejected_child_update if update is None else update
@@ -200,9 +236,21 @@ def traversal_rule(tree: Tree, tokens, p, q, *, order=None, update=None) -> Tree
 
 
 def node_tree_rule(method) -> Callable:
-    """The tree rule of a node-level method: the walk of :func:`~spechub_theory.trees.walk.walk_trees`
-    as exact probabilities (reach v = product of accepted slots on its path; end at v = reach x
-    P(no child accepted); leaves emit from p). The drafts must come from the method's own law."""
+    """The tree rule of a node-level method.
+
+    The walk of :func:`~spechub_theory.trees.walk.walk_trees` as exact probabilities (reach v =
+    product of accepted slots on its path; end at v = reach x P(no child accepted); leaves emit from
+    p). The drafts must come from the method's own law.
+
+    Parameters
+    ----------
+    method : str or module
+        The verification method (a name or a method module).
+
+    Returns
+    -------
+    Callable
+    """
     m = get_method(method)
 
     def rule(tree: Tree, tokens, p, q) -> TreeOutcome:
@@ -231,6 +279,15 @@ def sample_outcome(outcome: TreeOutcome, u) -> tuple[np.ndarray, np.ndarray]:
     """End node and emitted token of each tree from uniforms ``u`` (B, 2), by inverse CDF.
 
     Returns ``(end_node, token)``, int64 arrays of shape (B,).
+
+    Parameters
+    ----------
+    outcome : TreeOutcome
+    u : ndarray
+
+    Returns
+    -------
+    tuple[numpy.ndarray, numpy.ndarray]
     """
     u = np.asarray(u, dtype=np.float64)
     cdf = np.cumsum(outcome.end, axis=1)
@@ -247,6 +304,21 @@ def walk_by_rule(tree: Tree, method, tokens, p, q, rng) -> list[TreeWalk]:
     ``tokens`` (B, size), ``p``, ``q`` (B, size, n) as for the rules. The walk's ``path`` is the
     accepted path, ``tokens`` its drafts then the final token; ``visited`` and ``slots`` are
     empty (a sequence-level verifier does not decide node by node). O(B * size * n).
+
+    Parameters
+    ----------
+    tree : Tree
+    method : str or module
+        The verification method (a name or a method module).
+    tokens : ndarray of int, shape (B, size)
+    p, q : array_like, shape (B, size, n)
+        Target and draft laws, last axis = vocabulary.
+    rng : numpy.random.Generator, int or None
+        Random source: a Generator or a seed.
+
+    Returns
+    -------
+    list[TreeWalk]
     """
     _, rule = get_tree_method(method)
     tokens = np.asarray(tokens, dtype=np.int64)
@@ -268,8 +340,19 @@ SEQUENCE_METHODS: dict[str, SequenceMethod] = {m.NAME: m for m in (BLOCK, TRAVER
 
 
 def get_tree_method(name):
-    """``(method, tree_rule)`` for a sequence-level method (by name or object with ``tree_rule``) or
-    a node-level one (its :func:`node_tree_rule`)."""
+    """Look up ``(method, tree_rule)`` for a sequence-level or a node-level method.
+
+    A sequence-level method by name or as an object with ``tree_rule``; a node-level one gets its
+    :func:`node_tree_rule`.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    tuple
+    """
     if isinstance(name, str) and name in SEQUENCE_METHODS:
         m = SEQUENCE_METHODS[name]
         return m, m.tree_rule
@@ -283,8 +366,21 @@ def get_tree_method(name):
 
 
 def rejected_child_update(rho, t, q):
-    """(rho', t') of a node after a rejected child: rho' = R/(R + 1 - rho), t' = (rho t - q)_+ / R
-    (module docstring; rho (B,), t and q (B, n)). O(n) per row."""
+    """(rho', t') of a node after a rejected child.
+
+    rho' = R/(R + 1 - rho), t' = (rho t - q)_+ / R (module docstring; rho (B,), t and q (B, n)).
+    O(n) per row.
+
+    Parameters
+    ----------
+    rho : numpy.ndarray
+    t : numpy.ndarray
+    q : numpy.ndarray
+
+    Returns
+    -------
+    tuple
+    """
     r = np.maximum(rho[:, None] * t - q, 0.0)
     R = r.sum(axis=-1)
     den = R + 1.0 - rho
@@ -296,8 +392,19 @@ def rejected_child_update(rho, t, q):
 
 
 def traversal_events(tree: Tree) -> list[tuple[str, int]]:
-    """Events of the traversal, depth first: ("enter", v), then for each child in slot order its
-    events and ("child_rejected", v), then ("test", v) (a parent after all its children)."""
+    """List the events of the traversal, depth first.
+
+    ("enter", v), then for each child in slot order its events and ("child_rejected", v), then
+    ("test", v) (a parent after all its children).
+
+    Parameters
+    ----------
+    tree : Tree
+
+    Returns
+    -------
+    list[tuple[str, int]]
+    """
     events: list[tuple[str, int]] = []
     stack: list[tuple[int, int]] = [(0, 0)]  # (node, next child index)
     while stack:

@@ -41,7 +41,12 @@ class SubtreeClasses:
         return self.of_node[0]
 
     def to_dict(self) -> dict:
-        """Plain-Python form (for JSON)."""
+        """Plain-Python form (for JSON).
+
+        Returns
+        -------
+        dict
+        """
         return {"of_node": list(self.of_node), "children": [list(c) for c in self.children]}
 
 
@@ -73,7 +78,12 @@ class Tree:
     # -- constructors --------------------------------------------------------------------------
     @classmethod
     def from_parents(cls, parents) -> "Tree":
-        """Tree from a parent list; nodes are renumbered breadth first, children keeping their order."""
+        """Tree from a parent list; nodes are renumbered breadth first, children keeping their order.
+
+        Parameters
+        ----------
+        parents : sequence of int
+        """
         par = [int(x) for x in parents]
         if not par or par[0] != -1:
             raise ValueError("`parents` must start with -1 (the root).")
@@ -94,9 +104,15 @@ class Tree:
 
     @classmethod
     def from_branching(cls, branching) -> "Tree":
-        """Tree from the number of children per level: ``[2, 2]`` gives every node of each level
-        that many children. Entries may be lists (one count per node of the level), e.g.
-        ``[[2], [2, 1]]``; a count of 0 makes a leaf."""
+        """Tree from the number of children per level.
+
+        ``[2, 2]`` gives every node of each level that many children. Entries may be lists (one count
+        per node of the level), e.g. ``[[2], [2, 1]]``; a count of 0 makes a leaf.
+
+        Parameters
+        ----------
+        branching : sequence of int or nested lists
+        """
         parents, level = [-1], [0]
         for depth, spec in enumerate(branching):
             counts = [int(spec)] * len(level) if np.isscalar(spec) else [int(c) for c in spec]
@@ -116,6 +132,10 @@ class Tree:
     def chain(cls, length: int) -> "Tree":
         """A chain of ``length`` drafts (``length + 1`` nodes); ``chain(0)`` is the bare root.
 
+        Parameters
+        ----------
+        length : int
+
         Examples
         --------
         >>> Tree.chain(3).parents
@@ -127,8 +147,15 @@ class Tree:
 
     @classmethod
     def from_name(cls, name: str) -> "Tree":
-        """``"k^d"``: complete k-ary tree with d levels counting the root (k^d naming of the paper);
-        ``"chain-L"``: a chain of L drafts. Branching lists such as ``"2,2,1"`` are accepted too."""
+        """Tree from its name: ``"k^d"``, ``"chain-L"`` or a branching list such as ``"2,2,1"``.
+
+        ``"k^d"`` is the complete k-ary tree with d levels counting the root (k^d naming of the
+        paper); ``"chain-L"`` a chain of L drafts.
+
+        Parameters
+        ----------
+        name : str
+        """
         text = str(name).strip()
         m = re.fullmatch(r"(\d+)\^(\d+)", text)
         if m:
@@ -232,7 +259,12 @@ class Tree:
         return SubtreeClasses(of_node=tuple(of_node), children=tuple(ids))
 
     def to_dict(self) -> dict:
-        """Plain-Python description: parents, size, depth, per-level branching (for JSON)."""
+        """Plain-Python description: parents, size, depth, per-level branching (for JSON).
+
+        Returns
+        -------
+        dict
+        """
         return {
             "parents": list(self.parents),
             "size": self.size,
@@ -241,7 +273,16 @@ class Tree:
         }
 
     def path_to(self, v: int) -> list[int]:
-        """Nodes from the root to ``v`` inclusive."""
+        """The nodes from the root to ``v`` inclusive.
+
+        Parameters
+        ----------
+        v : int
+
+        Returns
+        -------
+        list[int]
+        """
         path = [int(v)]
         while self.parents[path[-1]] >= 0:
             path.append(self.parents[path[-1]])

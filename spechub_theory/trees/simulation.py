@@ -75,6 +75,15 @@ class TreeSimulation:
         would understate the error. With several runs, a Student t interval on the run means
         (independent replications; a run of one step is an independent step); with one run,
         Student t on ``batches`` batch means of that run.
+
+        Parameters
+        ----------
+        level : float, optional
+        batches : int, optional
+
+        Returns
+        -------
+        ConfidenceInterval
         """
         from scipy.stats import t as student_t
 
@@ -92,13 +101,23 @@ class TreeSimulation:
         return ConfidenceInterval(float(groups.mean()) - half, float(groups.mean()) + half, level, how)
 
     def per_level_acceptance(self) -> list[float]:
-        """Fraction of steps whose accepted path reached depth d + 1 among those reaching d."""
+        """Fraction of steps whose accepted path reached depth d + 1 among those reaching d.
+
+        Returns
+        -------
+        list[float]
+        """
         accepted = self.tokens.ravel() - 1
         reach = np.array([(accepted >= d).sum() for d in range(self.tree.depth + 1)], dtype=np.float64)
         return [float(reach[d + 1] / reach[d]) if reach[d] > 0 else 0.0 for d in range(self.tree.depth)]
 
     def to_dict(self) -> dict:
-        """Summary for JSON."""
+        """Summary for JSON.
+
+        Returns
+        -------
+        dict
+        """
         ci = self.confidence_interval()
         return {
             "method": self.method,

@@ -94,7 +94,16 @@ class SyntheticPair:
         return (c * self.vocab + x) % self.num_contexts
 
     def context_index(self, context) -> int:
-        """Index of the context made of the last ``order`` tokens of ``context`` (a token list)."""
+        """Index of the context made of the last ``order`` tokens of ``context`` (a token list).
+
+        Parameters
+        ----------
+        context : sequence of int
+
+        Returns
+        -------
+        int
+        """
         toks = [int(t) for t in np.ravel(np.asarray(context, dtype=np.int64))]
         if len(toks) < self.order:
             raise ValueError(f"`context` needs at least order = {self.order} tokens; got {len(toks)}.")
@@ -106,11 +115,29 @@ class SyntheticPair:
         return c
 
     def p_after(self, context) -> np.ndarray:
-        """Target law after ``context`` (a token sequence), shape (n,)."""
+        """Target law after ``context`` (a token sequence), shape (n,).
+
+        Parameters
+        ----------
+        context : sequence of int
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return self.target[self.context_index(context)]
 
     def q_after(self, context) -> np.ndarray:
-        """Draft law after ``context`` (a token sequence), shape (n,)."""
+        """Draft law after ``context`` (a token sequence), shape (n,).
+
+        Parameters
+        ----------
+        context : sequence of int
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return self.draft[self.context_index(context)]
 
     # -- statistics -----------------------------------------------------------------------------
@@ -125,15 +152,30 @@ class SyntheticPair:
         return stationary_law(self.transition)
 
     def acceptance(self) -> np.ndarray:
-        """Single-draft acceptance 1 - TV(p_c, q_c) per context, shape (C,)."""
+        """Single-draft acceptance 1 - TV(p_c, q_c) per context, shape (C,).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return np.minimum(self.target, self.draft).sum(axis=1)
 
     def mean_acceptance(self) -> float:
-        """Mean single-draft acceptance over the target's stationary context law."""
+        """Mean single-draft acceptance over the target's stationary context law.
+
+        Returns
+        -------
+        float
+        """
         return float(self.stationary @ self.acceptance())
 
     def summary(self) -> dict:
-        """Key statistics under the stationary law: mean 1 - TV, mean max p and max q, entropy of p."""
+        """Key statistics under the stationary law: mean 1 - TV, mean max p and max q, entropy of p.
+
+        Returns
+        -------
+        dict
+        """
         w = self.stationary
         with np.errstate(divide="ignore", invalid="ignore"):
             ent = -np.where(self.target > 0, self.target * np.log(self.target), 0.0).sum(axis=1)
@@ -145,7 +187,12 @@ class SyntheticPair:
         }
 
     def to_dict(self) -> dict:
-        """Parameters and summary statistics (not the tables)."""
+        """The parameters and summary statistics (not the tables).
+
+        Returns
+        -------
+        dict
+        """
         return {"vocab": self.vocab, "order": self.order, "params": dict(self.params), **self.summary()}
 
     def __repr__(self) -> str:
