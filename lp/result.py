@@ -65,7 +65,12 @@ class MinCut:
         return f"MinCut(A={self.tokens.tolist()}, value={self.value:.9g})"
 
     def to_dict(self) -> dict:
-        """JSON-ready dict ``{"tokens", "p_mass", "uncovered", "value"}``."""
+        """JSON-ready dict ``{"tokens", "p_mass", "uncovered", "value"}``.
+
+        Returns
+        -------
+        dict
+        """
         return {"tokens": self.tokens.tolist(), "p_mass": self.p_mass, "uncovered": self.uncovered, "value": self.value}
 
 
@@ -103,8 +108,23 @@ class OptimumResult:
 
     @classmethod
     def from_plan(cls, plan, support, p, certificate: MinCut, draft_law: str, solver: str) -> "OptimumResult":
-        """Build a result whose ``value`` is the acceptance of ``plan``; status "optimal" when the
-        certificate is within GAP_TOL of it."""
+        """Build a result whose ``value`` is the acceptance of ``plan``.
+
+        Its status is "optimal" when the certificate is within GAP_TOL of it.
+
+        Parameters
+        ----------
+        plan : scipy.sparse.csr_array, shape (m, n)
+        support : DraftSupport
+        p : numpy.ndarray, shape (n,)
+        certificate : MinCut
+        draft_law : str
+        solver : str
+
+        Returns
+        -------
+        OptimumResult
+        """
         value = float(_accepted(plan, support.tuples).sum())
         gap = certificate.value - value
         status = "optimal" if gap <= GAP_TOL else f"gap {gap:.3g}"
@@ -116,16 +136,41 @@ class OptimumResult:
         return self.certificate.value - self.value
 
     def accepted_mass(self) -> np.ndarray:
-        """Plan mass on accepted pairs per tuple, shape (m,); sums to ``value``."""
+        """Plan mass on accepted pairs per tuple, shape (m,); sums to ``value``.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return _accepted(self.plan, self.support.tuples)
 
     def conditional(self, i: int) -> np.ndarray:
-        """The verifier's output law given drafts ``support.tuples[i]``: plan row i / Q(tuple i)."""
+        """The verifier's output law given drafts ``support.tuples[i]``: plan row i / Q(tuple i).
+
+        Parameters
+        ----------
+        i : int
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         row = np.asarray(self.plan[[i], :].todense()).ravel()
         return row / self.support.mass[i]
 
     def sample(self, size: int, *, rng=None) -> dict:
-        """Draw (tuple index, output token) pairs from the plan; returns ``{"tuple", "token"}`` arrays."""
+        """Draw (tuple index, output token) pairs from the plan; returns ``{"tuple", "token"}`` arrays.
+
+        Parameters
+        ----------
+        size : int
+        rng : numpy.random.Generator, int or None, optional
+            Random source: a Generator or a seed.
+
+        Returns
+        -------
+        dict
+        """
         rng = np.random.default_rng(rng)
         coo = self.plan.tocoo()
         cdf = np.cumsum(coo.data)
@@ -138,6 +183,14 @@ class OptimumResult:
         Checks: entries >= 0; row sums = Q; column sums = p; plan acceptance = ``value``; the
         certificate is recomputed from scratch and its bound is within ``atol`` of ``value``
         (so ``value`` is optimal: a feasible plan below a cut bound). Returns ``self``.
+
+        Parameters
+        ----------
+        atol : float, optional
+
+        Returns
+        -------
+        OptimumResult
         """
         plan = self.plan
         checks = {
@@ -155,7 +208,12 @@ class OptimumResult:
         return self
 
     def entries(self) -> dict:
-        """The plan as columns ``{"tuple", "drafts", "token", "mass", "accepted"}`` (one per nonzero)."""
+        """The plan as columns ``{"tuple", "drafts", "token", "mass", "accepted"}`` (one per nonzero).
+
+        Returns
+        -------
+        dict
+        """
         coo = self.plan.tocoo()
         order = np.lexsort((coo.col, coo.row))
         row, col, data = coo.row[order], coo.col[order], coo.data[order]
@@ -168,7 +226,16 @@ class OptimumResult:
         }
 
     def to_dict(self, plan: bool = False) -> dict:
-        """JSON-ready dict; with ``plan=True`` the nonzero entries are included as a list of rows."""
+        """JSON-ready dict; with ``plan=True`` the nonzero entries are included as a list of rows.
+
+        Parameters
+        ----------
+        plan : bool, optional
+
+        Returns
+        -------
+        dict
+        """
         out = {
             "value": self.value,
             "draft_law": self.draft_law,
