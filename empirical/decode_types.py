@@ -42,7 +42,16 @@ class Sampling:
             raise ValueError(f"`top_p` must be in (0, 1]; got {self.top_p}.")
 
     def laws(self, logits):
-        """Device float32 laws of ``logits`` [m, vocab] (see :func:`empirical.probs.probs_from_logits`)."""
+        """Device float32 laws of ``logits`` [m, vocab] (see :func:`empirical.probs.probs_from_logits`).
+
+        Parameters
+        ----------
+        logits : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+        """
         return probs_from_logits(logits, self.temperature, self.top_p)
 
 
@@ -83,8 +92,11 @@ class NodeLaws:
 
 @dataclass(frozen=True)
 class Decoded:
-    """Result of decoding one prompt: new ``tokens``, the ``steps``, why it stopped
-    (``finish``: "eos" or "length") and the prefill time (both models, seconds)."""
+    """Result of decoding one prompt.
+
+    New ``tokens``, the ``steps``, why it stopped (``finish``: "eos" or "length") and the prefill
+    time (both models, seconds).
+    """
 
     tokens: tuple
     steps: tuple

@@ -87,19 +87,28 @@ def decode_batch(pair, prompts, *, tree, method, rngs, sampling=Sampling(), max_
     pair : empirical.models.ModelPair
     prompts : sequence of sequences of int
         Token ids of each prompt (each at least one token).
-    tree, method, sampling, max_new_tokens, engine
+    tree : Tree or str
+        As :func:`empirical.decoder.decode`.
+    method : str
         As :func:`empirical.decoder.decode`.
     rngs : sequence of numpy Generators or seeds, one per prompt
         Row r uses ``rngs[r]`` as ``decode`` would: with the same Generator state, row r emits the
         tokens ``decode`` emits for prompt r (up to float32 reduction order of batched matmuls).
+    sampling : Sampling, optional
+        As :func:`empirical.decoder.decode`.
+    max_new_tokens : int, optional
+        As :func:`empirical.decoder.decode`.
     on_step : callable, optional
         ``on_step(r, step, laws)``: row index, its :class:`~empirical.decode_types.Step` and
         :class:`~empirical.decode_types.NodeLaws`, after each step of each active row.
+    engine : str, optional
+        As :func:`empirical.decoder.decode`.
 
     Returns
     -------
-    list of :class:`~empirical.decode_types.Decoded`, one per prompt, in order. ``Step.seconds`` of a
-    row is the batch's phase time divided by the rows active in that step (its share).
+    list of Decoded
+        One :class:`~empirical.decode_types.Decoded` per prompt, in order. ``Step.seconds`` of a
+        row is the batch's phase time divided by the rows active in that step (its share).
 
     Notes
     -----

@@ -34,7 +34,18 @@ _MARKER = "source.json"
 
 
 def entry_dir(sha256: str, dtype, cache=None) -> Path:
-    """Folder of the cached entry of a GGUF with this sha256, in ``dtype`` (a torch dtype)."""
+    """Folder of the cached entry of a GGUF with this sha256, in ``dtype`` (a torch dtype).
+
+    Parameters
+    ----------
+    sha256 : str
+    dtype : str or torch.dtype
+    cache : str or pathlib.Path, optional
+
+    Returns
+    -------
+    Path
+    """
     return cache_dir(cache) / "dequant" / f"{sha256}-{str(dtype).removeprefix('torch.')}"
 
 
@@ -85,6 +96,16 @@ def cached_load(source, dtype, loader, *, cache=None):
 
 def load_gguf(path, dtype, *, cache=None):
     """``(model, tokenizer)`` of a ``.gguf`` file through the cache (``$SPECHUB_DEQUANT_CACHE=0``: directly).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+    dtype : str or torch.dtype
+    cache : str or pathlib.Path, optional
+
+    Returns
+    -------
+    tuple
 
     Raises
     ------

@@ -37,7 +37,16 @@ class SampleSet:
         return sum(len(s) - n for s, n in zip(self.sequences, self.prompt_lengths))
 
     def merged(self, other: "SampleSet") -> "SampleSet":
-        """Both sets in one (the temperature of ``self`` is kept as a label)."""
+        """Both sets in one (the temperature of ``self`` is kept as a label).
+
+        Parameters
+        ----------
+        other : SampleSet
+
+        Returns
+        -------
+        SampleSet
+        """
         return SampleSet(self.sequences + other.sequences, self.prompt_lengths + other.prompt_lengths,
                          self.temperature, self.pad_id)
 
@@ -46,6 +55,15 @@ class SampleSet:
 
         Right padding keeps every real token at its true position under the causal mask, so no
         attention mask is needed; position t predicts token t + 1.
+
+        Parameters
+        ----------
+        indices : sequence of int
+        device : str or torch.device
+
+        Returns
+        -------
+        tuple[torch.Tensor, torch.Tensor]
         """
         rows = [self.sequences[i] for i in indices]
         width = max(len(r) for r in rows)
@@ -58,7 +76,18 @@ class SampleSet:
         return input_ids.to(device), mask.to(device)
 
     def batches(self, batch_size: int, device, limit: int | None = None):
-        """Consecutive batches (see :meth:`batch`) over the first ``limit`` sequences (all by default)."""
+        """Consecutive batches (see :meth:`batch`) over the first ``limit`` sequences (all by default).
+
+        Parameters
+        ----------
+        batch_size : int
+        device : str or torch.device
+        limit : int or None, optional
+
+        Yields
+        ------
+        tuple of torch.Tensor
+        """
         count = len(self.sequences) if limit is None else min(limit, len(self.sequences))
         for start in range(0, count, batch_size):
             yield self.batch(range(start, min(start + batch_size, count)), device)
@@ -150,7 +179,12 @@ class TrainResult:
     curve: tuple  # of CurvePoint
 
     def summary(self) -> dict:
-        """First and last curve points and the stopping reason (for ``draft.json``)."""
+        """First and last curve points and the stopping reason (for ``draft.json``).
+
+        Returns
+        -------
+        dict
+        """
         first, last = self.curve[0], self.curve[-1]
         return {"steps": self.steps, "tokens": self.tokens, "seconds": round(self.seconds, 1),
                 "stopped_by": self.stopped_by, "first": _point_dict(first), "last": _point_dict(last)}

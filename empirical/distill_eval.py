@@ -53,7 +53,7 @@ def acceptance_k2(p: torch.Tensor, q: torch.Tensor) -> dict[str, torch.Tensor]:
 
     Returns
     -------
-    rates : dict[str, torch.Tensor]
+    dict[str, torch.Tensor]
         ``EVAL_METHODS`` -> float64 tensor of shape (...).
 
     Notes
@@ -100,6 +100,18 @@ def position_laws(target, draft, input_ids: torch.Tensor, mask: torch.Tensor, te
 
     ``input_ids`` [B, L] are right-padded samples; ``mask`` [B, L] is True where the logits
     predict a sampled token. T = 0 gives one-hot laws at the argmax (explicit greedy branch).
+
+    Parameters
+    ----------
+    target : transformers.PreTrainedModel
+    draft : transformers.PreTrainedModel
+    input_ids : torch.Tensor
+    mask : torch.Tensor
+    temperature : float
+
+    Returns
+    -------
+    tuple
     """
     with torch.no_grad(), autocast_like(target):
         p_logits = masked_logits(target, input_ids, mask)  # [N, vocab]
@@ -117,7 +129,12 @@ class DraftQuality:
     acceptance: dict  # EVAL_METHODS -> mean rate (single = 1 - TV)
 
     def to_dict(self) -> dict:
-        """JSON-ready dict, rates rounded to 6 decimals."""
+        """JSON-ready dict, rates rounded to 6 decimals.
+
+        Returns
+        -------
+        dict
+        """
         return {"temperature": self.temperature, "positions": self.positions, "sequences": self.sequences,
                 "acceptance": {m: round(v, 6) for m, v in self.acceptance.items()}}
 
@@ -127,6 +144,17 @@ def evaluate_draft(target, draft, batches, temperature: float) -> DraftQuality:
 
     ``batches`` yields ``(input_ids [B, L], mask [B, L])`` as made by
     :meth:`empirical.distill.SampleSet.batches` of samples drawn from the target at ``temperature``.
+
+    Parameters
+    ----------
+    target : transformers.PreTrainedModel
+    draft : transformers.PreTrainedModel
+    batches : iterable of (torch.Tensor, torch.Tensor)
+    temperature : float
+
+    Returns
+    -------
+    DraftQuality
     """
     totals = dict.fromkeys(EVAL_METHODS, 0.0)
     positions = sequences = 0
@@ -144,7 +172,19 @@ def evaluate_draft(target, draft, batches, temperature: float) -> DraftQuality:
 
 
 def mean_agreement(target, draft, batches, temperature: float = 1.0) -> float:
-    """Mean 1 - TV(p, q) over the sampled positions of ``batches`` (the training curve's metric)."""
+    """Mean 1 - TV(p, q) over the sampled positions of ``batches`` (the training curve's metric).
+
+    Parameters
+    ----------
+    target : transformers.PreTrainedModel
+    draft : transformers.PreTrainedModel
+    batches : iterable of (torch.Tensor, torch.Tensor)
+    temperature : float, optional
+
+    Returns
+    -------
+    float
+    """
     total = count = 0.0
     for input_ids, mask in batches:
         p, q = position_laws(target, draft, input_ids, mask, temperature)
@@ -176,7 +216,12 @@ class ForwardCost:
         return self.draft_step_s / self.target_step_s
 
     def to_dict(self) -> dict:
-        """JSON-ready dict with the two ratios."""
+        """JSON-ready dict with the two ratios.
+
+        Returns
+        -------
+        dict
+        """
         return {"device": self.device, "dtype": self.dtype, "prefill_shape": list(self.prefill_shape),
                 "target_prefill_s": self.target_prefill_s, "draft_prefill_s": self.draft_prefill_s,
                 "target_step_s": self.target_step_s, "draft_step_s": self.draft_step_s,
@@ -187,6 +232,18 @@ def forward_cost(target, draft, *, batch: int = 8, tokens: int = 256, repeats: i
     """Median wall time of a prefill ``[batch, tokens]`` and of a one-token step at batch 1.
 
     Timed with device synchronisation after a warm-up; random token ids (cost does not depend on them).
+
+    Parameters
+    ----------
+    target : transformers.PreTrainedModel
+    draft : transformers.PreTrainedModel
+    batch : int, optional
+    tokens : int, optional
+    repeats : int, optional
+
+    Returns
+    -------
+    ForwardCost
     """
     weight = target.get_input_embeddings().weight
     ids = torch.randint(0, weight.shape[0], (batch, tokens), device=weight.device)  # [batch, tokens]
@@ -225,13 +282,34 @@ def _median_time(fn, device, repeats: int, setup=None) -> float:
 
 
 def masked_logits(model, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """float32 logits at the True positions of ``mask``: backbone, pick rows, then the head."""
+    """Float32 logits at the True positions of ``mask``: backbone, pick rows, then the head.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+    input_ids : torch.Tensor
+    mask : torch.Tensor
+
+    Returns
+    -------
+    torch.Tensor
+    """
     hidden = model.get_decoder()(input_ids=input_ids).last_hidden_state  # [B, L, hidden]
     return model.get_output_embeddings()(hidden[mask]).float()  # [N, vocab]
 
 
 def softmax_at(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """softmax(logits / T) in float32; T = 0 is the one-hot law at the argmax; T < 0 is a ValueError."""
+    """Compute softmax(logits / T) in float32; T = 0 is the one-hot law at the argmax; T < 0 is a ValueError.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+    temperature : float
+
+    Returns
+    -------
+    torch.Tensor
+    """
     if temperature < 0:
         raise ValueError(f"`temperature` must be >= 0; got {temperature}.")
     if temperature == 0:
@@ -240,7 +318,16 @@ def softmax_at(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def autocast_like(model):
-    """Autocast to the model's embedding dtype on CUDA (a float32-trained draft around a bf16 target)."""
+    """Autocast to the model's embedding dtype on CUDA (a float32-trained draft around a bf16 target).
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+
+    Returns
+    -------
+    torch.autocast
+    """
     weight = model.get_input_embeddings().weight
     enabled = weight.device.type == "cuda" and weight.dtype != torch.float32
     return torch.autocast("cuda", dtype=weight.dtype, enabled=enabled)

@@ -203,7 +203,7 @@ def make_prompts(num_prompts: int, *, seed: int) -> list[Prompt]:
 
     Returns
     -------
-    prompts : list of Prompt
+    list of Prompt
         About ``PLAIN_FRACTION`` of them plain text, the rest chat turns spread over the categories
         (writing, roleplay, reasoning, stem, humanities, extraction, math, coding).
 
@@ -233,7 +233,17 @@ def make_prompts(num_prompts: int, *, seed: int) -> list[Prompt]:
 
 
 def read_jsonl_prompts(path: str | Path, *, category: str = "heldout") -> list[Prompt]:
-    """Read chat prompts from JSON lines with a ``"turns"`` list (MT-Bench format): first turns only."""
+    """Read chat prompts from JSON lines with a ``"turns"`` list (MT-Bench format): first turns only.
+
+    Parameters
+    ----------
+    path : str | Path
+    category : str, optional
+
+    Returns
+    -------
+    list[Prompt]
+    """
     prompts = []
     with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, 1):
@@ -253,6 +263,16 @@ def render_prompts(prompts: list[Prompt], tokenizer) -> list[list[int]]:
     The template is rendered once around a marker and the texts are tokenised in one batched call
     (about 30 times faster than one template call per prompt); a mismatch with a direct rendering
     of the first chat prompt raises ``ValueError``.
+
+    Parameters
+    ----------
+    prompts : list[Prompt]
+    tokenizer : transformers tokenizer
+        The tokenizer.
+
+    Returns
+    -------
+    list[list[int]]
     """
     before, after = _template_around_marker(tokenizer)
     texts = [before + p.text + after if p.chat else p.text for p in prompts]

@@ -57,7 +57,13 @@ class DraftSpec:
 
     @classmethod
     def from_config(cls, config, num_layers: int) -> "DraftSpec":
-        """The spec of a ``num_layers``-layer draft for a target with Llama ``config``."""
+        """The spec of a ``num_layers``-layer draft for a target with Llama ``config``.
+
+        Parameters
+        ----------
+        config : transformers.PretrainedConfig
+        num_layers : int
+        """
         if not isinstance(num_layers, int) or not 1 <= num_layers <= MAX_DRAFT_LAYERS:
             raise ValueError(f"`num_layers` must be an integer in [1, {MAX_DRAFT_LAYERS}]; got {num_layers!r}.")
         rope = getattr(config, "rope_parameters", None) or {}
@@ -78,7 +84,17 @@ class DraftSpec:
         )
 
     def to_llama_config(self, **overrides):
-        """A ``transformers.LlamaConfig`` for this spec (``overrides`` win, e.g. ``num_hidden_layers``)."""
+        """A ``transformers.LlamaConfig`` for this spec (``overrides`` win, e.g. ``num_hidden_layers``).
+
+        Parameters
+        ----------
+        **overrides
+            LlamaConfig fields to change.
+
+        Returns
+        -------
+        transformers.LlamaConfig
+        """
         from transformers import LlamaConfig
 
         fields = asdict(self)
@@ -92,7 +108,12 @@ class DraftSpec:
         return config
 
     def to_dict(self) -> dict:
-        """Plain-JSON form (stored in ``draft.json``)."""
+        """Plain-JSON form (stored in ``draft.json``).
+
+        Returns
+        -------
+        dict
+        """
         return asdict(self)
 
 
@@ -114,12 +135,12 @@ def build_draft(
     spec : DraftSpec, optional
         The architecture; by default derived from ``target.config``.
     own_dtype : torch.dtype, optional
-        dtype of the draft's own layers and norm; default the target embedding's. Training keeps
+        The dtype of the draft's own layers and norm; default the target embedding's. Training keeps
         them in float32 and runs the forward under autocast in the target's dtype.
 
     Returns
     -------
-    draft : transformers.LlamaForCausalLM
+    transformers.LlamaForCausalLM
         On the device of the target's embedding, in eval mode. Its own parameters
         (:func:`own_parameters`) are trainable. Never call ``draft.to(dtype)``: it would also
         cast the shared target modules.
@@ -154,12 +175,31 @@ def build_draft(
 
 
 def own_parameters(draft) -> list:
-    """The draft's trainable parameters: its decoder layers and final norm (not the shared ones)."""
+    """The draft's trainable parameters: its decoder layers and final norm (not the shared ones).
+
+    Parameters
+    ----------
+    draft : transformers.PreTrainedModel
+
+    Returns
+    -------
+    list
+    """
     return [p for module in _own_modules(draft) for p in module.parameters()]
 
 
 def own_state_dict(draft, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-    """The draft's own tensors (layers and final norm), detached, contiguous, on CPU, optionally cast."""
+    """The draft's own tensors (layers and final norm), detached, contiguous, on CPU, optionally cast.
+
+    Parameters
+    ----------
+    draft : transformers.PreTrainedModel
+    dtype : torch.dtype or None, optional
+
+    Returns
+    -------
+    dict[str, torch.Tensor]
+    """
     return {
         name: tensor.detach().to("cpu", dtype=dtype or tensor.dtype).contiguous()
         for name, tensor in draft.state_dict().items()
@@ -184,7 +224,7 @@ def save_draft(draft, folder: str | Path, *, metadata: dict, dtype: torch.dtype 
 
     Returns
     -------
-    path : pathlib.Path
+    pathlib.Path
         The safetensors file.
 
     Raises
@@ -223,7 +263,7 @@ def load_draft(target, path: str | Path, *, device=None, dtype: torch.dtype | No
 
     Returns
     -------
-    draft : transformers.LlamaForCausalLM
+    transformers.LlamaForCausalLM
         In eval mode with ``requires_grad`` off everywhere.
 
     Raises
@@ -257,7 +297,18 @@ def load_draft(target, path: str | Path, *, device=None, dtype: torch.dtype | No
 
 
 def load_shipped_draft(target_model, device=None, dtype: torch.dtype | None = None):
-    """Load the draft shipped in ``empirical/weights/`` for SmolLM2-135M-Instruct (see :func:`load_draft`)."""
+    """Load the draft shipped in ``empirical/weights/`` for SmolLM2-135M-Instruct (see :func:`load_draft`).
+
+    Parameters
+    ----------
+    target_model : transformers.PreTrainedModel
+    device : str or torch.device, optional
+    dtype : torch.dtype or None, optional
+
+    Returns
+    -------
+    transformers.LlamaForCausalLM
+    """
     return load_draft(target_model, WEIGHTS_DIR, device=device, dtype=dtype)
 
 

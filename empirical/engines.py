@@ -25,22 +25,67 @@ class NumpyEngine:
 
     @staticmethod
     def supports(method: str) -> bool:
-        """Every core method."""
+        """Every core method.
+
+        Parameters
+        ----------
+        method : str
+            The verification method (a name or a method module).
+
+        Returns
+        -------
+        bool
+        """
         return True
 
     @staticmethod
     def rows(probs):
-        """Device float32 laws [m, n] -> host float64, renormalised."""
+        """Device float32 laws [m, n] -> host float64, renormalised.
+
+        Parameters
+        ----------
+        probs : torch.Tensor
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return to_float64_law(probs)
 
     @staticmethod
     def empty(m: int, n: int, device):
-        """Storage for m rows of laws."""
+        """Storage for m rows of laws.
+
+        Parameters
+        ----------
+        m : int
+        n : int
+        device : str or torch.device
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return np.empty((m, n))
 
     @staticmethod
     def draft_level(method, q_rows, counts, rng, device) -> list:
-        """Children tokens per node of a level (device int64 tensors)."""
+        """Children tokens per node of a level (device int64 tensors).
+
+        Parameters
+        ----------
+        method : str or module
+            The verification method (a name or a method module).
+        q_rows : numpy.ndarray or torch.Tensor, shape (m, n)
+        counts : sequence of int
+        rng : numpy.random.Generator, int or None
+            Random source: a Generator or a seed.
+        device : str or torch.device
+
+        Returns
+        -------
+        list
+        """
         import torch
 
         return [torch.as_tensor(t, device=device) for t in tree_walk.draft_tree_level(method, q_rows, counts, rng)]
@@ -52,6 +97,19 @@ class NumpyEngine:
         q_level: host float64 [R, m, n]; counts: children per node (shared); rngs: R Generators.
         Returns [(node indices, device int64 tensor [R, len(indices), c])] per distinct count c.
         Each row consumes its Generator exactly as :meth:`draft_level` does.
+
+        Parameters
+        ----------
+        method : str or module
+            The verification method (a name or a method module).
+        q_level : numpy.ndarray or torch.Tensor, shape (R, m, n)
+        counts : sequence of int
+        rngs : list of numpy.random.Generator
+        device : str or torch.device
+
+        Returns
+        -------
+        list
         """
         import torch
 
@@ -64,6 +122,21 @@ class NumpyEngine:
         """The core walk; p rows are copied to the host only for the nodes it visits.
 
         Returns (TreeWalk, host p rows of the visited nodes as a dict node -> row).
+
+        Parameters
+        ----------
+        tree : Tree
+        method : str or module
+            The verification method (a name or a method module).
+        tokens : numpy.ndarray or torch.Tensor of int64
+        p_probs : numpy.ndarray or torch.Tensor, shape (..., size, n)
+        q_rows : numpy.ndarray or torch.Tensor, shape (m, n)
+        rng : numpy.random.Generator, int or None
+            Random source: a Generator or a seed.
+
+        Returns
+        -------
+        tuple
         """
         cache: dict = {}
 
@@ -77,14 +150,39 @@ class NumpyEngine:
 
     @staticmethod
     def walk_batch(tree, method, tokens, p_probs, q_rows, rngs) -> list:
-        """:meth:`walk` for each of R rows (tokens [R, size], p_probs [R, size, n], q_rows
-        [R, m, n] or None), one after the other."""
+        """Apply :meth:`walk` to each of R rows, one after the other.
+
+        Tokens [R, size], p_probs [R, size, n], q_rows [R, m, n] or None.
+
+        Parameters
+        ----------
+        tree : Tree
+        method : str or module
+            The verification method (a name or a method module).
+        tokens : numpy.ndarray or torch.Tensor of int64
+        p_probs : numpy.ndarray or torch.Tensor, shape (..., size, n)
+        q_rows : numpy.ndarray or torch.Tensor, shape (m, n)
+        rngs : list of numpy.random.Generator
+
+        Returns
+        -------
+        list
+        """
         return [NumpyEngine.walk(tree, method, tokens[b], p_probs[b], None if q_rows is None else q_rows[b], rng)
                 for b, rng in enumerate(rngs)]
 
     @staticmethod
     def host(rows):
-        """Host float64 copy of stored rows."""
+        """Host float64 copy of stored rows.
+
+        Parameters
+        ----------
+        rows : ndarray
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return np.asarray(rows)
 
 
@@ -95,30 +193,90 @@ class TorchEngine:
 
     @staticmethod
     def supports(method: str) -> bool:
-        """single, rrs, rrs_wor, spechub and optimal (:data:`empirical.fast_verify.FAST_METHODS`)."""
+        """Whether ``method`` has a torch path: single, rrs, rrs_wor, spechub and optimal (:data:`empirical.fast_verify.FAST_METHODS`).
+
+        Parameters
+        ----------
+        method : str
+            The verification method (a name or a method module).
+
+        Returns
+        -------
+        bool
+        """
         return method in fast_verify.FAST_METHODS
 
     @staticmethod
     def rows(probs):
-        """Device float32 laws [m, n] -> device float64, renormalised (as the numpy engine)."""
+        """Device float32 laws [m, n] -> device float64, renormalised (as the numpy engine).
+
+        Parameters
+        ----------
+        probs : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+        """
         return fast_verify.law64(probs)
 
     @staticmethod
     def empty(m: int, n: int, device):
-        """Device storage for m rows of laws."""
+        """Device storage for m rows of laws.
+
+        Parameters
+        ----------
+        m : int
+        n : int
+        device : str or torch.device
+
+        Returns
+        -------
+        torch.Tensor
+        """
         import torch
 
         return torch.empty(m, n, dtype=torch.float64, device=device)
 
     @staticmethod
     def draft_level(method, q_rows, counts, rng, device) -> list:
-        """Children tokens per node of a level (device int64 tensors)."""
+        """Children tokens per node of a level (device int64 tensors).
+
+        Parameters
+        ----------
+        method : str or module
+            The verification method (a name or a method module).
+        q_rows : numpy.ndarray or torch.Tensor, shape (m, n)
+        counts : sequence of int
+        rng : numpy.random.Generator, int or None
+            Random source: a Generator or a seed.
+        device : str or torch.device
+
+        Returns
+        -------
+        list
+        """
         return fast_verify.draft_tree_level(method, q_rows, counts, rng)
 
     @staticmethod
     def draft_level_batch(method, q_level, counts, rngs, device) -> list:
-        """As :meth:`NumpyEngine.draft_level_batch`, one batched sample per distinct count over
-        all rows (q_level: device float64 [R, m, n])."""
+        """Draft a level of all rows as :meth:`NumpyEngine.draft_level_batch`, on the device.
+
+        One batched sample per distinct count over all rows (q_level: device float64 [R, m, n]).
+
+        Parameters
+        ----------
+        method : str or module
+            The verification method (a name or a method module).
+        q_level : numpy.ndarray or torch.Tensor, shape (R, m, n)
+        counts : sequence of int
+        rngs : list of numpy.random.Generator
+        device : str or torch.device
+
+        Returns
+        -------
+        list
+        """
         import torch
 
         out = []
@@ -131,20 +289,62 @@ class TorchEngine:
 
     @staticmethod
     def walk(tree, method, tokens, p_probs, q_rows, rng):
-        """The walk on the device; returns (TreeWalk, node -> host float64 p row)."""
+        """The walk on the device; returns (TreeWalk, node -> host float64 p row).
+
+        Parameters
+        ----------
+        tree : Tree
+        method : str or module
+            The verification method (a name or a method module).
+        tokens : numpy.ndarray or torch.Tensor of int64
+        p_probs : numpy.ndarray or torch.Tensor, shape (..., size, n)
+        q_rows : numpy.ndarray or torch.Tensor, shape (m, n)
+        rng : numpy.random.Generator, int or None
+            Random source: a Generator or a seed.
+
+        Returns
+        -------
+        tuple
+        """
         q_rows = None if q_rows is None else q_rows[None]
         return TorchEngine.walk_batch(tree, method, tokens[None], p_probs[None], q_rows, [rng])[0]
 
     @staticmethod
     def walk_batch(tree, method, tokens, p_probs, q_rows, rngs) -> list:
-        """All R rows walk down together (:func:`empirical.fast_verify.walk_trees`: one batched
-        rule and one host sync per depth and child count); [(TreeWalk, node -> host p row)]."""
+        """All R rows walk down together; [(TreeWalk, node -> host p row)].
+
+        By :func:`empirical.fast_verify.walk_trees`: one batched rule and one host sync per depth
+        and child count.
+
+        Parameters
+        ----------
+        tree : Tree
+        method : str or module
+            The verification method (a name or a method module).
+        tokens : numpy.ndarray or torch.Tensor of int64
+        p_probs : numpy.ndarray or torch.Tensor, shape (..., size, n)
+        q_rows : numpy.ndarray or torch.Tensor, shape (m, n)
+        rngs : list of numpy.random.Generator
+
+        Returns
+        -------
+        list
+        """
         return [(walk, lambda v, rows=rows: rows[v].cpu().numpy())
                 for walk, rows in fast_verify.walk_trees(tree, method, tokens, p_probs, q_rows, rngs)]
 
     @staticmethod
     def host(rows):
-        """Host float64 copy of stored rows."""
+        """Host float64 copy of stored rows.
+
+        Parameters
+        ----------
+        rows : ndarray
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return rows.cpu().numpy()
 
 
@@ -164,6 +364,17 @@ def get_engine(name: str, method: str, device="cpu"):
     ``auto`` is torch on CUDA (laws stay on the GPU) and numpy on CPU (there the float64 core is
     as fast, and torch's thread pool suffers most on a busy machine). Raises ValueError for an
     unknown name or torch with a method it lacks (kseq).
+
+    Parameters
+    ----------
+    name : str
+    method : str
+        The verification method (a name or a method module).
+    device : str or torch.device, optional
+
+    Returns
+    -------
+    type
     """
     if name == "auto":
         on_gpu = getattr(device, "type", str(device).split(":")[0]) == "cuda"

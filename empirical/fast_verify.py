@@ -22,11 +22,24 @@ __all__ = ["FAST_METHODS", "TorchNodeRule", "rule", "sample_drafts", "draft_tree
 
 @refuses_old_order("p", "rule(p, q, drafts, method={name!r})")
 def rule(p, q, drafts, *, method: str) -> TorchNodeRule:
-    """Node rule of ``method``: p, q float64 [..., n], drafts int64 [..., k] (any leading axes:
-    one node, or a batch of nodes).
+    """Node rule of ``method``.
+
+    p, q float64 [..., n], drafts int64 [..., k] (any leading axes: one node, or a batch of nodes).
 
     Mirrors ``spechub_theory.methods.<method>.rule``; O(k n) device work per node, no host sync.
     The old order ``rule(method, p, q, drafts)`` raises a ``TypeError`` naming the new one.
+
+    Parameters
+    ----------
+    p, q : torch.Tensor, shape (..., n)
+        Target and draft laws, last axis = vocabulary (float64).
+    drafts : torch.Tensor of int64, shape (..., k)
+    method : str
+        The verification method (a name or a method module).
+
+    Returns
+    -------
+    TorchNodeRule
     """
     return _RULES[method](p, q, drafts)
 
@@ -37,6 +50,19 @@ def sample_drafts(q, k: int, u, *, method: str):
 
     Argument order as :func:`spechub_theory.verification.sample_drafts`; the old order
     ``sample_drafts(method, q, k, u)`` raises a ``TypeError`` naming the new one.
+
+    Parameters
+    ----------
+    q : array_like, shape (..., n)
+    k : int
+        Drafts per node.
+    u : ndarray
+    method : str
+        The verification method (a name or a method module).
+
+    Returns
+    -------
+    torch.Tensor
     """
     return _LAWS[method](q, k, u)
 
@@ -46,6 +72,19 @@ def draft_tree_level(method: str, q_rows, counts, rng) -> list:
 
     q_rows: float64 tensor [m, n]; counts: children per node; rng: numpy Generator. Returns a list
     of m int64 tensors. One uniform draw and one batched sample per distinct child count.
+
+    Parameters
+    ----------
+    method : str
+        The verification method (a name or a method module).
+    q_rows : numpy.ndarray or torch.Tensor, shape (m, n)
+    counts : sequence of int
+    rng : numpy.random.Generator, int or None
+        Random source: a Generator or a seed.
+
+    Returns
+    -------
+    list
     """
     import torch
 
@@ -64,6 +103,21 @@ def walk_tree(tree, method: str, tokens, p, q, rng) -> TreeWalk:
 
     tokens: int64 tensor [size]; p: float64 tensor [size, n]; q: float64 tensor [>= internal
     nodes, n]; rng: numpy Generator. One host sync per visited node (the accepted slot).
+
+    Parameters
+    ----------
+    tree : Tree
+    method : str
+        The verification method (a name or a method module).
+    tokens : torch.Tensor of int64, shape (size,)
+    p, q : torch.Tensor, shape (..., n)
+        Target and draft laws, last axis = vocabulary (float64).
+    rng : numpy.random.Generator, int or None
+        Random source: a Generator or a seed.
+
+    Returns
+    -------
+    TreeWalk
     """
     return walk_trees(tree, method, tokens[None], p[None], q[None] if q is not None else None, [rng])[0][0]
 
@@ -73,6 +127,9 @@ def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:
 
     Parameters
     ----------
+    tree : Tree
+    method : str
+        The verification method (a name or a method module).
     tokens : int64 tensor [R, size]
     p : tensor [R, size, n]   target laws (any float dtype; rows used are renormalised in float64)
     q : float64 tensor [R, >= internal nodes, n], or None for a tree without drafts
@@ -130,8 +187,18 @@ def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:
 
 # -- verification and residuals ---------------------------------------------------------------
 def law64(rows):
-    """Rows of probabilities [..., n] in float64, renormalised (float32 sums over a large
-    vocabulary drift by ~1e-6; the core checks sums at that tolerance)."""
+    """Cast rows of probabilities [..., n] to float64 and renormalise them.
+
+    Float32 sums over a large vocabulary drift by ~1e-6; the core checks sums at that tolerance.
+
+    Parameters
+    ----------
+    rows : ndarray
+
+    Returns
+    -------
+    torch.Tensor
+    """
     rows = rows.double()
     return rows / rows.sum(-1, keepdim=True)
 

@@ -49,8 +49,18 @@ class FetchError(ValueError):
 
 
 def cache_dir(cache=None) -> Path:
-    """The cache folder: ``cache``, else ``$SPECHUB_CACHE``, else ``$XDG_CACHE_HOME/spechub``
-    (``~/.cache/spechub``)."""
+    """The cache folder.
+
+    ``cache``, else ``$SPECHUB_CACHE``, else ``$XDG_CACHE_HOME/spechub`` (``~/.cache/spechub``).
+
+    Parameters
+    ----------
+    cache : str or pathlib.Path, optional
+
+    Returns
+    -------
+    Path
+    """
     if cache is not None:
         return Path(cache).expanduser()
     if os.environ.get(CACHE_ENV):
@@ -59,14 +69,35 @@ def cache_dir(cache=None) -> Path:
 
 
 def model_path(source: ModelSource | str, cache=None) -> Path:
-    """Where the joined file of ``source`` lives (whether or not it is there yet)."""
+    """Where the joined file of ``source`` lives (whether or not it is there yet).
+
+    Parameters
+    ----------
+    source : ModelSource | str
+    cache : str or pathlib.Path, optional
+
+    Returns
+    -------
+    Path
+    """
     source = get_source(source) if isinstance(source, str) else source
     return cache_dir(cache) / "models" / source.file_name
 
 
 def is_cached(source: ModelSource | str, cache=None) -> bool:
-    """True when the joined file is in the cache with the registered size (it got there only
-    after its sha256 matched, by an atomic rename)."""
+    """Whether the joined file is in the cache with the registered size.
+
+    It got there only after its sha256 matched, by an atomic rename.
+
+    Parameters
+    ----------
+    source : ModelSource | str
+    cache : str or pathlib.Path, optional
+
+    Returns
+    -------
+    bool
+    """
     path = model_path(source, cache)
     source = get_source(source) if isinstance(source, str) else source
     return path.is_file() and path.stat().st_size == source.size

@@ -19,6 +19,8 @@ def forward_block(model, cache, tokens, positions, visible):
 
     Parameters
     ----------
+    model : transformers.PreTrainedModel
+    cache : transformers.DynamicCache
     tokens, positions : torch.LongTensor, shape [B, m]
     visible : torch.BoolTensor, shape [B, m, past + m]
         ``visible[b, i, j]``: token i of row b may attend to cache column j (j < past) or to block
@@ -47,7 +49,16 @@ def forward_block(model, cache, tokens, positions, visible):
 
 
 def new_cache(model):
-    """An empty ``DynamicCache`` laid out for ``model`` (per-layer types from its config)."""
+    """An empty ``DynamicCache`` laid out for ``model`` (per-layer types from its config).
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+
+    Returns
+    -------
+    DynamicCache
+    """
     from transformers import DynamicCache
 
     try:
@@ -62,6 +73,12 @@ def gather_cache(cache, rows, columns) -> None:
     ``rows``: torch.LongTensor [B']; ``columns``: torch.LongTensor [B', C'] (row i of the new cache
     holds old row ``rows[i]``'s entries ``columns[i]``; padding columns may repeat any index, the
     caller masks them). O(layers * B' * C' * hidden) device work, no host synchronisation.
+
+    Parameters
+    ----------
+    cache : transformers.DynamicCache
+    rows : ndarray
+    columns : torch.Tensor
     """
     import torch
 

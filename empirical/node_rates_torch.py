@@ -39,6 +39,15 @@ def kseq_k2(p, q):
 
     rho* = the smallest rho in [1, 2] with 1 - (1 - beta)^2 <= A (validity is monotone in rho).
     O(steps n) per row, no host sync. Returns a float64 tensor (m,).
+
+    Parameters
+    ----------
+    p, q : torch.Tensor, shape (..., n)
+        Target and draft laws, last axis = vocabulary (float64).
+
+    Returns
+    -------
+    torch.Tensor
     """
     import torch
 
@@ -61,8 +70,9 @@ def kseq_k2(p, q):
 
 
 def all_rates(p, q, k: int = 2, *, methods=None, optima=OPTIMA, chunk: int = 64) -> AcceptanceRates:
-    """Exact acceptance of each method and both optima for rows of torch tensors: the torch twin of
-    :func:`lp.all_rates` (same name, signature and result class; k = 2 only).
+    """Exact acceptance of each method and both optima for rows of torch tensors.
+
+    The torch twin of :func:`lp.all_rates` (same name, signature and result class; k = 2 only).
 
     Parameters
     ----------
@@ -118,9 +128,10 @@ def all_rates(p, q, k: int = 2, *, methods=None, optima=OPTIMA, chunk: int = 64)
 
 
 def node_scalars(p, q, *, chunk: int = 64) -> dict:
-    """The node table's per-row scalars besides the rates: q(a), p(a) (a = argmax q, lowest index
-    on ties) and the theory.md 3.6 conditions P2 (q(a)/(1 - q(a)) >= TV: SpecHub >= RRS) and P3
-    (q(a) >= TV: SpecHub >= RRS w/o).
+    """The node table's per-row scalars besides the rates.
+
+    q(a), p(a) (a = argmax q, lowest index on ties) and the theory.md 3.6 conditions P2 (q(a)/(1 -
+    q(a)) >= TV: SpecHub >= RRS) and P3 (q(a) >= TV: SpecHub >= RRS w/o).
 
     Parameters
     ----------

@@ -25,6 +25,16 @@ def rule(p, q, drafts):
     Returns a :class:`empirical.torch_rule.TorchNodeRule` (accept [..., k], residual [..., n]) equal
     to ``spechub_theory.methods.optimal.rule`` on the same inputs (parity-tested, float64). Host work:
     one plan per row (cached by content); device work O(k log k) per node plus the residual copy.
+
+    Parameters
+    ----------
+    p, q : torch.Tensor, shape (..., n)
+        Target and draft laws, last axis = vocabulary (float64).
+    drafts : torch.Tensor of int64, shape (..., k)
+
+    Returns
+    -------
+    TorchNodeRule
     """
     import torch
 

@@ -13,7 +13,7 @@ __all__ = ["probs_from_logits", "to_float64_law"]
 
 
 def probs_from_logits(logits, temperature: float = 1.0, top_p: float = 1.0):
-    r"""Probabilities :math:`\mathrm{softmax}(z / T)` with optional nucleus truncation, in torch.
+    r"""Compute the probabilities :math:`\mathrm{softmax}(z / T)` with optional nucleus truncation, in torch.
 
     Parameters
     ----------
@@ -67,6 +67,14 @@ def to_float64_law(probs) -> np.ndarray:
     float32 sums over ~5e4 entries drift by up to ~1e-6; the core checks sums at that
     tolerance, so rows are renormalised in float64 here. Shape is kept; O(n) per row, one
     device-to-host copy.
+
+    Parameters
+    ----------
+    probs : torch.Tensor
+
+    Returns
+    -------
+    numpy.ndarray
     """
     arr = probs.detach().to("cpu").numpy().astype(np.float64)
     return arr / arr.sum(axis=-1, keepdims=True)

@@ -14,7 +14,18 @@ __all__ = ["progress_bar"]
 
 @contextmanager
 def progress_bar(*, total: int, enabled: bool = True, desc: str = ""):
-    """Yield an object with ``update(n)``; tqdm if available, a plain stderr counter otherwise."""
+    """Yield an object with ``update(n)``; tqdm if available, a plain stderr counter otherwise.
+
+    Parameters
+    ----------
+    total : int
+    enabled : bool, optional
+    desc : str, optional
+
+    Yields
+    ------
+    object
+    """
     if not enabled:
         yield _Silent()
         return

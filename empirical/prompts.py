@@ -67,8 +67,21 @@ def load_prompts(source: str | None = None, *, num_prompts: int | None = None) -
 
 
 def encode_prompt(tokenizer, prompt: Prompt) -> list[int]:
-    """Token ids of ``prompt``: chat prompts through the tokenizer's chat template (generation
-    prompt appended) when it has one, plain text otherwise. O(length)."""
+    """Token ids of ``prompt``.
+
+    Chat prompts through the tokenizer's chat template (generation prompt appended) when it has one,
+    plain text otherwise. O(length).
+
+    Parameters
+    ----------
+    tokenizer : transformers tokenizer
+        The tokenizer.
+    prompt : Prompt
+
+    Returns
+    -------
+    list[int]
+    """
     if prompt.chat and getattr(tokenizer, "chat_template", None):
         ids = tokenizer.apply_chat_template(
             [{"role": "user", "content": prompt.text}], add_generation_prompt=True, tokenize=True

@@ -15,7 +15,19 @@ __all__ = ["record_key", "RecordLog"]
 
 
 def record_key(tree: str, method: str, prompt_index: int) -> str:
-    """The identity of one decoded prompt within a run."""
+    """The identity of one decoded prompt within a run.
+
+    Parameters
+    ----------
+    tree : str
+    method : str
+        The verification method (a name or a method module).
+    prompt_index : int
+
+    Returns
+    -------
+    str
+    """
     return f"{tree}|{method}|{int(prompt_index)}"
 
 
@@ -39,11 +51,21 @@ class RecordLog:
         return list(self._records)
 
     def done(self) -> set:
-        """Keys of the finished prompts."""
+        """The keys of the finished prompts.
+
+        Returns
+        -------
+        set
+        """
         return {r["key"] for r in self._records}
 
     def append(self, record: dict) -> None:
-        """Write one record (must hold ``key``) as a line, flushed and fsynced. O(record size)."""
+        """Write one record (must hold ``key``) as a line, flushed and fsynced. O(record size).
+
+        Parameters
+        ----------
+        record : dict
+        """
         if "key" not in record:
             raise ValueError("a record must hold its `key` (see record_key).")
         line = json.dumps(record, separators=(",", ":"), allow_nan=False)

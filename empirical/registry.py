@@ -112,6 +112,14 @@ REGISTRY: dict = {
 def get_source(alias: str) -> ModelSource:
     """The registered :class:`ModelSource` of ``alias``.
 
+    Parameters
+    ----------
+    alias : str
+
+    Returns
+    -------
+    ModelSource
+
     Raises
     ------
     ValueError
@@ -124,5 +132,10 @@ def get_source(alias: str) -> ModelSource:
 
 
 def local_draft_path() -> Path:
-    """Folder of the shipped ``smollm2-draft`` weights."""
+    """Folder of the shipped ``smollm2-draft`` weights.
+
+    Returns
+    -------
+    Path
+    """
     return Path(__file__).resolve().parent / REGISTRY["smollm2-draft"].local

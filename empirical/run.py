@@ -67,7 +67,12 @@ class DecodeConfig:
     batch_size: int = 1
 
     def validated(self) -> "DecodeConfig":
-        """A copy with trees/methods checked and normalised; raises ValueError on bad settings."""
+        """A copy with trees/methods checked and normalised; raises ValueError on bad settings.
+
+        Returns
+        -------
+        DecodeConfig
+        """
         methods = tuple(m.strip() for m in self.methods if m.strip())
         bad = [m for m in methods if m not in DECODE_METHODS]
         if bad or not methods:

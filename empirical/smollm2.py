@@ -47,7 +47,7 @@ def find_smollm2_gguf(path: str | os.PathLike | None = None) -> Path:
 
     Returns
     -------
-    path : pathlib.Path
+    pathlib.Path
         An existing file.
 
     Raises
@@ -75,7 +75,16 @@ def find_smollm2_gguf(path: str | os.PathLike | None = None) -> Path:
 
 
 def gguf_sha256(path: str | os.PathLike) -> str:
-    """Return the hex sha256 of a file (recorded with every draft trained for the target)."""
+    """Return the hex sha256 of a file (recorded with every draft trained for the target).
+
+    Parameters
+    ----------
+    path : str | os.PathLike
+
+    Returns
+    -------
+    str
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):

@@ -34,7 +34,12 @@ class BootstrapInterval:
     level: float
 
     def to_dict(self) -> dict:
-        """JSON-ready dict."""
+        """JSON-ready dict.
+
+        Returns
+        -------
+        dict
+        """
         return {"value": self.value, "low": self.low, "high": self.high, "level": self.level}
 
 
@@ -67,6 +72,21 @@ def bootstrap_ratio_difference(numerator_a, denominator_a, numerator_b, denomina
     narrower than the two separate intervals suggest. O(n_boot * m).
 
     Raises ValueError unless all four vectors have the same non-zero length.
+
+    Parameters
+    ----------
+    numerator_a : array_like
+    denominator_a : array_like
+    numerator_b : array_like
+    denominator_b : array_like
+    level : float, optional
+    n_boot : int, optional
+    rng : numpy.random.Generator, int or None, optional
+        Random source: a Generator or a seed.
+
+    Returns
+    -------
+    BootstrapInterval
     """
     return _bootstrap([(numerator_a, denominator_a), (numerator_b, denominator_b)], level, n_boot, rng)
 
@@ -90,6 +110,11 @@ def _bootstrap(pairs, level: float, n_boot: int, rng) -> BootstrapInterval:
 
 def summarize(records, *, seed: int = 0) -> dict:
     """Summarise prompt records (see ``empirical.run``) per (tree, method) and per node.
+
+    Parameters
+    ----------
+    records : list of dict
+    seed : int, optional
 
     Returns
     -------

@@ -12,7 +12,12 @@ __all__ = ["PhaseTimer", "synchronize"]
 
 
 def synchronize(device) -> None:
-    """Wait for queued work on ``device`` (a no-op on CPU)."""
+    """Wait for queued work on ``device`` (a no-op on CPU).
+
+    Parameters
+    ----------
+    device : str or torch.device
+    """
     import torch
 
     device = torch.device(device)
@@ -33,7 +38,17 @@ class PhaseTimer:
 
     @contextmanager
     def phase(self, name: str):
-        """Context manager adding the elapsed time of its body to ``seconds[name]``."""
+        """Context manager adding the elapsed time of its body to ``seconds[name]``.
+
+        Parameters
+        ----------
+        name : str
+
+        Yields
+        ------
+        None
+            Nothing; the body is timed.
+        """
         synchronize(self.device)
         start = time.perf_counter()
         try:
@@ -43,6 +58,11 @@ class PhaseTimer:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
     def take(self) -> dict[str, float]:
-        """The accumulated seconds, reset to empty."""
+        """The accumulated seconds, reset to empty.
+
+        Returns
+        -------
+        dict[str, float]
+        """
         out, self.seconds = self.seconds, {}
         return out

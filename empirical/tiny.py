@@ -16,7 +16,16 @@ EOS, UNK = "<eos>", "<unk>"
 
 
 def tiny_tokenizer(vocab_size: int = 64):
-    """A word-level ``PreTrainedTokenizerFast`` over ``<eos>``, ``<unk>``, ``w0`` ... (whitespace split)."""
+    """A word-level ``PreTrainedTokenizerFast`` over ``<eos>``, ``<unk>``, ``w0`` ... (whitespace split).
+
+    Parameters
+    ----------
+    vocab_size : int, optional
+
+    Returns
+    -------
+    PreTrainedTokenizerFast
+    """
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -27,8 +36,23 @@ def tiny_tokenizer(vocab_size: int = 64):
 
 
 def tiny_llama(vocab_size: int = 64, *, hidden: int = 32, layers: int = 2, seed: int = 0, sharpness: float = 2.0):
-    """A random ``LlamaForCausalLM`` in float32 eval mode whose logits have standard deviation about
-    ``sharpness`` (the head is redrawn with that scale), so p is peaked rather than near uniform."""
+    """A random ``LlamaForCausalLM`` in float32 eval mode with peaked logits.
+
+    Its logits have standard deviation about ``sharpness`` (the head is redrawn with that scale), so
+    p is peaked rather than near uniform.
+
+    Parameters
+    ----------
+    vocab_size : int, optional
+    hidden : int, optional
+    layers : int, optional
+    seed : int, optional
+    sharpness : float, optional
+
+    Returns
+    -------
+    transformers.LlamaForCausalLM
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -51,6 +75,19 @@ def tiny_pair(vocab_size: int = 64, *, noise: float = 0.3, seed: int = 0, sharpn
     """A :class:`empirical.models.ModelPair` of a tiny target and a perturbed copy as draft.
 
     ``noise`` is the relative size of the Gaussian perturbation of every draft weight.
+
+    Parameters
+    ----------
+    vocab_size : int, optional
+    noise : float, optional
+    seed : int, optional
+    sharpness : float, optional
+    layers : int, optional
+    device : str, optional
+
+    Returns
+    -------
+    ModelPair
     """
     import torch
 
@@ -72,8 +109,14 @@ def tiny_pair(vocab_size: int = 64, *, noise: float = 0.3, seed: int = 0, sharpn
 
 @contextmanager
 def one_thread():
-    """Run torch on one CPU thread inside the block (tiny models: thread hand-off costs more than it
-    saves, and a busy machine makes it far worse); the previous setting is restored."""
+    """Run torch on one CPU thread inside the block; the previous setting is restored.
+
+    Tiny models: thread hand-off costs more than it saves, and a busy machine makes it far worse.
+
+    Yields
+    ------
+    None
+    """
     import torch
 
     old = torch.get_num_threads()
@@ -85,7 +128,13 @@ def one_thread():
 
 
 def one_thread_fixture():
-    """Generator form of :func:`one_thread` for a pytest fixture:
-    ``_threads = pytest.fixture(scope="module", autouse=True)(one_thread_fixture)``."""
+    """Generator form of :func:`one_thread` for a pytest fixture.
+
+    ``_threads = pytest.fixture(scope="module", autouse=True)(one_thread_fixture)``.
+
+    Yields
+    ------
+    None
+    """
     with one_thread():
         yield

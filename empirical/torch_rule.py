@@ -14,8 +14,11 @@ __all__ = ["TorchNodeRule"]
 
 @dataclass(frozen=True)
 class TorchNodeRule:
-    """Node rule of one node on the device: ``accept`` [k] (P(slot j accepted | drafts)) and the
-    normalised ``residual`` [n] (float64 tensors)."""
+    """Node rule of one node on the device.
+
+    ``accept`` [k] (P(slot j accepted | drafts)) and the normalised ``residual`` [n] (float64
+    tensors).
+    """
 
     accept: object
     residual: object

@@ -22,8 +22,10 @@ __all__ = ["SharedVocab", "NonFiniteLogitsError", "shared_vocab", "check_finite"
 
 
 class NonFiniteLogitsError(ValueError):
-    """NaN or inf in a model's logits, at batch ``row`` and sequence ``position`` (``prompt``
-    once the decoder knows it)."""
+    """NaN or inf in a model's logits.
+
+    At batch ``row`` and sequence ``position`` (``prompt`` once the decoder knows it).
+    """
 
     def __init__(self, model: str, row: int, position: int, prompt=None):
         self.model, self.row, self.position, self.prompt = model, int(row), int(position), prompt
@@ -32,7 +34,16 @@ class NonFiniteLogitsError(ValueError):
                          "use --dtype float32 or bfloat16); the records written so far are kept.")
 
     def for_prompt(self, prompt) -> "NonFiniteLogitsError":
-        """The same error naming ``prompt`` instead of the batch row."""
+        """The same error naming ``prompt`` instead of the batch row.
+
+        Parameters
+        ----------
+        prompt : int
+
+        Returns
+        -------
+        NonFiniteLogitsError
+        """
         return NonFiniteLogitsError(self.model, self.row, self.position, prompt)
 
 
@@ -60,6 +71,16 @@ class SharedVocab:
         """``logits`` [..., rows] cut to [..., n], tallying the dropped mass of softmax(logits / T).
 
         O(rows) per law; returns ``logits`` itself when nothing is cut (no copy, no tally).
+
+        Parameters
+        ----------
+        logits : torch.Tensor
+        model : str
+        temperature : float, optional
+
+        Returns
+        -------
+        torch.Tensor
         """
         import torch
 
@@ -78,7 +99,12 @@ class SharedVocab:
         return logits[..., : self.n]
 
     def to_dict(self) -> dict:
-        """JSON form: ``n``, ``rows``, and per model the mean and max dropped mass."""
+        """JSON form: ``n``, ``rows``, and per model the mean and max dropped mass.
+
+        Returns
+        -------
+        dict
+        """
         return {
             "n": self.n,
             "rows": dict(self.rows),
@@ -89,6 +115,19 @@ class SharedVocab:
 
 def shared_vocab(target, draft, tokenizer, name_t: str = "target", name_d: str = "draft") -> SharedVocab:
     """The :class:`SharedVocab` of two models whose tokenizers agree (checked beforehand).
+
+    Parameters
+    ----------
+    target : transformers.PreTrainedModel
+    draft : transformers.PreTrainedModel
+    tokenizer : transformers tokenizer
+        The tokenizer.
+    name_t : str, optional
+    name_d : str, optional
+
+    Returns
+    -------
+    SharedVocab
 
     Raises
     ------
@@ -111,6 +150,12 @@ def check_finite(logits, positions, model: str) -> None:
     propagates through ``amax``, +inf shows in ``amax`` and -inf in ``amin``), so no temporary of the
     size of ``logits`` is made (a 50-prompt prefill at n = 151,936 is ~5 G entries), and one host
     synchronisation per call; the search for the place runs only on failure.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+    positions : sequence of int
+    model : str
     """
     import numpy as np
     import torch

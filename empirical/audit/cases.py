@@ -19,8 +19,10 @@ LOGIT_OFFSET = 24.0
 
 @dataclass(frozen=True)
 class Sampling:
-    """Sampling settings as transformers reads them: ``temperature > 0``, ``top_k`` (0 = off),
-    ``top_p`` in (0, 1] (1 = off)."""
+    """Sampling settings as transformers reads them.
+
+    ``temperature > 0``, ``top_k`` (0 = off), ``top_p`` in (0, 1] (1 = off).
+    """
 
     temperature: float = 1.0
     top_k: int = 0
@@ -35,11 +37,21 @@ class Sampling:
             raise ValueError(f"`top_p` must be in (0, 1]; got {self.top_p}.")
 
     def generate_kwargs(self) -> dict:
-        """Keyword arguments of ``generate`` for these settings (top_k = 0 switches HF's default 50 off)."""
+        """Keyword arguments of ``generate`` for these settings (top_k = 0 switches HF's default 50 off).
+
+        Returns
+        -------
+        dict
+        """
         return {"do_sample": True, "temperature": float(self.temperature), "top_k": int(self.top_k), "top_p": float(self.top_p)}
 
     def to_dict(self) -> dict:
-        """``{"temperature", "top_k", "top_p"}``."""
+        """``{"temperature", "top_k", "top_p"}``.
+
+        Returns
+        -------
+        dict
+        """
         return {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p}
 
 
@@ -81,7 +93,15 @@ class FunctionCase:
 
     @classmethod
     def from_logits(cls, raw_target, raw_draft, sampling: Sampling = Sampling(), name: str = "case") -> "FunctionCase":
-        """Build a case from raw logits (L + 1, n) and (L, n); processing by :func:`hf_process`."""
+        """Build a case from raw logits (L + 1, n) and (L, n); processing by :func:`hf_process`.
+
+        Parameters
+        ----------
+        raw_target : torch.Tensor or numpy.ndarray
+        raw_draft : torch.Tensor or numpy.ndarray
+        sampling : Sampling, optional
+        name : str, optional
+        """
         t = np.asarray(raw_target, dtype=np.float32)
         d = np.asarray(raw_draft, dtype=np.float32)
         if t.ndim != 2 or d.ndim != 2 or t.shape[0] != d.shape[0] + 1 or t.shape[1] != d.shape[1]:
@@ -98,6 +118,15 @@ def hf_process(logits, sampling: Sampling) -> np.ndarray:
     Uses ``TemperatureLogitsWarper``, ``TopKLogitsWarper``, ``TopPLogitsWarper`` in the order and
     under the conditions of ``GenerationMixin._get_logits_processor`` (temperature != 1, top_k != 0,
     top_p < 1). O(rows n log n).
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+    sampling : Sampling
+
+    Returns
+    -------
+    numpy.ndarray
     """
     import torch
     from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
@@ -115,7 +144,16 @@ def hf_process(logits, sampling: Sampling) -> np.ndarray:
 
 
 def softmax64(logits) -> np.ndarray:
-    """Row-wise softmax in float64 of logits that may hold -inf. O(rows n)."""
+    """Row-wise softmax in float64 of logits that may hold -inf. O(rows n).
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     z = np.asarray(logits, dtype=np.float64)
     w = np.exp(z - z.max(axis=-1, keepdims=True))
     return w / w.sum(axis=-1, keepdims=True)
@@ -129,6 +167,19 @@ def synthetic_case(n: int = 64, *, seed: int = 0, sampling: Sampling = Sampling(
     ranking, s = ``zipf``, :math:`\epsilon \sim N(0, 0.3^2)`, c = :data:`LOGIT_OFFSET`; draft logits
     = target logits + :math:`N(0, \text{draft\_noise}^2)`. Top-1 probabilities 0.2-0.5 and a long
     tail, as in LLM next-token laws. Seeded; O(L n).
+
+    Parameters
+    ----------
+    n : int, optional
+    seed : int, optional
+    sampling : Sampling, optional
+    draft_length : int, optional
+    zipf : float, optional
+    draft_noise : float, optional
+
+    Returns
+    -------
+    FunctionCase
     """
     n = int(n)
     if n < 2:
@@ -144,7 +195,19 @@ def synthetic_case(n: int = 64, *, seed: int = 0, sampling: Sampling = Sampling(
 
 
 def sample_rows(q, size: int, *, rng) -> np.ndarray:
-    """``size`` independent draws from each row of q (L, n): int64 (size, L), inverse CDF in float64."""
+    """``size`` independent draws from each row of q (L, n): int64 (size, L), inverse CDF in float64.
+
+    Parameters
+    ----------
+    q : array_like, shape (..., n)
+    size : int
+    rng : numpy.random.Generator, int or None
+        Random source: a Generator or a seed.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     q = np.asarray(q, dtype=np.float64)
     cdf = np.cumsum(q, axis=-1)
     u = rng.random((size, q.shape[0])) * cdf[:, -1]

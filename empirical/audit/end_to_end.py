@@ -33,9 +33,11 @@ JOINT_MAX_FIRST = 256
 
 @dataclass(frozen=True)
 class TargetLaw:
-    """The target's first-token law ``p1`` (n,) and the joint law of two tokens on cells:
-    ``first[i] * n + y2`` for the i-th covered first token (EOS: the cell ``(i, 0)`` holds its
-    whole mass), and the last cell for every uncovered first token."""
+    """The target's first-token law ``p1`` (n,) and the joint law of two tokens on cells.
+
+    ``first[i] * n + y2`` for the i-th covered first token (EOS: the cell ``(i, 0)`` holds its whole
+    mass), and the last cell for every uncovered first token.
+    """
 
     p1: np.ndarray = field(repr=False)
     first: np.ndarray = field(repr=False)
@@ -43,7 +45,16 @@ class TargetLaw:
     eos: frozenset = frozenset()
 
     def cell(self, tokens) -> int:
-        """Joint cell of one generated sequence."""
+        """Joint cell of one generated sequence.
+
+        Parameters
+        ----------
+        tokens : sequence of int
+
+        Returns
+        -------
+        int
+        """
         y1 = int(tokens[0])
         hit = np.flatnonzero(self.first == y1)
         if not hit.size:
@@ -55,9 +66,24 @@ class TargetLaw:
 
 
 def target_law(model, input_ids, sampling: Sampling, *, eos_ids=(), batch: int = 64) -> TargetLaw:
-    """:class:`TargetLaw` from ``model.generate(..., do_sample=True, output_scores=True)`` at the
-    prompt and at prompt + y1 for the covered y1 (batched, ``batch`` rows per call).
-    O((1 + covered / batch) generate calls)."""
+    """The :class:`TargetLaw` of a model's own sampling, from ``model.generate``.
+
+    From ``model.generate(..., do_sample=True, output_scores=True)`` at the prompt and at prompt +
+    y1 for the covered y1 (batched, ``batch`` rows per call). O((1 + covered / batch) generate
+    calls).
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+    input_ids : torch.Tensor
+    sampling : Sampling
+    eos_ids : sequence of int, optional
+    batch : int, optional
+
+    Returns
+    -------
+    TargetLaw
+    """
     import torch
 
     def laws(ids):  # [rows, len] -> [rows, n] float64
@@ -99,6 +125,21 @@ def audit_generate(sampler, law: TargetLaw, *, tv: float = 0.01, alpha: float = 
     N = the larger of ``sample_size_for`` of the two (so each is refuted with probability >=
     ``power`` when its law is ``tv`` away).
 
+    Parameters
+    ----------
+    sampler : callable
+    law : TargetLaw
+        The draft law (a name or a DraftLaw).
+    tv : float, optional
+    alpha : float, optional
+    power : float, optional
+    n_trials : int or None, optional
+    rng : numpy.random.Generator, int or None, optional
+        Random source: a Generator or a seed.
+    progress : callable, optional
+    name : str or None, optional
+    settings : dict, optional
+
     Returns
     -------
     AuditResult
@@ -130,10 +171,13 @@ def audit_generate(sampler, law: TargetLaw, *, tv: float = 0.01, alpha: float = 
 
 
 class HFGenerate:
-    """Adapter: ``target.generate(input_ids, assistant_model=draft, do_sample=True, ...)``, seeded per
+    """Adapter for HF's assisted generation, ``target.generate(..., assistant_model=draft)``.
+
+    Calls ``target.generate(input_ids, assistant_model=draft, do_sample=True, ...)``, seeded per
     call from ``rng`` (torch's global generator, inside ``fork_rng``), ``max_new_tokens = 3`` so the
     first round proposes two draft tokens. ``plant(gen, sampling)`` plants a bug in the candidate
-    generator that ``generate`` builds (negative controls)."""
+    generator that ``generate`` builds (negative controls).
+    """
 
     def __init__(self, target, draft, input_ids, sampling: Sampling, *, ensemble_weight=None, plant=None,
                  max_new_tokens: int = 3, name: str = "hf:generate(assistant_model)"):
@@ -172,9 +216,12 @@ class HFGenerate:
 
 
 class ReferenceGenerate:
-    """The project's reference end to end: :class:`~empirical.audit.generator_level.ReferenceGenerator`
-    proposes two tokens, the target's processed laws verify them with the numpy core
-    (``verify(..., method="single")`` per position, then the bonus token). Laws memoised per context."""
+    """The project's reference end to end.
+
+    :class:`~empirical.audit.generator_level.ReferenceGenerator` proposes two tokens, the target's
+    processed laws verify them with the numpy core (``verify(..., method="single")`` per position,
+    then the bonus token). Laws memoised per context.
+    """
 
     NAME = "reference-generate"
 

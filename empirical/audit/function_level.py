@@ -36,8 +36,11 @@ PER_ROW_CHUNK = 1 << 11
 
 
 class ReferenceVerifier:
-    """The project's reference: standard speculative sampling of the first position with the numpy
-    core (``spechub_theory.verification.verify(..., method="single")``), batched. O(log n) per trial."""
+    """The project's reference.
+
+    Standard speculative sampling of the first position with the numpy core
+    (``spechub_theory.verification.verify(..., method="single")``), batched. O(log n) per trial.
+    """
 
     NAME = "reference"
     audit_input = "probs"
@@ -151,13 +154,24 @@ def audit_function(sampler, case: FunctionCase, *, tv: float = 0.01, alpha: floa
 
 
 def ensemble_law(case: FunctionCase, w: float) -> np.ndarray:
-    r"""Exact first-token law of DIVERSE ensemble verification with weight w (float64):
+    r"""Exact first-token law of DIVERSE ensemble verification with weight w (float64).
+
+    It is
 
     .. math:: \mathrm{out}(x) = \min(q(x), v(x)) + \Big(1 - \sum_y \min(q, v)(y)\Big) \frac{(p - q)_+(x)}{\sum (p - q)_+},
               \quad v = w p + (1 - w) q,
 
     since :math:`(v - q)_+ = w (p - q)_+`; w = 1 is lossless, w = 0 emits q. Source: the
     ``_speculative_sampling`` docstring (DIVERSE, arXiv 2604.07622). O(n).
+
+    Parameters
+    ----------
+    case : FunctionCase
+    w : float
+
+    Returns
+    -------
+    numpy.ndarray
     """
     p, q = case.p[0], case.q[0]
     v = w * p + (1.0 - w) * q
@@ -169,9 +183,27 @@ def ensemble_law(case: FunctionCase, w: float) -> np.ndarray:
 
 def ensemble_sweep(case: FunctionCase, weights=(0.0, 0.25, 0.5, 0.75, 1.0), *, tv: float = 0.01, alpha: float = 1e-3,
                    power: float = 0.99, n_trials: int | None = None, rng=0, progress=None) -> list[dict]:
-    """Measured distortion of HF's ensemble verification against w: for each weight, the audit of
-    ``HFSpeculativeSampling(w)`` (TV estimate with interval, KL) next to the exact TV and KL of
-    :func:`ensemble_law`. Returns one dict per weight."""
+    """Measured distortion of HF's ensemble verification against w.
+
+    For each weight, the audit of ``HFSpeculativeSampling(w)`` (TV estimate with interval, KL) next
+    to the exact TV and KL of :func:`ensemble_law`. Returns one dict per weight.
+
+    Parameters
+    ----------
+    case : FunctionCase
+    weights : array_like, optional
+    tv : float, optional
+    alpha : float, optional
+    power : float, optional
+    n_trials : int or None, optional
+    rng : numpy.random.Generator, int or None, optional
+        Random source: a Generator or a seed.
+    progress : callable, optional
+
+    Returns
+    -------
+    list[dict]
+    """
     rows = []
     for i, w in enumerate(weights):
         res = audit_function(HFSpeculativeSampling(w), case, tv=tv, alpha=alpha, power=power, n_trials=n_trials,

@@ -93,10 +93,27 @@ def audit_generator(generator, *, tv: float = 0.01, alpha: float = 1e-3, power: 
 
 def capture_candidate_generator(target, draft, input_ids, sampling: Sampling, *, draft_length: int = 2,
                                 ensemble_weight: float | None = None, plant=None):
-    """The ``CandidateGenerator`` that ``target.generate(input_ids, assistant_model=draft, ...)``
-    builds for these settings (captured from ``_get_candidate_generator``; generation is stopped
-    before any token), with ``draft_length`` candidate tokens per call (constant schedule).
-    ``plant(gen, sampling)``, if given, plants a bug in it."""
+    """The ``CandidateGenerator`` that HF's assisted generation builds for these settings.
+
+    The one ``target.generate(input_ids, assistant_model=draft, ...)`` builds (captured from
+    ``_get_candidate_generator``; generation is stopped before any token), with ``draft_length``
+    candidate tokens per call (constant schedule). ``plant(gen, sampling)``, if given, plants a bug
+    in it.
+
+    Parameters
+    ----------
+    target : transformers.PreTrainedModel
+    draft : transformers.PreTrainedModel
+    input_ids : torch.Tensor
+    sampling : Sampling
+    draft_length : int, optional
+    ensemble_weight : float or None, optional
+    plant : callable, optional
+
+    Returns
+    -------
+    transformers.generation.candidate_generator.CandidateGenerator
+    """
     import torch
 
     class _Captured(Exception):
@@ -152,9 +169,12 @@ class HFCandidateGenerator:
 
 
 class ReferenceGenerator:
-    """The project's reference generator: the draft's next-token logits processed by
-    :func:`~empirical.audit.cases.hf_process`, sampled with numpy, claimed q = that law. Forwards
-    are memoised per context (the model is deterministic), so repeated calls cost O(L) look-ups."""
+    """The project's reference generator.
+
+    The draft's next-token logits processed by :func:`~empirical.audit.cases.hf_process`, sampled
+    with numpy, claimed q = that law. Forwards are memoised per context (the model is
+    deterministic), so repeated calls cost O(L) look-ups.
+    """
 
     NAME = "reference-generator"
 
@@ -163,7 +183,16 @@ class ReferenceGenerator:
         self._laws: dict[tuple, np.ndarray] = {}
 
     def law(self, context: tuple) -> np.ndarray:
-        """Processed draft law after ``context`` (float64 (n,))."""
+        """Processed draft law after ``context`` (float64 (n,)).
+
+        Parameters
+        ----------
+        context : tuple
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         if context not in self._laws:
             import torch
 

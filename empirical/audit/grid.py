@@ -22,9 +22,22 @@ SETTINGS = [(t, k, p) for t, k, p in itertools.product((0.6, 1.0), (0, 50), (1.0
 
 
 def draft_law_drift(pair, ids, sampling) -> dict:
-    """TV between the law HF's ``AssistedCandidateGenerator`` draws its first proposal from (its
-    claimed q1) and the draft's own law for plain sampling at the same settings (the ``scores`` of
-    ``draft.generate``): 0 unless the generator processes the draft logits differently."""
+    """TV between the law of HF's first proposal and the draft's own law.
+
+    The law HF's ``AssistedCandidateGenerator`` draws its first proposal from (its claimed q1)
+    against the draft's own law for plain sampling at the same settings (the ``scores`` of
+    ``draft.generate``): 0 unless the generator processes the draft logits differently.
+
+    Parameters
+    ----------
+    pair : ModelPair
+    ids : torch.Tensor
+    sampling : Sampling
+
+    Returns
+    -------
+    dict
+    """
     from .end_to_end import target_law
     from .generator_level import HFCandidateGenerator, capture_candidate_generator
 
@@ -35,8 +48,20 @@ def draft_law_drift(pair, ids, sampling) -> dict:
 
 
 def run_grid(out: str, *, tv: float = 0.05, model_tv: float = 0.15, vocab: int = 100, seed: int = 0, log=print) -> None:
-    """Write one JSON file per run under ``out`` (function level with synthetic laws, the ensemble
-    sweep, generator level and end to end on a tiny random pair, the draft-law drift)."""
+    """Write one JSON file per run under ``out``.
+
+    Runs: function level with synthetic laws, the ensemble sweep, generator level and end to end on
+    a tiny random pair, the draft-law drift.
+
+    Parameters
+    ----------
+    out : str
+    tv : float, optional
+    model_tv : float, optional
+    vocab : int, optional
+    seed : int, optional
+    log : callable, optional
+    """
     import torch
 
     from ..tiny import tiny_pair

@@ -26,10 +26,12 @@ __all__ = ["PlantedVerifier", "FUNCTION_BUGS", "planted_function_bugs"]
 
 @dataclass(frozen=True)
 class PlantedVerifier:
-    """A wrong single-draft verifier: tests with ``p_used``/``q_used``; residual from
-    ``(p_used - q_used)_+``, renormalised unless ``renormalise`` is False (then the inverse CDF runs
-    on the unnormalised masses and a uniform beyond their total falls on the last token, as
-    ``searchsorted`` clamped to n - 1 does)."""
+    """A wrong single-draft verifier.
+
+    Tests with ``p_used``/``q_used``; residual from ``(p_used - q_used)_+``, renormalised unless
+    ``renormalise`` is False (then the inverse CDF runs on the unnormalised masses and a uniform
+    beyond their total falls on the last token, as ``searchsorted`` clamped to n - 1 does).
+    """
 
     NAME: str
     DESCRIPTION: str
@@ -52,7 +54,12 @@ class PlantedVerifier:
         return np.where(accept, x, y)
 
     def exact_law(self) -> np.ndarray:
-        """The exact first-token law (float64, sums to 1). O(n)."""
+        """The exact first-token law (float64, sums to 1). O(n).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         ratio = np.divide(self.p_used, self.q_used, out=np.ones_like(self.p_used), where=self.q_used > 0)
         keep = self.q_true * np.minimum(1.0, ratio)
         r = self._residual()
@@ -100,5 +107,14 @@ FUNCTION_BUGS: dict[str, tuple[Callable, Callable]] = {
 
 
 def planted_function_bugs(case: FunctionCase) -> list[PlantedVerifier]:
-    """Every function-level planted bug that exists at the case's settings."""
+    """Every function-level planted bug that exists at the case's settings.
+
+    Parameters
+    ----------
+    case : FunctionCase
+
+    Returns
+    -------
+    list[PlantedVerifier]
+    """
     return [build(case) for build, applies in FUNCTION_BUGS.values() if applies(case.sampling)]

@@ -18,6 +18,14 @@ LEVELS = ("function", "generator")
 def resolve_sampler(spec: str):
     """``(sampler, level)`` for ``"python:MODULE:CALLABLE"`` (CALLABLE may be dotted: ``cls.attr``).
 
+    Parameters
+    ----------
+    spec : str
+
+    Returns
+    -------
+    tuple
+
     Raises
     ------
     ValueError

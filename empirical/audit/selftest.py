@@ -51,13 +51,29 @@ class SelfTestRow:
         return self.result.verdict == self.expected
 
     def to_dict(self) -> dict:
-        """JSON-ready dict."""
+        """JSON-ready dict.
+
+        Returns
+        -------
+        dict
+        """
         return {"check": self.check, "expected": self.expected, "ok": self.ok, "bug_tv": self.bug_tv,
                 "result": self.result.to_dict()}
 
 
 def self_test(config: SelfTestConfig = SelfTestConfig(), *, progress=None, log=None) -> list[SelfTestRow]:
-    """Run every check; ``log(row)`` after each. Returns the rows (all ``ok`` = success)."""
+    """Run every check; ``log(row)`` after each. Returns the rows (all ``ok`` = success).
+
+    Parameters
+    ----------
+    config : SelfTestConfig, optional
+    progress : callable, optional
+    log : callable, optional
+
+    Returns
+    -------
+    list[SelfTestRow]
+    """
     rows: list[SelfTestRow] = []
 
     def add(check, expected, result, bug_tv=None):
