@@ -34,7 +34,12 @@ class SavedFigure:
     json: str
 
     def to_dict(self) -> dict:
-        """JSON-ready dict."""
+        """JSON-ready dict.
+
+        Returns
+        -------
+        dict
+        """
         return {"stem": self.stem, "png": self.png, "pdf": self.pdf, "csv": self.csv, "json": self.json}
 
 
@@ -44,6 +49,20 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.4, height: fl
 
     Artists created inside the ``with`` block take the style (fonts, grid); ``axes`` is a 2-D
     array (``squeeze=False``). matplotlib is imported here, never at package import.
+
+    Parameters
+    ----------
+    nrows : int, optional
+    ncols : int, optional
+    width : float, optional
+    height : float, optional
+    **subplot_kw
+        Passed to ``Figure.subplots``.
+
+    Yields
+    ------
+    tuple
+        ``(fig, axes)``: the figure and its 2-D array of axes.
     """
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -88,7 +107,13 @@ def save_figure(fig, out_dir, stem: str, *, rows: list, data: dict | None = None
 
 
 def write_csv(path, rows: list) -> None:
-    """Write a list of dicts as CSV (header = keys in first-seen order; floats with repr precision)."""
+    """Write a list of dicts as CSV (header = keys in first-seen order; floats with repr precision).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+    rows : list
+    """
     header: list = []
     for row in rows:
         header.extend(k for k in row if k not in header)
@@ -101,6 +126,16 @@ def write_csv(path, rows: list) -> None:
 
 def clean_json(obj):
     """A JSON-ready copy: numpy scalars/arrays to Python, tuples to lists, NaN and infinities to None.
+
+    Parameters
+    ----------
+    obj : object
+        Any nesting of dicts, lists, tuples, numbers and numpy values.
+
+    Returns
+    -------
+    object
+        The same nesting in plain Python types.
 
     Examples
     --------

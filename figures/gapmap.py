@@ -48,8 +48,20 @@ class GapMap:
     params: dict = field(default_factory=dict)
 
     def binned(self, baseline: str, *, min_count: int = 1) -> dict:
-        """``{"mean": (bins, bins), "count": (bins, bins)}``, index [i, j] = (q(a) bin i, TV bin j);
-        bins with fewer than ``min_count`` pairs have mean NaN."""
+        """The binned gap map ``{"mean": (bins, bins), "count": (bins, bins)}``.
+
+        Index [i, j] = (q(a) bin i, TV bin j); bins with fewer than ``min_count`` pairs have mean
+        NaN.
+
+        Parameters
+        ----------
+        baseline : str
+        min_count : int, optional
+
+        Returns
+        -------
+        dict
+        """
         nb = len(self.edges) - 1
         ix = np.clip(np.searchsorted(self.edges, self.hub_q, side="right") - 1, 0, nb - 1)
         iy = np.clip(np.searchsorted(self.edges, self.tv, side="right") - 1, 0, nb - 1)
@@ -62,14 +74,30 @@ class GapMap:
         return {"mean": mean, "count": count}
 
     def proven_region(self, baseline: str) -> np.ndarray:
-        """Boolean (pairs,): the pair satisfies the proven condition for SpecHub >= ``baseline``."""
+        """Boolean (pairs,): the pair satisfies the proven condition for SpecHub >= ``baseline``.
+
+        Parameters
+        ----------
+        baseline : str
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         if baseline == "rrs":
             return self.hub_q >= self.tv * (1.0 - self.hub_q)  # q/(1-q) >= TV without dividing
         return self.hub_q >= self.tv
 
     def summary(self) -> dict:
-        """Per baseline: fraction of pairs where SpecHub wins / loses, mean gap, and the number of
-        violations of the proven condition (gap < -1e-12 inside its region; expected 0)."""
+        """Per baseline: how often SpecHub wins or loses, the mean gap and the violations.
+
+        The fraction of pairs where SpecHub wins / loses, the mean gap, and the number of violations
+        of the proven condition (gap < -1e-12 inside its region; expected 0).
+
+        Returns
+        -------
+        dict
+        """
         out = {}
         for b, gap in self.gaps.items():
             region = self.proven_region(b)
@@ -86,7 +114,16 @@ class GapMap:
         return out
 
     def rows(self, *, min_count: int = 1) -> list:
-        """One CSV row per non-empty bin: edges, count and mean gap per baseline."""
+        """One CSV row per non-empty bin: edges, count and mean gap per baseline.
+
+        Parameters
+        ----------
+        min_count : int, optional
+
+        Returns
+        -------
+        list
+        """
         out = []
         tables = {b: self.binned(b, min_count=min_count) for b in self.gaps}
         count = next(iter(tables.values()))["count"]

@@ -36,14 +36,25 @@ class LogitPairs:
     target: np.ndarray
 
     def probs(self, temperature: float) -> tuple:
-        """``(p, q)`` = softmax of target and draft logits at ``temperature`` (both tempered)."""
+        """``(p, q)`` = softmax of target and draft logits at ``temperature`` (both tempered).
+
+        Parameters
+        ----------
+        temperature : float
+
+        Returns
+        -------
+        tuple
+        """
         return probs_from_logits(self.target, temperature), probs_from_logits(self.draft, temperature)
 
 
 @dataclass(frozen=True)
 class MethodRates:
-    """Exact acceptance per name (``values``: name -> ndarray of shape (...)) and ``notes``: name ->
-    why it was skipped or how it was approximated."""
+    """Exact acceptance per name (``values``: name -> ndarray of shape (...)) and ``notes``.
+
+    Name -> why it was skipped or how it was approximated.
+    """
 
     values: dict
     notes: dict
@@ -89,6 +100,15 @@ def rates_at(p, q, k: int = 2, *, methods=METHODS, optima=OPTIMA) -> MethodRates
     The numbers are :func:`lp.all_rates`'s; an optimum out of reach at this (n, k) is left out of
     ``values`` and noted as ``"skipped: <reason>"``, never an error.
 
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int, optional
+        Drafts per node.
+    methods : sequence of str, optional
+    optima : sequence of str, optional
+
     Returns
     -------
     MethodRates (a skipped name is in ``notes`` only).
@@ -108,6 +128,20 @@ def rates_at(p, q, k: int = 2, *, methods=METHODS, optima=OPTIMA) -> MethodRates
 
 
 def optimum_rates(p, q, k: int = 2, *, optima=OPTIMA) -> MethodRates:
-    """:class:`MethodRates` of the optimum per draft law (:func:`rates_at` without methods); a law
-    without an exact method at this (n, k) becomes a note, never an error."""
+    """The :class:`MethodRates` of the optimum per draft law (:func:`rates_at` without methods).
+
+    A law without an exact method at this (n, k) becomes a note, never an error.
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., n)
+        Target and draft laws, last axis = vocabulary.
+    k : int, optional
+        Drafts per node.
+    optima : sequence of str, optional
+
+    Returns
+    -------
+    MethodRates
+    """
     return rates_at(p, q, k, methods=(), optima=optima)

@@ -39,12 +39,27 @@ CAPTIONS = {
 
 
 def write_index(path, results: dict) -> None:
-    """Write :func:`render_index` to ``path``."""
+    """Write :func:`render_index` to ``path``.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+    results : dict
+    """
     Path(path).write_text(render_index(results), encoding="utf-8")
 
 
 def render_index(results: dict) -> str:
-    """The Markdown text of the report."""
+    """The Markdown text of the report.
+
+    Parameters
+    ----------
+    results : dict
+
+    Returns
+    -------
+    str
+    """
     cfg = results["config"]
     lines = ["# spechub report: SpecHub vs RRS vs the optimum", "",
              f"Seed {cfg['seed']}, device {cfg['device']}; {results['convention']}.", "",

@@ -17,7 +17,7 @@ _K_STYLE = {2: "-", 3: "--", 4: ":"}
 
 
 def plot_lp_timing(rows, *, fast_rows=None, source: str = ""):
-    """Seconds per solve vs vocabulary size n (log-log), one panel per draft law.
+    """Plot the seconds per solve vs vocabulary size n (log-log), one panel per draft law.
 
     Parameters
     ----------

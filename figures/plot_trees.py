@@ -16,14 +16,23 @@ _FAMILY_LINE = {"binary": "-", "ternary": "-.", "other": "--"}
 
 
 def tree_family(name: str) -> str:
-    """'binary' for 2^d trees, 'ternary' for 3^d, 'other' otherwise."""
+    """'binary' for 2^d trees, 'ternary' for 3^d, 'other' otherwise.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    str
+    """
     name = str(name).replace(" ", "")
     return "binary" if name.startswith("2^") else "ternary" if name.startswith("3^") else "other"
 
 
 def plot_tokens_per_step(synthetic=None, real=None, paper=None, *, paper_label: str = "paper",
                          title: str = "Tokens per target forward vs token-tree size"):
-    """Tokens per step vs tree size; the paper's points drawn hollow in every panel.
+    """Plot the tokens per step vs tree size; the paper's points drawn hollow in every panel.
 
     Parameters
     ----------

@@ -33,7 +33,12 @@ class Progress:
         self._start = clock()
 
     def stage(self, name: str) -> None:
-        """Start the next stage and print its name."""
+        """Start the next stage and print its name.
+
+        Parameters
+        ----------
+        name : str
+        """
         self.current += 1
         self._emit(name)
 
@@ -42,7 +47,12 @@ class Progress:
         self._emit(f"  {message}")
 
     def elapsed(self) -> float:
-        """Seconds since the start."""
+        """The seconds since the start.
+
+        Returns
+        -------
+        float
+        """
         return self._clock() - self._start
 
     def _emit(self, text: str) -> None:

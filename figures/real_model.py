@@ -20,8 +20,11 @@ _NEEDED = ("torch", "transformers", "gguf")  # the SmolLM2 GGUF itself is fetche
 
 @dataclass(frozen=True)
 class ModelRun:
-    """Outcome of the real-model run: ``summary`` (empirical summary dict) and ``out`` folder when
-    it ran; ``note`` says which draft was used or why it was skipped."""
+    """Outcome of the real-model run.
+
+    ``summary`` (empirical summary dict) and ``out`` folder when it ran; ``note`` says which draft
+    was used or why it was skipped.
+    """
 
     ran: bool
     note: str
@@ -31,7 +34,12 @@ class ModelRun:
 
 
 def models_available() -> str | None:
-    """None when the models extra is usable, else a sentence naming what is missing."""
+    """None when the models extra is usable, else a sentence naming what is missing.
+
+    Returns
+    -------
+    str or None
+    """
     missing = [m for m in ("empirical.run", *_NEEDED) if not _has(m)]
     if missing:
         return (f"skipped the real-model run: {', '.join(missing)} not installed "
@@ -41,11 +49,28 @@ def models_available() -> str | None:
 
 def run_real_model(out_dir, *, tree: str, methods, temperature: float, num_prompts: int, max_new_tokens: int,
                    seed: int, device: str = "cpu", progress=None) -> ModelRun:
-    """Decode ``num_prompts`` built-in prompts with SmolLM2 (target) and its draft; never raises
-    for a missing extra or model file (returns ``ran=False`` with the reason).
+    """Decode ``num_prompts`` built-in prompts with SmolLM2 (target) and its draft.
+
+    Never raises for a missing extra or model file (returns ``ran=False`` with the reason).
 
     The draft is ``smollm2-draft`` (the project's distilled draft) when it loads, else
     ``smollm2-layers:4``. The run goes to ``out_dir`` (records.jsonl, summary.json, config.json).
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+    tree : str
+    methods : sequence of str
+    temperature : float
+    num_prompts : int
+    max_new_tokens : int
+    seed : int
+    device : str, optional
+    progress : bool, optional
+
+    Returns
+    -------
+    ModelRun
     """
     missing = models_available()
     if missing:

@@ -30,8 +30,11 @@ _MAX_REAL_PANELS = 3  # real-model panels per figure; every run stays in the CSV
 
 @dataclass(frozen=True)
 class ReportConfig:
-    """Sizes of every part; the defaults are the full report (about five minutes on two cores),
-    :meth:`quick` the one-minute version without the real model."""
+    """Sizes of every part of the report.
+
+    The defaults are the full report (about five minutes on two cores), :meth:`quick` the one-minute
+    version without the real model.
+    """
 
     seed: int = 0
     device: str = "cpu"
@@ -56,7 +59,13 @@ class ReportConfig:
 
     @classmethod
     def quick(cls, **changes) -> "ReportConfig":
-        """Small sweeps and no real model: under a minute."""
+        """Small sweeps and no real model: under a minute.
+
+        Parameters
+        ----------
+        **changes
+            ReportConfig fields to change on top of the small sizes.
+        """
         small = dict(model=False, temperatures=(0.3, 0.6, 1.0, 1.5), noises=(0.5, 2.0), vocab=300, positions=24,
                      gap_pairs=2048, gap_vocab=200, gap_bins=12, tree_vocab=10, trees=("2^2", "2^3", "2^4", "3^2", "3^3"))
         return cls(**{**small, **changes})
@@ -64,8 +73,10 @@ class ReportConfig:
 
 @dataclass(frozen=True)
 class Part:
-    """One section of the report: ``status`` "done" or "skipped", a ``note``, figure files and a
-    JSON-ready ``summary``."""
+    """One section of the report.
+
+    ``status`` "done" or "skipped", a ``note``, figure files and a JSON-ready ``summary``.
+    """
 
     name: str
     title: str
@@ -76,12 +87,23 @@ class Part:
     summary: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """JSON-ready dict."""
+        """JSON-ready dict.
+
+        Returns
+        -------
+        dict
+        """
         return asdict(self)
 
 
 def build_report(config: ReportConfig, out_dir, *, progress: bool = True) -> dict:
     """Run every part, write figures (PNG, PDF, CSV, JSON), ``index.md`` and ``results.json``.
+
+    Parameters
+    ----------
+    config : ReportConfig
+    out_dir : str or pathlib.Path
+    progress : bool, optional
 
     Returns
     -------

@@ -22,13 +22,23 @@ LP_BENCHMARK_PATHS = ("results/bench_lp.json", "results/benchmarks-lp.json", "re
 
 
 def repo_root() -> Path | None:
-    """The source checkout holding this package (it has ``pyproject.toml``), or None when installed."""
+    """The source checkout holding this package (it has ``pyproject.toml``), or None when installed.
+
+    Returns
+    -------
+    Path or None
+    """
     root = Path(__file__).resolve().parent.parent
     return root if (root / "pyproject.toml").is_file() else None
 
 
 def paper_reference() -> dict:
-    """The packaged table ``figures/data/paper_reference.json`` (source, protocol, records)."""
+    """The packaged table ``figures/data/paper_reference.json`` (source, protocol, records).
+
+    Returns
+    -------
+    dict
+    """
     text = resources.files("figures").joinpath("data/paper_reference.json").read_text(encoding="utf-8")
     return json.loads(text)
 
@@ -38,7 +48,7 @@ def paper_mean_gaps() -> dict:
 
     Returns
     -------
-    gaps : dict
+    dict
         ``{"spechub-rrs": {"2^2": ..., ...}, "spechub-rrs_wor": {...}}`` from the ``mean_gaps``
         entry of ``figures/data/paper_reference.json`` (its ``note`` says which runs).
     """
@@ -46,7 +56,17 @@ def paper_mean_gaps() -> dict:
 
 
 def paper_rows(reference: dict | None = None, **match) -> list:
-    """Records of the reference table matching ``match`` (default :data:`PAPER_DEFAULT`).
+    """The records of the reference table matching ``match`` (default :data:`PAPER_DEFAULT`).
+
+    Parameters
+    ----------
+    reference : dict or None, optional
+    **match
+        Column values a record must have.
+
+    Returns
+    -------
+    list
 
     Examples
     --------
@@ -62,8 +82,18 @@ def paper_rows(reference: dict | None = None, **match) -> list:
 
 
 def find_lp_benchmark(roots) -> dict | None:
-    """The first LP benchmark JSON under ``roots`` (:data:`LP_BENCHMARK_PATHS`) as
-    ``{"path", "rows", "fast_rows", "source"}``, or None."""
+    """The first LP benchmark JSON under ``roots`` (:data:`LP_BENCHMARK_PATHS`), or None.
+
+    As ``{"path", "rows", "fast_rows", "source"}``.
+
+    Parameters
+    ----------
+    roots : sequence of str or pathlib.Path
+
+    Returns
+    -------
+    dict or None
+    """
     for root in [Path(r) for r in roots if r is not None]:
         for rel in LP_BENCHMARK_PATHS:
             path = root / rel
@@ -79,9 +109,20 @@ def find_lp_benchmark(roots) -> dict | None:
 
 
 def committed_tree_rows(path) -> list:
-    """Rows ``{"source", "tree", "nodes", "method", "tokens_per_step"}`` from a committed
-    ``spechub tree`` table (``results/synthetic_trees.json``: trees, nodes, methods -> long_run),
-    or [] when absent or malformed."""
+    """Tokens-per-step rows from a committed ``spechub tree`` table, or [].
+
+    Rows ``{"source", "tree", "nodes", "method", "tokens_per_step"}`` from
+    ``results/synthetic_trees.json`` (trees, nodes, methods -> long_run); [] when absent or
+    malformed.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+
+    Returns
+    -------
+    list
+    """
     data = _read_json(Path(path))
     if not isinstance(data, dict) or not isinstance(data.get("methods"), dict):
         return []
@@ -96,9 +137,19 @@ def committed_tree_rows(path) -> list:
 
 
 def find_runs(folder) -> list:
-    """Real decoding runs under ``folder``: ``[{"path", "summary", "records"}]`` for every
-    ``summary.json`` (or ``*summary*.json``) holding a ``runs`` list; ``records`` is the sibling
-    ``records.jsonl`` path or None. Sorted by path."""
+    """Real decoding runs under ``folder``.
+
+    ``[{"path", "summary", "records"}]`` for every ``summary.json`` (or ``*summary*.json``) holding
+    a ``runs`` list; ``records`` is the sibling ``records.jsonl`` path or None. Sorted by path.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+
+    Returns
+    -------
+    list
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -160,8 +211,21 @@ def _arg(argv: list, flag: str, default: str) -> str:
 
 
 def run_label(summary: dict, default: str = "real", *, temperature: bool = True) -> str:
-    """Short label of a run: "target <- draft, T = t, device" from its metadata (without the
-    temperature when ``temperature`` is False, to group runs of one model pair)."""
+    """Short label of a run.
+
+    "target <- draft, T = t, device" from its metadata (without the temperature when ``temperature``
+    is False, to group runs of one model pair).
+
+    Parameters
+    ----------
+    summary : dict
+    default : str, optional
+    temperature : bool, optional
+
+    Returns
+    -------
+    str
+    """
     meta = summary.get("meta") or {}
     cfg = meta.get("config") or {}
     models = meta.get("models") or {}
@@ -178,7 +242,17 @@ def run_label(summary: dict, default: str = "real", *, temperature: bool = True)
 
 
 def real_tokens_rows(runs) -> list:
-    """Tokens per step with 95% intervals per (run, tree, method): rows for the tree figure."""
+    """Collect the tokens per step with 95% intervals per (run, tree, method): rows for the tree figure.
+
+    Parameters
+    ----------
+    runs : list of dict
+        As returned by :func:`find_runs`.
+
+    Returns
+    -------
+    list
+    """
     from spechub_theory.trees.shapes import Tree
 
     out = []
@@ -198,7 +272,19 @@ def real_tokens_rows(runs) -> list:
 
 
 def real_acceptance_rows(runs, k: int = 2) -> list:
-    """Mean exact node acceptance per (run, method) at k drafts, with the run's temperature."""
+    """Mean exact node acceptance per (run, method) at k drafts, with the run's temperature.
+
+    Parameters
+    ----------
+    runs : list of dict
+        As returned by :func:`find_runs`.
+    k : int, optional
+        Drafts per node.
+
+    Returns
+    -------
+    list
+    """
     out = []
     for run in runs:
         summary = run["summary"]
@@ -214,7 +300,18 @@ def real_acceptance_rows(runs, k: int = 2) -> list:
 
 
 def node_columns(records_path, k: int = 2) -> dict:
-    """Per-node exact acceptance at k-draft nodes from a ``records.jsonl``: name -> list (None kept)."""
+    """Per-node exact acceptance at k-draft nodes from a ``records.jsonl``: name -> list (None kept).
+
+    Parameters
+    ----------
+    records_path : str or pathlib.Path
+    k : int, optional
+        Drafts per node.
+
+    Returns
+    -------
+    dict
+    """
     cols: dict = {}
     path = Path(records_path)
     if not path.is_file():

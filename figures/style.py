@@ -14,8 +14,11 @@ __all__ = ["MethodStyle", "METHOD_STYLES", "METHODS", "OPTIMA", "PAPER_STYLE", "
 
 @dataclass(frozen=True)
 class MethodStyle:
-    """How one method is drawn: ``color`` (hex), ``linestyle``, ``marker``, ``label`` and a one-line
-    ``description`` (used in captions and docs)."""
+    """How one method is drawn.
+
+    ``color`` (hex), ``linestyle``, ``marker``, ``label`` and a one-line ``description`` (used in
+    captions and docs).
+    """
 
     color: str
     linestyle: str
@@ -24,7 +27,12 @@ class MethodStyle:
     description: str
 
     def line_kwargs(self) -> dict:
-        """Keyword arguments for ``Axes.plot`` (colour, line style, marker, label)."""
+        """Keyword arguments for ``Axes.plot`` (colour, line style, marker, label).
+
+        Returns
+        -------
+        dict
+        """
         return {"color": self.color, "linestyle": self.linestyle, "marker": self.marker, "label": self.label}
 
 
@@ -68,6 +76,14 @@ RC = {
 
 def method_style(name: str) -> MethodStyle:
     """The style of method ``name``; an unknown name raises ValueError listing the known ones.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    MethodStyle
 
     Examples
     --------

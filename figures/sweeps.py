@@ -42,16 +42,39 @@ class TemperatureSweep:
     params: dict = field(default_factory=dict)
 
     def mean(self, name: str) -> np.ndarray:
-        """Mean over positions, shape (noises, temperatures)."""
+        """Mean over positions, shape (noises, temperatures).
+
+        Parameters
+        ----------
+        name : str
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return self.values[name].mean(axis=-1)
 
     def sem(self, name: str) -> np.ndarray:
-        """Standard error of that mean (positions are independent draws)."""
+        """Standard error of that mean (positions are independent draws).
+
+        Parameters
+        ----------
+        name : str
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         v = self.values[name]
         return v.std(axis=-1, ddof=1) / np.sqrt(v.shape[-1]) if v.shape[-1] > 1 else np.zeros(v.shape[:-1])
 
     def rows(self) -> list:
-        """One CSV row per (noise, temperature, method): mean, sem, positions."""
+        """One CSV row per (noise, temperature, method): mean, sem, positions.
+
+        Returns
+        -------
+        list
+        """
         out = []
         for name in self.values:
             mean, sem = self.mean(name), self.sem(name)
@@ -62,13 +85,28 @@ class TemperatureSweep:
         return out
 
     def at_temperature(self, temperature: float) -> dict:
-        """name -> the per-position values pooled over noise levels at the temperature nearest
-        ``temperature`` (shape (noises * positions,))."""
+        """Pool the values per name over noise levels at the temperature nearest ``temperature``.
+
+        name -> the per-position values, shape (noises * positions,).
+
+        Parameters
+        ----------
+        temperature : float
+
+        Returns
+        -------
+        dict
+        """
         j = int(np.argmin(np.abs(np.asarray(self.temperatures) - temperature)))
         return {name: v[:, j, :].ravel() for name, v in self.values.items()}
 
     def to_dict(self) -> dict:
-        """JSON-ready summary (means and standard errors, not the per-position values)."""
+        """JSON-ready summary (means and standard errors, not the per-position values).
+
+        Returns
+        -------
+        dict
+        """
         return {"temperatures": list(self.temperatures), "noises": list(self.noises), "k": self.k, "n": self.n,
                 "positions": self.positions, "params": dict(self.params), "notes": dict(self.notes),
                 "mean": {m: self.mean(m).tolist() for m in self.values}, "sem": {m: self.sem(m).tolist() for m in self.values}}
@@ -144,7 +182,16 @@ class OptimumFractions:
     ratios: dict
 
     def quantiles(self, qs=(0.05, 0.25, 0.5, 0.75, 0.95)) -> dict:
-        """method -> {"q05": ..., ..., "mean": ..., "nodes": ...} (for tables)."""
+        """The quantiles per method: {"q05": ..., ..., "mean": ..., "nodes": ...} (for tables).
+
+        Parameters
+        ----------
+        qs : tuple of float, optional
+
+        Returns
+        -------
+        dict
+        """
         out = {}
         for name, r in self.ratios.items():
             row = {f"q{int(round(100 * x)):02d}": float(np.quantile(r, x)) for x in qs} if len(r) else {}
@@ -152,7 +199,12 @@ class OptimumFractions:
         return out
 
     def rows(self) -> list:
-        """One CSV row per (method, node): source, reference, method, node, ratio."""
+        """One CSV row per (method, node): source, reference, method, node, ratio.
+
+        Returns
+        -------
+        list
+        """
         return [{"source": self.source, "reference": self.reference, "method": m, "node": i, "ratio": float(x)}
                 for m, r in self.ratios.items() for i, x in enumerate(r)]
 
@@ -164,6 +216,16 @@ def optimum_fractions(values: dict, source: str, *, methods=METHODS) -> OptimumF
     4.3), else ``optimal_iid``. Nodes whose reference is missing (NaN/None) or zero are dropped.
     A ratio above 1 is possible for ``spechub`` and ``rrs_wor``, whose draft laws differ from the
     reference's (theory.md 3.6 P4).
+
+    Parameters
+    ----------
+    values : dict
+    source : str
+    methods : sequence of str, optional
+
+    Returns
+    -------
+    OptimumFractions
 
     Raises
     ------

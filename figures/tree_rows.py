@@ -33,7 +33,12 @@ class TreeTable:
     calibration: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """JSON-ready dict."""
+        """JSON-ready dict.
+
+        Returns
+        -------
+        dict
+        """
         return {"rows": list(self.rows), "pair": dict(self.pair), "calibration": dict(self.calibration)}
 
 
@@ -87,6 +92,19 @@ def calibrate_to(value: float, tree: str, method: str, *, vocab: int = 32, seed:
 
     Bisection on [0, 8] (tokens per step falls as the mismatch grows, from the tree depth + 1 at
     mismatch 0); values outside the bracket's range give the nearer end. O(14 exact tree solves).
+
+    Parameters
+    ----------
+    value : float
+    tree : str
+    method : str
+        The verification method (a name or a method module).
+    vocab : int, optional
+    seed : int, optional
+
+    Returns
+    -------
+    float
     """
     from spechub_theory.trees.synthetic import make_pair
     from spechub_theory.trees.exact import tokens_per_step_table

@@ -21,7 +21,7 @@ import pytest
 from numpydoc.validate import validate  # in the ``test`` extra of pyproject.toml (pure Python)
 
 #: packages whose every module is checked
-CHECKED = ("spechub_theory", "lp", "empirical")
+CHECKED = ("spechub_theory", "lp", "empirical", "figures")
 #: numpydoc checks not enforced yet: See Also (SA01), extended summary (ES01), Examples (EX01),
 #: a description under every parameter (PR07) and under every return value (RT03).
 NOT_YET = {"SA01", "ES01", "EX01", "PR07", "RT03"}
