@@ -40,7 +40,16 @@ class CLIError(ValueError):
 
 
 def build_parser(argv_command: str | None = None) -> argparse.ArgumentParser:
-    """Build the top-level parser; only the module of ``argv_command`` is imported."""
+    """Build the top-level parser; only the module of ``argv_command`` is imported.
+
+    Parameters
+    ----------
+    argv_command : str or None, optional
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
     parser = argparse.ArgumentParser(
         prog="spechub",
         description="Theory of multi-draft speculative decoding, computable and checked. "
@@ -70,7 +79,17 @@ def build_parser(argv_command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``spechub`` console script; returns the exit status."""
+    """Entry point of the ``spechub`` console script; returns the exit status.
+
+    Parameters
+    ----------
+    argv : list[str] or None, optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     if command is not None and command not in COMMANDS:

@@ -17,7 +17,13 @@ __all__ = ["add_pq_arguments", "load_pq", "read_vector", "print_json"]
 
 
 def add_pq_arguments(parser) -> None:
-    """Add ``--p``, ``--q``, ``--logits``, ``--draft-logits``, ``--temperature``, ``--top-p``."""
+    """Add ``--p``, ``--q``, ``--logits``, ``--draft-logits``, ``--temperature``, ``--top-p``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser to add the options to.
+    """
     g = parser.add_argument_group("target p and draft q")
     g.add_argument("--p", metavar="P", help="target distribution: '0.4,0.4,0.2' or a .npy/.json/.txt file")
     g.add_argument("--q", metavar="Q", help="draft distribution, same forms as --p")
@@ -28,7 +34,17 @@ def add_pq_arguments(parser) -> None:
 
 
 def read_vector(text: str, name: str) -> np.ndarray:
-    """A float vector (or matrix, one row per position) from a literal list or a file path."""
+    """A float vector (or matrix, one row per position) from a literal list or a file path.
+
+    Parameters
+    ----------
+    text : str
+    name : str
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     if text is None:
         raise ValueError(f"`--{name}` is required.")
     text = str(text).strip()
@@ -64,7 +80,17 @@ def _parse_numbers(body: str, name: str, *, multiline: bool) -> np.ndarray:
 
 
 def load_pq(args) -> tuple[np.ndarray, np.ndarray]:
-    """Validated float64 (p, q) from parsed arguments (probabilities or logits)."""
+    """Validated float64 (p, q) from parsed arguments (probabilities or logits).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed command-line arguments.
+
+    Returns
+    -------
+    tuple[numpy.ndarray, numpy.ndarray]
+    """
     if args.logits is not None and args.p is not None:
         raise ValueError("give either `--p` or `--logits`, not both.")
     if args.draft_logits is not None and args.q is not None:
@@ -77,5 +103,11 @@ def load_pq(args) -> tuple[np.ndarray, np.ndarray]:
 
 
 def print_json(obj) -> None:
-    """Print one JSON object on stdout (NaN-free by construction: raise if one slipped in)."""
+    """Print one JSON object on stdout (NaN-free by construction: raise if one slipped in).
+
+    Parameters
+    ----------
+    obj : object
+        A JSON-ready object (e.g. from :func:`figures.canvas.clean_json`).
+    """
     print(json.dumps(obj, allow_nan=False))

@@ -35,7 +35,13 @@ SAMPLERS = ("hf-function", "hf-generator", "hf-generate")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the ``spechub audit`` options."""
+    """Register the ``spechub audit`` options.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser to add the options to.
+    """
     parser.add_argument("sampler", nargs="?", help=f"one of {', '.join(SAMPLERS)} or python:MODULE:CALLABLE")
     parser.add_argument("--self-test", action="store_true", help="reference samplers must pass, planted bugs must fail (exit 0 iff all do)")
     parser.add_argument("--target", default=None, help="target model ('tiny', hub id, folder, .gguf, 'smollm2')")
@@ -60,7 +66,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    """Run ``spechub audit``; returns 0 (pass), 1 (refuted) or raises ValueError (exit 2)."""
+    """Run ``spechub audit``; returns 0 (pass), 1 (refuted) or raises ValueError (exit 2).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed command-line arguments.
+
+    Returns
+    -------
+    int
+    """
     from empirical.audit.cases import Sampling
 
     if args.self_test:

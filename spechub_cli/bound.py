@@ -23,14 +23,30 @@ EPILOG = """examples:
 
 
 def add_arguments(parser) -> None:
-    """Arguments of ``spechub bound``."""
+    """Add the arguments of ``spechub bound``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser to add the options to.
+    """
     add_pq_arguments(parser)
     parser.add_argument("--k", type=int, default=2, help="drafts per node (default 2)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
 def run(args) -> int:
-    """Run ``spechub bound``; returns the exit status."""
+    """Run ``spechub bound``; returns the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed command-line arguments.
+
+    Returns
+    -------
+    int
+    """
     p, q = load_pq(args)
     k = check_k(args.k)
     if k > p.shape[-1]:

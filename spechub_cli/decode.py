@@ -34,7 +34,13 @@ prompts, tokens/s, phase times, node table of exact acceptance per method), OUT/
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the ``spechub decode`` options (defaults from :class:`DecodeConfig`)."""
+    """Register the ``spechub decode`` options (defaults from :class:`DecodeConfig`).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser to add the options to.
+    """
     d = {f.name: f.default for f in fields(DecodeConfig)}
     parser.add_argument("--target", default=d["target"], help="target model (default: %(default)s)")
     parser.add_argument("--draft", default=d["draft"], help="draft model (default: %(default)s)")
@@ -64,7 +70,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args) -> DecodeConfig:
-    """The :class:`DecodeConfig` of parsed arguments."""
+    """The :class:`DecodeConfig` of parsed arguments.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed command-line arguments.
+
+    Returns
+    -------
+    DecodeConfig
+    """
     split = lambda text: tuple(x.strip() for x in text.split(",") if x.strip())  # noqa: E731
     return DecodeConfig(
         target=args.target, draft=args.draft, trees=_split_trees(args.tree), methods=split(args.methods),
@@ -76,7 +92,17 @@ def config_from_args(args) -> DecodeConfig:
 
 
 def run(args) -> int:
-    """Run ``spechub decode``; prints a one-line-per-run table to stdout. Returns 0."""
+    """Run ``spechub decode``; prints a one-line-per-run table to stdout. Returns 0.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed command-line arguments.
+
+    Returns
+    -------
+    int
+    """
     summary = run_decode(config_from_args(args), args.out, argv=["spechub", *sys.argv[1:]], progress=not args.quiet)
     for r in summary["runs"]:
         tps = r["tokens_per_step"]

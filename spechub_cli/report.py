@@ -29,7 +29,13 @@ with a note in the report. The real-model run needs `pip install 'spechub-theory
 
 
 def add_arguments(parser) -> None:
-    """Register the ``spechub report`` options (defaults from ReportConfig)."""
+    """Register the ``spechub report`` options (defaults from ReportConfig).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser to add the options to.
+    """
     from figures.report import ReportConfig
 
     d = {f.name: f.default for f in fields(ReportConfig)}
@@ -44,7 +50,17 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    """Build the report; print where it is. Returns 0."""
+    """Build the report; print where it is. Returns 0.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed command-line arguments.
+
+    Returns
+    -------
+    int
+    """
     from figures.report import ReportConfig, build_report
 
     common = {"seed": args.seed, "device": args.device, "results": args.results}

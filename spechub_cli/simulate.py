@@ -34,7 +34,13 @@ DEFAULT_TRIALS = 1_000_000
 
 
 def add_arguments(parser) -> None:
-    """Arguments of ``spechub simulate``."""
+    """Add the arguments of ``spechub simulate``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser to add the options to.
+    """
     add_pq_arguments(parser)
     parser.add_argument("--k", type=int, default=2, help="drafts per node (default 2; single always uses 1)")
     parser.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help=f"verifications per method (default {DEFAULT_TRIALS:,})")
@@ -50,7 +56,17 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    """Run ``spechub simulate``; returns the exit status."""
+    """Run ``spechub simulate``; returns the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed command-line arguments.
+
+    Returns
+    -------
+    int
+    """
     p, q = load_pq(args)
     if p.ndim != 1:
         raise ValueError(f"`simulate` takes one (p, q) pair; got {p.shape[0]} rows (positions).")

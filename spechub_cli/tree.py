@@ -50,7 +50,13 @@ _PAIR_DEFAULTS = {k: v.default for k, v in inspect.signature(make_pair).paramete
 
 
 def add_arguments(parser) -> None:
-    """Register the options of ``spechub tree``."""
+    """Register the options of ``spechub tree``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser to add the options to.
+    """
     d = _PAIR_DEFAULTS
     parser.add_argument("--tree", default="2^4", help="'k^d' (e.g. 2^4, 3^3), 'chain-L' or a branching list '2,1,1,2' (default 2^4)")
     parser.add_argument("--trees", default=None, help="table mode: comma-separated 'k^d' names, e.g. 2^2,2^3,2^4 (exact values, no simulation)")
@@ -84,6 +90,30 @@ def tree_report(
     cost of every exact value is checked before any work (:func:`~spechub_theory.trees.cost.check_exact_cost`:
     a ValueError with the limit and the alternative when it cannot finish); ``announce(line)``
     receives the cost of each exact computation above a few seconds; ``exact=False`` skips them.
+
+    Parameters
+    ----------
+    tree_name : str
+    methods : sequence of str
+    steps : int, optional
+    runs : int, optional
+    seed : int, optional
+    acceptance : float, optional
+        Single-draft acceptance 1 - TV to calibrate the pair's mismatch to.
+    progress : callable, optional
+    exact : bool, optional
+    announce : callable, optional
+    **pair_kwargs
+        Passed to :func:`~spechub_theory.trees.synthetic.make_pair`.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ValueError
+        When an exact value cannot finish within its cost limit, or on a bad tree, method or pair.
     """
     check_tree_name(tree_name)
     tree = Tree.from_name(tree_name)
@@ -138,8 +168,25 @@ def tree_report(
 
 
 def table_report(trees, methods, *, seed: int = 0, acceptance=None, **pair_kwargs) -> dict:
-    """Exact long-run tokens per step over several trees (:func:`tokens_per_step_table`), with the
-    SpecHub-minus-baseline gaps next to the authors' mean gaps (:func:`figures.sources.paper_mean_gaps`)."""
+    """Exact long-run tokens per step over several trees (:func:`tokens_per_step_table`).
+
+    With the SpecHub-minus-baseline gaps next to the authors' mean gaps
+    (:func:`figures.sources.paper_mean_gaps`).
+
+    Parameters
+    ----------
+    trees : sequence of str
+    methods : sequence of str
+    seed : int, optional
+    acceptance : float, optional
+        Single-draft acceptance 1 - TV to calibrate the pair's mismatch to.
+    **pair_kwargs
+        Passed to :func:`~spechub_theory.trees.synthetic.make_pair`.
+
+    Returns
+    -------
+    dict
+    """
     if acceptance is not None:
         pair_kwargs["mismatch"] = calibrate_mismatch(acceptance, seed=seed, **pair_kwargs)
     pair = make_pair(seed=seed, **pair_kwargs)
@@ -166,7 +213,17 @@ def table_report(trees, methods, *, seed: int = 0, acceptance=None, **pair_kwarg
 
 
 def run(args) -> int:
-    """Run ``spechub tree``; prints JSON (``--json``) or a table; returns the exit status."""
+    """Run ``spechub tree``; prints JSON (``--json``) or a table; returns the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed command-line arguments.
+
+    Returns
+    -------
+    int
+    """
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise ValueError("`--methods` must name at least one method.")
