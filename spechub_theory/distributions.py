@@ -292,6 +292,13 @@ def probs_from_logits(logits, temperature: float = 1.0, top_p: float = 1.0) -> n
     -------
     ndarray, shape (..., n), float64.
 
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``logits`` must be a non-empty vector (shape (n,)
+        or (..., n)); or ``logits`` must not contain NaN or +inf; or ``logits`` must have at least
+        one finite entry per row.
+
     Notes
     -----
     O(n) per row without top-p, O(n log n) with it. Computed in float64 after a max-shift.

@@ -156,6 +156,12 @@ class DraftLaw:
         -------
         ndarray of int64, shape (..., k). O(k n) per row for a batch; O(n + N k^2 log n) for N
         tuples from one q (inverse CDF with the drafted tokens skipped).
+
+        Raises
+        ------
+        ValueError
+            On bad input (the message names the rule): ``size`` is only allowed with a single ``q``
+            of shape (n,).
         """
         q = check_distribution(q, "q")
         k = check_k(k, q.shape[-1], distinct=self.distinct)
@@ -205,6 +211,12 @@ class DraftLaw:
         Returns
         -------
         DraftSupport
+
+        Raises
+        ------
+        ValueError
+            On bad input (the message names the rule): ``enumerate`` takes a single ``q`` of shape
+            (n,).
         """
         q = check_distribution(q, "q")
         if q.ndim != 1:

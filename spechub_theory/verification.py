@@ -31,6 +31,11 @@ def check_method_k(method, k, n: int | None = None) -> int:
     Returns
     -------
     int
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): Method ... verifies exactly ... draft(s).
     """
     m = get_method(method)
     k = check_k(k, n, distinct=m.LAW.distinct)

@@ -182,6 +182,12 @@ def verify_from_rule(rule: NodeRule, drafts: np.ndarray, u: np.ndarray) -> Verif
     Returns
     -------
     Verification
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``u`` must have k + 1 = ... uniforms per node on
+        its last axis.
     """
     drafts = np.asarray(drafts, dtype=np.int64)
     k = drafts.shape[-1]

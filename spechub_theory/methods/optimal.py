@@ -50,6 +50,12 @@ def plan(p, q, k: int) -> OptimalPlan:
     Returns
     -------
     OptimalPlan
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``p`` and ``q`` must have shape (n,) for one
+        plan.
     """
     p, q = check_pq(p, q)
     if p.ndim != 1 or q.ndim != 1:
@@ -115,6 +121,12 @@ def verify_plan(plan: OptimalPlan, drafts, u) -> Verification:
     Returns
     -------
     Verification
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``u`` must have k + 1 = ... uniforms per node on
+        its last axis.
     """
     drafts = np.asarray(drafts, dtype=np.int64)
     u = np.asarray(u, dtype=np.float64)

@@ -279,6 +279,13 @@ def simulate(p, q, k: int, *, method, n_trials: int, law=None, rng=None, batch: 
     -------
     MonteCarloResult
 
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``simulate`` takes one pair p, q of shape (n,);
+        loop over positions outside; or ``n_trials`` must be an integer >= 1; or ``batch`` must be
+        >= 1.
+
     Notes
     -----
     Per chunk: drafts from the law, ``k + 1`` uniforms per trial (``u[:, j]`` tests slot j,

@@ -193,6 +193,12 @@ def matches_target(observed, p, *, alpha: float = 0.01, kind: str = "auto") -> L
     -------
     LosslessTest
 
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``alpha`` must be in (0, 1); or ``p`` must have
+        shape (n,); or ``observed`` holds no samples.
+
     Notes
     -----
     O(N + n log n) time, O(n) memory (``np.bincount``): fine for n = 50,000. Bins: see
@@ -315,6 +321,12 @@ def assert_lossless(verifier, p, q, k: int, *, tv: float = 0.01, alpha: float = 
     -------
     LosslessTest
         When the test passes.
+
+    Raises
+    ------
+    AssertionError
+        If the verifier fails the lossless test (the message lists the worst tokens and the TV
+        and power the test was sized for).
 
     Examples
     --------

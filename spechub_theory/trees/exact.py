@@ -165,7 +165,13 @@ class TreeExact:
 
     @property
     def long_run(self) -> float:
-        """Long-run tokens per step of a decoding run: ``step_start_law @ tokens_per_step``."""
+        """Long-run tokens per step of a decoding run: ``step_start_law @ tokens_per_step``.
+
+        Raises
+        ------
+        ValueError
+            If the step kernel was not computed (call ``exact_tree(..., kernel=True)``).
+        """
         if self.step_start_law is None:
             raise ValueError("the step kernel was not computed (call exact_tree(..., kernel=True)).")
         return float(self.step_start_law @ self.tokens_per_step)

@@ -121,6 +121,12 @@ def check_tree_for(method, tree: Tree) -> Tree:
     Returns
     -------
     Tree
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): Method ... verifies a single chain of drafts; the
+        tree has a node with ... children (use 'traversal' on trees, or a 'chain-L' tree).
     """
     if getattr(method, "chains_only", False) and not tree.is_chain:
         raise ValueError(
@@ -352,6 +358,11 @@ def get_tree_method(name):
     Returns
     -------
     tuple
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is neither a node-level nor a sequence-level method.
     """
     if isinstance(name, str) and name in SEQUENCE_METHODS:
         m = SEQUENCE_METHODS[name]

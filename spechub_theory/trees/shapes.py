@@ -83,6 +83,13 @@ class Tree:
         Parameters
         ----------
         parents : sequence of int
+
+        Raises
+        ------
+        ValueError
+            On bad input (the message names the rule): ``parents`` must start with -1 (the root); or
+            ``parents`` must describe a tree connected to the root (no cycles); or ``parents[...]``
+            = ... is not a node of the tree.
         """
         par = [int(x) for x in parents]
         if not par or par[0] != -1:
@@ -112,6 +119,12 @@ class Tree:
         Parameters
         ----------
         branching : sequence of int or nested lists
+
+        Raises
+        ------
+        ValueError
+            On bad input (the message names the rule): Level ... lists ... branch counts for ...
+            nodes; or level ... has a negative branch count.
         """
         parents, level = [-1], [0]
         for depth, spec in enumerate(branching):
@@ -136,6 +149,11 @@ class Tree:
         ----------
         length : int
 
+        Raises
+        ------
+        ValueError
+            On bad input (the message names the rule): ``length`` must be an integer >= 0.
+
         Examples
         --------
         >>> Tree.chain(3).parents
@@ -155,6 +173,12 @@ class Tree:
         Parameters
         ----------
         name : str
+
+        Raises
+        ------
+        ValueError
+            On bad input (the message names the rule): Tree ... is not 'k^d' (e.g. '2^4'), 'chain-L'
+            or a branching list like '2,2,1'; or tree ...: k and d must be >= 1.
         """
         text = str(name).strip()
         m = re.fullmatch(r"(\d+)\^(\d+)", text)

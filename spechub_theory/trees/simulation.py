@@ -212,6 +212,12 @@ def simulate_tree_decoding(
     -------
     TreeSimulation
 
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``steps``, ``runs`` and ``burn_in`` must be integers in range; or
+        ``contexts`` must be ``steps`` context ids in [0, C); or ``context`` must be a context id in [0, C).
+
     Examples
     --------
     >>> from spechub_theory.trees.synthetic import make_pair

@@ -103,6 +103,12 @@ class SyntheticPair:
         Returns
         -------
         int
+
+        Raises
+        ------
+        ValueError
+            On bad input (the message names the rule): ``context`` needs at least order = ...
+            tokens; or ``context`` tokens must be in [0, ...).
         """
         toks = [int(t) for t in np.ravel(np.asarray(context, dtype=np.int64))]
         if len(toks) < self.order:
@@ -241,6 +247,13 @@ def make_pair(
     Returns
     -------
     SyntheticPair
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``vocab`` must be an integer >= 2; or ``order``
+        must be an integer >= 1; or ``vocab``**``order`` = ... contexts exceeds ...; use a smaller
+        vocabulary.
 
     Notes
     -----
