@@ -47,6 +47,12 @@ def hub_coupling(p, q, k: int = 2, *, residual: str = "corner") -> OptimumResult
         ``solver="closed-form"``, ``draft_law="hub"``; rows = ``HUB.enumerate(q, k)`` tuples
         (k (n - k + 1) of them).
 
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``residual`` ... is not one of; or
+        ``hub_coupling`` takes a single pair p, q of shape (n,).
+
     Notes
     -----
     The accepted part is O(m k) from the node rule; no LP is solved. Edge cases follow the core:

@@ -191,6 +191,11 @@ class OptimumResult:
         Returns
         -------
         OptimumResult
+
+        Raises
+        ------
+        SolverError
+            If the recomputed marginals or objective differ by more than ``atol``.
         """
         plan = self.plan
         checks = {
