@@ -110,6 +110,12 @@ def decode_batch(pair, prompts, *, tree, method, rngs, sampling=Sampling(), max_
         One :class:`~empirical.decode_types.Decoded` per prompt, in order. ``Step.seconds`` of a
         row is the batch's phase time divided by the rows active in that step (its share).
 
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``rngs`` must hold one Generator per prompt; or
+        every prompt must hold at least one token; or ``max_new_tokens`` must be >= 1.
+
     Notes
     -----
     Per step: ``tree.depth`` draft forwards and one target forward over R x ``tree.size`` tokens,

@@ -215,6 +215,11 @@ def train_draft(target, draft, samples: SampleSet, config: TrainConfig = TrainCo
     TrainResult
         The learning rate follows warm-up then cosine decay in *progress*, the larger of the token
         and the time fractions, so it reaches its floor whichever budget ends the run.
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``samples`` must hold at least one sequence.
     """
     if not samples.sequences:
         raise ValueError("`samples` must hold at least one sequence; got none.")

@@ -155,6 +155,12 @@ def evaluate_draft(target, draft, batches, temperature: float) -> DraftQuality:
     Returns
     -------
     DraftQuality
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``batches`` must contain at least one sampled
+        position.
     """
     totals = dict.fromkeys(EVAL_METHODS, 0.0)
     positions = sequences = 0
@@ -309,6 +315,11 @@ def softmax_at(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     Returns
     -------
     torch.Tensor
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``temperature`` must be >= 0.
     """
     if temperature < 0:
         raise ValueError(f"`temperature` must be >= 0; got {temperature}.")

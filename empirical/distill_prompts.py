@@ -243,6 +243,12 @@ def read_jsonl_prompts(path: str | Path, *, category: str = "heldout") -> list[P
     Returns
     -------
     list[Prompt]
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ...: line ... must have a non-empty list 'turns'
+        of strings.
     """
     prompts = []
     with open(path, encoding="utf-8") as handle:
@@ -273,6 +279,12 @@ def render_prompts(prompts: list[Prompt], tokenizer) -> list[list[int]]:
     Returns
     -------
     list[list[int]]
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): The tokenizer's chat template is not of the form
+        prefix + message + suffix.
     """
     before, after = _template_around_marker(tokenizer)
     texts = [before + p.text + after if p.chat else p.text for p in prompts]

@@ -63,6 +63,12 @@ class DraftSpec:
         ----------
         config : transformers.PretrainedConfig
         num_layers : int
+
+        Raises
+        ------
+        ValueError
+            On bad input (the message names the rule): ``num_layers`` must be an integer in [1,
+            ...].
         """
         if not isinstance(num_layers, int) or not 1 <= num_layers <= MAX_DRAFT_LAYERS:
             raise ValueError(f"`num_layers` must be an integer in [1, {MAX_DRAFT_LAYERS}]; got {num_layers!r}.")

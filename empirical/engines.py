@@ -375,6 +375,12 @@ def get_engine(name: str, method: str, device="cpu"):
     Returns
     -------
     type
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``engine`` ... is not one of 'auto', 'torch',
+        'numpy'; or ``engine`` ... has no ...; use 'numpy' or 'auto'.
     """
     if name == "auto":
         on_gpu = getattr(device, "type", str(device).split(":")[0]) == "cuda"

@@ -119,6 +119,12 @@ def load_model(name: str, *, device, dtype):
     Returns
     -------
     tuple
+
+    Raises
+    ------
+    ValueError
+        If transformers or torch is missing (pip install 'spechub-theory[models]'), a GGUF file
+        does not exist, or the model cannot be loaded.
     """
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -201,6 +207,11 @@ def smollm2_gguf() -> Path:
     Returns
     -------
     Path
+
+    Raises
+    ------
+    ValueError
+        If the SmolLM2 file cannot be found or fetched (one line).
     """
     from .smollm2 import find_smollm2_gguf
 
@@ -221,6 +232,11 @@ def resolve_dtype(dtype: str, device):
     Returns
     -------
     torch.dtype
+
+    Raises
+    ------
+    ValueError
+        If ``dtype`` is not one of the known dtypes.
     """
     import torch
 
@@ -240,6 +256,12 @@ def check_same_tokenizer(a, b, name_a: str = "target", name_b: str = "draft") ->
     b : transformers tokenizer
     name_a : str, optional
     name_b : str, optional
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): Tokenizers of ... (... tokens) and ... (...
+        tokens) differ in size; or tokenizers of ... and ... assign different ids, e.g. to.
     """
     va, vb = a.get_vocab(), b.get_vocab()
     if len(va) != len(vb):

@@ -55,6 +55,11 @@ def node_rates(p, q, k, *, methods=None) -> dict:
     rrs_wor at k >= 3 above :data:`RRS_WOR_RECURSION_MAX_N` tokens), counted by the summary and
     never averaged in.
 
+    Raises
+    ------
+    ValueError
+        If a method is not one of the node methods.
+
     Notes
     -----
     Rows sharing k are one :func:`lp.all_rates` call; O(n log n) per row and method for the

@@ -81,6 +81,11 @@ def encode_prompt(tokenizer, prompt: Prompt) -> list[int]:
     Returns
     -------
     list[int]
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): Prompt ... encodes to no tokens.
     """
     if prompt.chat and getattr(tokenizer, "chat_template", None):
         ids = tokenizer.apply_chat_template(

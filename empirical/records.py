@@ -65,6 +65,12 @@ class RecordLog:
         Parameters
         ----------
         record : dict
+
+        Raises
+        ------
+        ValueError
+            On bad input (the message names the rule): A record must hold its ``key`` (see
+            record_key).
         """
         if "key" not in record:
             raise ValueError("a record must hold its `key` (see record_key).")

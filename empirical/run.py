@@ -72,6 +72,13 @@ class DecodeConfig:
         Returns
         -------
         DecodeConfig
+
+        Raises
+        ------
+        ValueError
+            On bad input (the message names the rule): ``methods`` ... is not one of; or ``trees``
+            must name at least one tree (e.g. 2^4); or ``num_prompts``, ``max_new_tokens`` and
+            ``batch_size`` must be >= 1.
         """
         methods = tuple(m.strip() for m in self.methods if m.strip())
         bad = [m for m in methods if m not in DECODE_METHODS]

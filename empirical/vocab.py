@@ -156,6 +156,11 @@ def check_finite(logits, positions, model: str) -> None:
     logits : torch.Tensor
     positions : sequence of int
     model : str
+
+    Raises
+    ------
+    NonFiniteLogitsError
+        If the logits hold NaN or inf at one of ``positions``.
     """
     import numpy as np
     import torch

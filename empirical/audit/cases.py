@@ -101,6 +101,12 @@ class FunctionCase:
         raw_draft : torch.Tensor or numpy.ndarray
         sampling : Sampling, optional
         name : str, optional
+
+        Raises
+        ------
+        ValueError
+            On bad input (the message names the rule): ``raw_target`` must be (L + 1, n) and
+            ``raw_draft`` (L, n); or raw logits must be finite.
         """
         t = np.asarray(raw_target, dtype=np.float32)
         d = np.asarray(raw_draft, dtype=np.float32)
@@ -180,6 +186,12 @@ def synthetic_case(n: int = 64, *, seed: int = 0, sampling: Sampling = Sampling(
     Returns
     -------
     FunctionCase
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``n`` (vocabulary) must be >= 2; or
+        ``draft_length`` must be an integer >= 1.
     """
     n = int(n)
     if n < 2:

@@ -143,6 +143,13 @@ def audit_generate(sampler, law: TargetLaw, *, tv: float = 0.01, alpha: float = 
     Returns
     -------
     AuditResult
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): An end-to-end sampler must return generated token
+        ids in [0, ...); or the sampler stopped after one token without EOS: generate at least two
+        tokens.
     """
     label = name or getattr(sampler, "NAME", type(sampler).__name__)
     check_sizing(tv, alpha, power)

@@ -113,6 +113,11 @@ def capture_candidate_generator(target, draft, input_ids, sampling: Sampling, *,
     Returns
     -------
     transformers.generation.candidate_generator.CandidateGenerator
+
+    Raises
+    ------
+    ValueError
+        If transformers' generate did not build a candidate generator for these settings.
     """
     import torch
 
