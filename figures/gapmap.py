@@ -158,6 +158,11 @@ def gap_map(pairs: int = 20_000, *, n: int = 1000, bins: int = 25, seed: int = 0
     -------
     GapMap
 
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``pairs`` and ``bins`` must be >= 1.
+
     Notes
     -----
     O(pairs n log n) time (RRS w/o replacement sorts each row), O(1024 n) memory.

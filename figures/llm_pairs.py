@@ -76,6 +76,11 @@ def draw_logits(positions: int, n: int, *, noise, zipf=ZIPF, spread=SPREAD, rng=
     -------
     LogitPairs
 
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``positions`` must be >= 1 and ``n`` >= 2.
+
     Notes
     -----
     O(positions n) time and memory.

@@ -26,6 +26,12 @@ def plot_optimum_fractions(fractions):
     Returns
     -------
     matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``fractions`` must hold at least one
+        OptimumFractions.
     """
     fractions = list(fractions)
     if not fractions:

@@ -31,6 +31,11 @@ def plot_lp_timing(rows, *, fast_rows=None, source: str = ""):
     Returns
     -------
     matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``rows`` holds no timings.
     """
     rows = [r for r in rows if r.get("seconds") is not None]
     if not rows:

@@ -85,6 +85,11 @@ def method_style(name: str) -> MethodStyle:
     -------
     MethodStyle
 
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a known method.
+
     Examples
     --------
     >>> method_style("spechub").color

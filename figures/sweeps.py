@@ -137,6 +137,12 @@ def temperature_sweep(temperatures, noises=(0.5, 1.0, 2.0), *, n: int = 2000, po
     -------
     TemperatureSweep
 
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``temperatures`` must be a non-empty list of
+        numbers > 0.
+
     Notes
     -----
     O(len(noises) len(temperatures) positions n log n) time; the optimum is skipped (with a note)
