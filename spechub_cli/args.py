@@ -44,6 +44,12 @@ def read_vector(text: str, name: str) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``--...`` is required; or ``--...``: file ...
+        does not exist.
     """
     if text is None:
         raise ValueError(f"`--{name}` is required.")
@@ -90,6 +96,12 @@ def load_pq(args) -> tuple[np.ndarray, np.ndarray]:
     Returns
     -------
     tuple[numpy.ndarray, numpy.ndarray]
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): Give either ``--p`` or ``--logits``, not both; or
+        give either ``--q`` or ``--draft-logits``, not both.
     """
     if args.logits is not None and args.p is not None:
         raise ValueError("give either `--p` or `--logits`, not both.")

@@ -76,6 +76,13 @@ def run(args) -> int:
     Returns
     -------
     int
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): Name a sampler (... or python:MODULE:CALLABLE) or
+        pass --self-test; or give either a sampler or --self-test, not both; or unknown sampler ...:
+        use one of ... or python:MODULE:CALLABLE.
     """
     from empirical.audit.cases import Sampling
 

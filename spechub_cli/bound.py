@@ -46,6 +46,12 @@ def run(args) -> int:
     Returns
     -------
     int
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``k`` = ... distinct drafts (rrs_wor, spechub)
+        need a vocabulary of at least ... tokens.
     """
     p, q = load_pq(args)
     k = check_k(args.k)

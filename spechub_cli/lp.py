@@ -64,6 +64,13 @@ def run(args) -> int:
     Returns
     -------
     int
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``--plan`` must end in .csv or .json; or
+        ``spechub lp`` takes a single (p, q) pair; use ``spechub bound`` for several positions; or
+        ``--solver closed-form`` exists for ``--law hub`` (or hubset) only.
     """
     if args.plan is not None and not args.plan.endswith((".csv", ".json")):
         raise ValueError(f"`--plan` must end in .csv or .json; got {args.plan!r}.")

@@ -66,6 +66,13 @@ def run(args) -> int:
     Returns
     -------
     int
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``simulate`` takes one (p, q) pair; or ``--n`` is
+        now ``--trials`` (n is the vocabulary size everywhere else): use --trials; or ``--trials``
+        must be >= 1.
     """
     p, q = load_pq(args)
     if p.ndim != 1:

@@ -186,6 +186,12 @@ def table_report(trees, methods, *, seed: int = 0, acceptance=None, **pair_kwarg
     Returns
     -------
     dict
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``--trees`` (table mode) runs node-level methods;
+        for ... use --tree with one tree at a time.
     """
     if acceptance is not None:
         pair_kwargs["mismatch"] = calibrate_mismatch(acceptance, seed=seed, **pair_kwargs)
@@ -223,6 +229,13 @@ def run(args) -> int:
     Returns
     -------
     int
+
+    Raises
+    ------
+    ValueError
+        On bad input (the message names the rule): ``--methods`` must name at least one method; or
+        ``--steps`` must be >= 0 and ``--runs`` >= 1; or ``--no-exact`` with ``--steps 0`` leaves
+        nothing to compute; give --steps N.
     """
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
