@@ -12,7 +12,7 @@ import numpy as np
 
 from spechub_theory.trees import walk as tree_walk
 
-from . import fast_verify
+from . import fast_verify, sequence_torch
 from .probs import to_float64_law
 
 __all__ = ["ENGINES", "get_engine", "NumpyEngine", "TorchEngine"]
@@ -95,8 +95,9 @@ class TorchEngine:
 
     @staticmethod
     def supports(method: str) -> bool:
-        """single, rrs, rrs_wor, spechub and optimal (:data:`empirical.fast_verify.FAST_METHODS`)."""
-        return method in fast_verify.FAST_METHODS
+        """single, rrs, rrs_wor, spechub and optimal (:data:`empirical.fast_verify.FAST_METHODS`),
+        block and traversal (:data:`empirical.sequence_torch.SEQUENCE_TORCH_METHODS`)."""
+        return method in fast_verify.FAST_METHODS or method in sequence_torch.SEQUENCE_TORCH_METHODS
 
     @staticmethod
     def rows(probs):
@@ -113,7 +114,7 @@ class TorchEngine:
     @staticmethod
     def draft_level(method, q_rows, counts, rng, device) -> list:
         """Children tokens per node of a level (device int64 tensors)."""
-        return fast_verify.draft_tree_level(method, q_rows, counts, rng)
+        return fast_verify.draft_tree_level(_law_of(method), q_rows, counts, rng)
 
     @staticmethod
     def draft_level_batch(method, q_level, counts, rngs, device) -> list:
@@ -126,7 +127,7 @@ class TorchEngine:
             c = counts[idx[0]]
             u = torch.as_tensor(np.stack([rng.random((len(idx), c)) for rng in rngs]), device=q_level.device)
             q = q_level[:, idx].reshape(-1, q_level.shape[-1])  # [R * len(idx), n]
-            out.append((idx, fast_verify.sample_drafts(method, q, c, u.reshape(-1, c)).reshape(len(rngs), len(idx), c)))
+            out.append((idx, fast_verify.sample_drafts(_law_of(method), q, c, u.reshape(-1, c)).reshape(len(rngs), len(idx), c)))
         return out
 
     @staticmethod
@@ -138,7 +139,10 @@ class TorchEngine:
     @staticmethod
     def walk_batch(tree, method, tokens, p_probs, q_rows, rngs) -> list:
         """All R rows walk down together (:func:`empirical.fast_verify.walk_trees`: one batched
-        rule and one host sync per depth and child count); [(TreeWalk, node -> host p row)]."""
+        rule and one host sync per depth and child count; a sequence-level method: one batched tree
+        rule, :func:`empirical.sequence_torch.walk_trees`); [(TreeWalk, node -> host p row)]."""
+        if method in sequence_torch.SEQUENCE_TORCH_METHODS:
+            return sequence_torch.walk_trees(tree, method, tokens, p_probs, q_rows, rngs)
         return [(walk, lambda v, rows=rows: rows[v].cpu().numpy())
                 for walk, rows in fast_verify.walk_trees(tree, method, tokens, p_probs, q_rows, rngs)]
 
@@ -146,6 +150,11 @@ class TorchEngine:
     def host(rows):
         """Host float64 copy of stored rows."""
         return rows.cpu().numpy()
+
+
+def _law_of(method: str) -> str:
+    """A torch method whose draft law is ``method``'s: sequence-level verifiers draft i.i.d. (as rrs)."""
+    return "rrs" if method in sequence_torch.SEQUENCE_TORCH_METHODS else method
 
 
 def _count_groups(counts) -> list:
