@@ -40,7 +40,7 @@ class TorchTreeOutcome:
         Internal node v -> its target at its test, [R, n] float64 (the residual emitted when the
         path ends at v); a leaf emits its own p row (the bonus token), read from ``p``.
     p : tensor, shape (R, size, n)
-        The target laws (float64, renormalised).
+        The target laws as given (any float dtype; rows are renormalised in float64 when read).
     """
 
     __slots__ = ("end", "finals", "p")
@@ -64,8 +64,10 @@ class TorchTreeOutcome:
         """
         import torch
 
+        from .fast_verify import law64
+
         rows = torch.arange(len(node), device=node.device)
-        law = self.p[rows, node]  # leaves (and the default): the bonus token's law
+        law = law64(self.p[rows, node])  # leaves (and the default): the bonus token's law
         for v, t in self.finals.items():
             law = torch.where((node == v)[:, None], t, law)
         return law
@@ -82,8 +84,9 @@ def tree_outcome(tree, method: str, tokens, p, q) -> TorchTreeOutcome:
         ``"block"`` or ``"traversal"``.
     tokens : int64 tensor, shape (R, size)
         Drafted token of each node (root column ignored).
-    p : float64 tensor, shape (R, size, n)
-        Target laws after each node.
+    p : tensor, shape (R, size, n)
+        Target laws after each node (any float dtype: a row is renormalised in float64 when first
+        read, so a float32 [R, size, n] block is never copied whole).
     q : float64 tensor, shape (R, m, n)
         Draft laws after each internal node (m >= the largest internal node index + 1).
 
@@ -103,30 +106,35 @@ def tree_outcome(tree, method: str, tokens, p, q) -> TorchTreeOutcome:
     (child of u) sets :math:`\rho_v = \min(1, \rho_u t_u(x_v) / q_u(x_v))`; after each child's
     subtree is rejected, v updates :math:`r = (\rho_v t_v - q_v)_+`, :math:`R = \sum r`,
     :math:`\rho_v \leftarrow R / (R + 1 - \rho_v)`, :math:`t_v \leftarrow r / R`; testing v
-    ends there with probability alive x rho_v. O(size x R x n) device work, one [R, n] target kept
-    per internal node, no host sync.
+    ends there with probability alive x rho_v. O(size x R x n) device work, one float64 [R, n]
+    target kept per internal node (the leaves' rows are read only for the end node), no host sync.
     """
     import torch
 
-    from .fast_verify import _ratio
+    from .fast_verify import _ratio, law64
 
     if method not in SEQUENCE_TORCH_METHODS:
         raise ValueError(f"`method` {method!r} is not one of {', '.join(map(repr, sorted(SEQUENCE_TORCH_METHODS)))}.")
     check_tree_for(SEQUENCE_METHODS[method], tree)
     R, size = tokens.shape
     rho = [torch.ones(R, dtype=torch.float64, device=p.device) for _ in range(size)]
-    target: dict = {}  # internal node -> current t_v [R, n] (p_v until a child is rejected)
+    target: dict = {}  # internal node -> current t_v [R, n] float64 (p_v until a child is rejected)
+
+    def current(v):
+        if v not in target:
+            target[v] = law64(p[:, v])
+        return target[v]
+
     end = torch.zeros(R, size, dtype=torch.float64, device=p.device)
     alive = torch.ones(R, dtype=torch.float64, device=p.device)
     for kind, v in traversal_events(tree):
         if kind == "enter":
             u = tree.parents[v]
             x = tokens[:, v : v + 1]
-            t_u = target.get(u, p[:, u])
-            num = rho[u] * torch.gather(t_u, 1, x)[:, 0]
+            num = rho[u] * torch.gather(current(u), 1, x)[:, 0]
             rho[v] = _ratio(num, torch.gather(q[:, u], 1, x)[:, 0])
         elif kind == "child_rejected":
-            rho[v], target[v] = _rejected_child_update(rho[v], target.get(v, p[:, v]), q[:, v])
+            rho[v], target[v] = _rejected_child_update(rho[v], current(v), q[:, v])
         else:  # "test"
             end[:, v] = alive * rho[v]
             alive = alive * (1.0 - rho[v])
@@ -165,15 +173,15 @@ def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:
 
     Notes
     -----
-    O(size x R x n) device work and one host sync (the end nodes and tokens).
+    O(size x R x n) device work and one host sync (the end nodes and tokens); float64 device
+    memory of one [R, n] row per internal node.
     """
     import torch
 
     from .fast_verify import _inverse_cdf, law64
 
     R, device = tokens.shape[0], tokens.device
-    p = law64(p)  # [R, size, n]
-    if q is None:
+    if q is None:  # the bare root: no draft law is read
         q = p
     outcome = tree_outcome(tree, method, tokens, p, q)
     u = torch.as_tensor(np.stack([rng.random(2) for rng in rngs]), dtype=torch.float64, device=device)  # [R, 2]
@@ -184,7 +192,7 @@ def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:
         path = tuple(tree.path_to(int(v)))
         emitted = tuple(int(tokens[b, w]) for w in path[1:]) + (int(y),)
         walks.append((TreeWalk(path=path, tokens=emitted, visited=(), slots=()),
-                      lambda w, b=b: p[b, w].cpu().numpy()))
+                      lambda w, b=b: law64(p[b, w]).cpu().numpy()))
     return walks
 
 
