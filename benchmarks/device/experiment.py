@@ -299,8 +299,8 @@ def merge(out: Path, jobs: list[dict], shard_size: int, earlier: list, earlier_n
 
 def check_methods(args) -> None:
     """Every method of the sweep must be one ``spechub decode`` knows and accept its trees' k (block:
-    chains only), and every ``--first-trees`` entry a planned tree (clear ValueError before any
-    worker starts)."""
+    chains only), and every ``--first-trees`` entry a tree name (clear ValueError before any worker
+    starts; a first tree that no family plans is left out of the plan)."""
     from empirical.run import DecodeConfig
 
     families = ((args.binary_trees, args.binary_methods), (args.chain_trees, args.chain_methods),
@@ -309,11 +309,8 @@ def check_methods(args) -> None:
         for method in methods:
             if trees:
                 DecodeConfig(trees=trees, methods=(method,)).validated()
-    planned = {t for trees, methods in families[:3] if methods for t in trees}
-    stray = [t for t in args.first_trees if t not in planned]
-    if stray:
-        raise ValueError(f"`--first-trees` {', '.join(stray)} not among the planned trees {', '.join(sorted(planned))} "
-                         "(a tree family is planned when its methods are given).")
+    for tree in args.first_trees:
+        _tree_children(tree)  # ValueError naming the tree and the accepted spellings
     if args.node_shards:
         _device_path()
         from experiment_nodes import DEVICE_NODE_METHODS
@@ -441,7 +438,10 @@ def main(argv=None):
     start = time.time()
     if args.workers < 0:
         raise SystemExit(f"experiment: error: --workers must be >= 0 (0 = decode in this process); got {args.workers}")
-    check_methods(args)
+    try:
+        check_methods(args)
+    except ValueError as exc:
+        raise SystemExit(f"experiment: error: {exc}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     args.shard_dir = str(out / "prompt_shards")

@@ -38,22 +38,13 @@ def drafted_trees(draw, shapes=SHAPES, max_n=5):
     return tree, tokens, p, q
 
 
-@given(drafted_trees())
-def test_traversal_outcome_matches_the_core(case):
-    tree, tokens, p, q = case
-    ref = traversal_rule(tree, tokens, p, q)
-    got = sequence_torch.tree_outcome(tree, "traversal", *(torch.as_tensor(x) for x in (tokens, p, q)))
-    np.testing.assert_allclose(got.end.numpy(), ref.end, rtol=1e-12, atol=1e-14)
-    for v in range(tree.size):
-        node = torch.full((len(tokens),), v)
-        np.testing.assert_allclose(got.final(node).numpy(), ref.final[:, v], rtol=1e-12, atol=1e-14)
-
-
-@given(drafted_trees(shapes=["chain-1", "chain-2", "chain-4"]))
-def test_block_outcome_matches_the_core(case):
-    tree, tokens, p, q = case
-    ref = block_rule(tree, tokens, p, q)
-    got = sequence_torch.tree_outcome(tree, "block", *(torch.as_tensor(x) for x in (tokens, p, q)))
+@pytest.mark.parametrize("method, rule, shapes", [("traversal", traversal_rule, SHAPES),
+                                                  ("block", block_rule, ["chain-1", "chain-2", "chain-4"])])
+@given(data=st.data())
+def test_outcome_matches_the_core(method, rule, shapes, data):
+    tree, tokens, p, q = data.draw(drafted_trees(shapes=shapes))
+    ref = rule(tree, tokens, p, q)
+    got = sequence_torch.tree_outcome(tree, method, *(torch.as_tensor(x) for x in (tokens, p, q)))
     np.testing.assert_allclose(got.end.numpy(), ref.end, rtol=1e-12, atol=1e-14)
     for v in range(tree.size):
         node = torch.full((len(tokens),), v)
