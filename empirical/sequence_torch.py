@@ -187,10 +187,10 @@ def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:
     u = torch.as_tensor(np.stack([rng.random(2) for rng in rngs]), dtype=torch.float64, device=device)  # [R, 2]
     node = _inverse_cdf(outcome.end, u[:, 0])  # [R] the first node with cdf > u * total
     token = _inverse_cdf(outcome.final(node), u[:, 1])
-    walks = []
+    walks, drafted = [], tokens.tolist()  # one host copy, not one sync per emitted token
     for b, (v, y) in enumerate(zip(node.tolist(), token.tolist())):
         path = tuple(tree.path_to(int(v)))
-        emitted = tuple(int(tokens[b, w]) for w in path[1:]) + (int(y),)
+        emitted = tuple(int(drafted[b][w]) for w in path[1:]) + (int(y),)
         walks.append((TreeWalk(path=path, tokens=emitted, visited=(), slots=()),
                       lambda w, b=b: law64(p[b, w]).cpu().numpy()))
     return walks

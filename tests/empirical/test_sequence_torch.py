@@ -88,3 +88,13 @@ def test_block_off_a_chain_and_unknown_methods_are_errors():
         sequence_torch.tree_outcome(tree, "block", tokens, p, p)
     with pytest.raises(ValueError, match="`method` 'rrs' is not one of 'block', 'traversal'"):
         sequence_torch.tree_outcome(tree, "rrs", tokens, p, p)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("method, tree", [("traversal", "2^3"), ("block", "chain-3")])
+def test_cuda_decode_matches_cpu_numpy_reference(method, tree):
+    """On the GPU: the torch engine (auto on CUDA) emits the tokens of the numpy core on CPU."""
+    cuda = decode(tiny_pair(64, device="cuda"), [3, 4], tree=tree, method=method, max_new_tokens=20, rng=5)
+    cpu = decode(tiny_pair(64), [3, 4], tree=tree, method=method, max_new_tokens=20, rng=5, engine="numpy")
+    assert cuda.tokens == cpu.tokens
