@@ -4,10 +4,12 @@ Convention: p = target, q = draft, last axis = vocabulary; ``p[b, v]``, ``q[b, v
 *after* node v of drafted tree b (float64 on the device). Source: the numpy reference
 :mod:`spechub_theory.trees.sequence_rules` (2403.10444 Alg. 2; 2505.12398 Sec. 3; theory.md 5.4).
 
-The tree rule runs once for all R rows of a decoding batch: the traversal's events (enter a node,
-update a node after a rejected child, test a node) are a fixed list for the tree shape, and each
-event is one batched [R, n] tensor operation, so the Python loop is over the tree's events
-(about 3 x size), never over rows or the vocabulary. Block verification of a chain is the same
+The tree rule runs once for all R rows of a decoding batch. A node's states (its ratio and current
+target after each rejected child) do not depend on what happens inside its children's subtrees, so
+they are computed level by level, all internal nodes of a level and all rows in one batched update
+per child slot ([R, nodes, n] float64 tensors, in groups of bounded memory), and the reference's
+post-order of tests becomes one cumulative product: O(depth x max children) batched calls per
+step, never a loop over rows or the vocabulary. Block verification of a chain is the same
 computation (on a chain the traversal's backward pass is block verification's, operation for
 operation, as in the reference), so ``block`` checks the chain and runs the traversal. Uniforms
 come from each row's numpy Generator exactly as the numpy engine draws them (two per row), and
@@ -27,6 +29,8 @@ __all__ = ["SEQUENCE_TORCH_METHODS", "TorchTreeOutcome", "tree_outcome", "walk_t
 
 #: sequence-level methods with a torch tree rule
 SEQUENCE_TORCH_METHODS = frozenset(SEQUENCE_METHODS)
+#: bound on rows x nodes x vocabulary of the float64 targets a level processes at once (2^27: 1 GiB)
+GROUP_ENTRIES = 2**27
 
 
 class TorchTreeOutcome:
@@ -36,9 +40,9 @@ class TorchTreeOutcome:
     ----------
     end : tensor, shape (R, size)
         P(the accepted path ends at node v | the drafted tree), float64; rows sum to 1.
-    finals : dict
-        Internal node v -> its target at its test, [R, n] float64 (the residual emitted when the
-        path ends at v); a leaf emits its own p row (the bonus token), read from ``p``.
+    finals : list of (list of int, tensor)
+        Groups of internal nodes and their targets at their tests, [R, len(group), n] float64 (the
+        residual emitted when the path ends there); a leaf emits its own p row (the bonus token).
     p : tensor, shape (R, size, n)
         The target laws as given (any float dtype; rows are renormalised in float64 when read).
     """
@@ -59,8 +63,7 @@ class TorchTreeOutcome:
         Returns
         -------
         tensor, shape (R, n)
-            The law each row emits from (a gather per distinct internal node: at most the
-            number of internal nodes of the tree, O(R n) each).
+            The law each row emits from: one gather per group of internal nodes, O(R n) each.
         """
         import torch
 
@@ -68,12 +71,16 @@ class TorchTreeOutcome:
 
         rows = torch.arange(len(node), device=node.device)
         law = law64(self.p[rows, node])  # leaves (and the default): the bonus token's law
-        for v, t in self.finals.items():
-            law = torch.where((node == v)[:, None], t, law)
+        size = self.p.shape[1]
+        for group, targets in self.finals:
+            slot = torch.full((size,), -1, dtype=torch.long, device=node.device)
+            slot[torch.as_tensor(group, device=node.device)] = torch.arange(len(group), device=node.device)
+            at = slot[node]  # [R] position of the end node in this group, -1 if elsewhere
+            law = torch.where((at >= 0)[:, None], targets[rows, at.clamp(min=0)], law)
         return law
 
 
-def tree_outcome(tree, method: str, tokens, p, q) -> TorchTreeOutcome:
+def tree_outcome(tree, method: str, tokens, p, q, *, group_entries: int = GROUP_ENTRIES) -> TorchTreeOutcome:
     r"""The exact outcome law of ``method`` (``block`` or ``traversal``) on drafted trees, batched.
 
     Parameters
@@ -85,10 +92,12 @@ def tree_outcome(tree, method: str, tokens, p, q) -> TorchTreeOutcome:
     tokens : int64 tensor, shape (R, size)
         Drafted token of each node (root column ignored).
     p : tensor, shape (R, size, n)
-        Target laws after each node (any float dtype: a row is renormalised in float64 when first
-        read, so a float32 [R, size, n] block is never copied whole).
+        Target laws after each node (any float dtype: rows are renormalised in float64 as a level
+        reads them, so a float32 [R, size, n] block is never copied whole).
     q : float64 tensor, shape (R, m, n)
         Draft laws after each internal node (m >= the largest internal node index + 1).
+    group_entries : int
+        Bound on R x nodes x n of the float64 targets processed at once (device memory).
 
     Returns
     -------
@@ -102,12 +111,23 @@ def tree_outcome(tree, method: str, tokens, p, q) -> TorchTreeOutcome:
 
     Notes
     -----
-    Depth first from the root, children in slot order (the reference's event list): entering v
-    (child of u) sets :math:`\rho_v = \min(1, \rho_u t_u(x_v) / q_u(x_v))`; after each child's
-    subtree is rejected, v updates :math:`r = (\rho_v t_v - q_v)_+`, :math:`R = \sum r`,
-    :math:`\rho_v \leftarrow R / (R + 1 - \rho_v)`, :math:`t_v \leftarrow r / R`; testing v
-    ends there with probability alive x rho_v. O(size x R x n) device work, one float64 [R, n]
-    target kept per internal node (the leaves' rows are read only for the end node), no host sync.
+    The reference walks the events depth first (:func:`~spechub_theory.trees.sequence_rules.traversal_events`).
+    A node's states do not depend on what happens inside its children's subtrees: entering v with
+    :math:`
+ho_v^{(0)}` and :math:`t_v^{(0)} = p_v`, its j-th child c_j enters with
+    :math:`
+ho_{c_j} = \min(1, 
+ho_v^{(j-1)} t_v^{(j-1)}(x_{c_j}) / q_v(x_{c_j}))` and the rejection of
+    c_j's subtree gives :math:`(
+ho_v^{(j)}, t_v^{(j)})` = the update :math:`r = (
+ho t - q_v)_+`,
+    :math:`
+ho \leftarrow R/(R + 1 - 
+ho)`, :math:`t \leftarrow r/R` (R = sum r). So the states are
+    computed level by level, all internal nodes of a level (and all rows) at once, one batched
+    update per child slot; then the tests in the reference's post-order give
+    P(end at v) = rho_v^(final) prod_{w tested before v} (1 - rho_w^(final)) as one cumulative
+    product. O(size x R x n) device work in O(depth x max children) batched calls, no host sync.
     """
     import torch
 
@@ -117,29 +137,41 @@ def tree_outcome(tree, method: str, tokens, p, q) -> TorchTreeOutcome:
         raise ValueError(f"`method` {method!r} is not one of {', '.join(map(repr, sorted(SEQUENCE_TORCH_METHODS)))}.")
     check_tree_for(SEQUENCE_METHODS[method], tree)
     R, size = tokens.shape
-    rho = [torch.ones(R, dtype=torch.float64, device=p.device) for _ in range(size)]
-    target: dict = {}  # internal node -> current t_v [R, n] float64 (p_v until a child is rejected)
-
-    def current(v):
-        if v not in target:
-            target[v] = law64(p[:, v])
-        return target[v]
-
-    end = torch.zeros(R, size, dtype=torch.float64, device=p.device)
-    alive = torch.ones(R, dtype=torch.float64, device=p.device)
-    for kind, v in traversal_events(tree):
-        if kind == "enter":
-            u = tree.parents[v]
-            x = tokens[:, v : v + 1]
-            num = rho[u] * torch.gather(current(u), 1, x)[:, 0]
-            rho[v] = _ratio(num, torch.gather(q[:, u], 1, x)[:, 0])
-        elif kind == "child_rejected":
-            rho[v], target[v] = _rejected_child_update(rho[v], current(v), q[:, v])
-        else:  # "test"
-            end[:, v] = alive * rho[v]
-            alive = alive * (1.0 - rho[v])
-    end[:, 0] += alive  # the root's rho is 1 up to round-off
-    return TorchTreeOutcome(end, target, p)
+    n, device = p.shape[-1], p.device
+    rho = torch.ones(R, size, dtype=torch.float64, device=device)  # entry rho, then (internal nodes) final rho
+    finals = []
+    width = max(1, int(group_entries) // max(R * n, 1))
+    for level in tree.levels:
+        internal = [v for v in level if tree.children[v]]
+        for lo in range(0, len(internal), width):
+            group = internal[lo : lo + width]
+            at = torch.as_tensor(group, device=device)
+            t = law64(p[:, at])  # [R, m, n] current targets
+            qv = q[:, at]  # [R, m, n]
+            r = rho[:, at]  # [R, m]
+            for j in range(max(len(tree.children[v]) for v in group)):
+                has = [len(tree.children[v]) > j for v in group]
+                kids = torch.as_tensor([tree.children[v][j] if h else v for v, h in zip(group, has)], device=device)
+                x = tokens[:, kids][..., None]  # [R, m, 1]
+                entered = _ratio(r * torch.gather(t, 2, x)[..., 0], torch.gather(qv, 2, x)[..., 0])
+                live = [i for i, h in enumerate(has) if h]
+                rho[:, kids[live]] = entered[:, live]
+                new_r, new_t = _rejected_child_update(r, t, qv)
+                if all(has):
+                    r, t = new_r, new_t
+                else:  # nodes with fewer children keep their state
+                    mask = torch.as_tensor(has, device=device)
+                    r, t = torch.where(mask, new_r, r), torch.where(mask[:, None], new_t, t)
+            rho[:, at] = r
+            finals.append((group, t))
+    order = [v for kind, v in traversal_events(tree) if kind == "test"]
+    tested = rho[:, order]  # [R, size] in test order
+    survive = torch.cumprod(1.0 - tested, dim=1)
+    before = torch.cat([torch.ones_like(survive[:, :1]), survive[:, :-1]], dim=1)
+    end = torch.empty_like(rho)
+    end[:, order] = tested * before
+    end[:, 0] += survive[:, -1]  # the root's rho is 1 up to round-off
+    return TorchTreeOutcome(end, finals, p)
 
 
 def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:
@@ -197,14 +229,14 @@ def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:
 
 
 def _rejected_child_update(rho, t, q):
-    """(rho', t') after a rejected child, as the core's ``rejected_child_update``: rho [R], t, q [R, n]."""
+    """(rho', t') after a rejected child, as the core's ``rejected_child_update``: rho [...], t, q [..., n]."""
     import torch
 
-    r = torch.clamp(rho[:, None] * t - q, min=0.0)
+    r = (rho[..., None] * t).sub_(q).clamp_(min=0.0)
     R = r.sum(-1)
     den = R + 1.0 - rho
     ok = den > RESIDUAL_EPS
     new_rho = torch.where(ok, torch.clamp(R / torch.where(ok, den, 1.0), max=1.0), 1.0)
     live = R > RESIDUAL_EPS
-    new_t = torch.where(live[:, None], r / torch.where(live, R, 1.0)[:, None], t)
+    new_t = torch.where(live[..., None], r.div_(torch.where(live, R, 1.0)[..., None]), t)
     return new_rho, new_t

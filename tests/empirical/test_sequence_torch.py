@@ -18,14 +18,16 @@ from spechub_theory.trees.sequence_rules import block_rule, traversal_rule  # no
 from spechub_theory.trees.shapes import Tree  # noqa: E402
 from strategies import distributions  # noqa: E402
 
-SHAPES = ["chain-1", "chain-3", "2^2", "3^2", "2,3,1", "1,2,2"]
+#: level-uniform shapes and two irregular ones (a level mixing leaves and nodes of 1-3 children)
+SHAPES = ["chain-1", "chain-3", "2^2", "3^2", "2,3,1", "1,2,2", (-1, 0, 0, 1, 1, 1, 2), (-1, 0, 0, 0, 1, 3, 3)]
 _threads = pytest.fixture(scope="module", autouse=True)(one_thread_fixture)
 
 
 @st.composite
 def drafted_trees(draw, shapes=SHAPES, max_n=5):
     """(tree, tokens [B, size], p, q [B, size, n]) with every node's children drafted i.i.d. from its q."""
-    tree = Tree.from_name(draw(st.sampled_from(shapes)))
+    shape = draw(st.sampled_from(shapes))
+    tree = Tree.from_parents(shape) if isinstance(shape, tuple) else Tree.from_name(shape)
     n, B = draw(st.integers(1, max_n)), draw(st.integers(1, 3))
     laws = [[draw(distributions(n)) for _ in range(2 * tree.size)] for _ in range(B)]
     p = np.array([row[: tree.size] for row in laws])
@@ -44,7 +46,8 @@ def drafted_trees(draw, shapes=SHAPES, max_n=5):
 def test_outcome_matches_the_core(method, rule, shapes, data):
     tree, tokens, p, q = data.draw(drafted_trees(shapes=shapes))
     ref = rule(tree, tokens, p, q)
-    got = sequence_torch.tree_outcome(tree, method, *(torch.as_tensor(x) for x in (tokens, p, q)))
+    group = data.draw(st.sampled_from([2**27, 2 * p.shape[0] * p.shape[-1]]))  # one group per level, or pairs of nodes
+    got = sequence_torch.tree_outcome(tree, method, *(torch.as_tensor(x) for x in (tokens, p, q)), group_entries=group)
     np.testing.assert_allclose(got.end.numpy(), ref.end, rtol=1e-12, atol=1e-14)
     for v in range(tree.size):
         node = torch.full((len(tokens),), v)
