@@ -113,17 +113,10 @@ def tree_outcome(tree, method: str, tokens, p, q, *, group_entries: int = GROUP_
     -----
     The reference walks the events depth first (:func:`~spechub_theory.trees.sequence_rules.traversal_events`).
     A node's states do not depend on what happens inside its children's subtrees: entering v with
-    :math:`
-ho_v^{(0)}` and :math:`t_v^{(0)} = p_v`, its j-th child c_j enters with
-    :math:`
-ho_{c_j} = \min(1, 
-ho_v^{(j-1)} t_v^{(j-1)}(x_{c_j}) / q_v(x_{c_j}))` and the rejection of
-    c_j's subtree gives :math:`(
-ho_v^{(j)}, t_v^{(j)})` = the update :math:`r = (
-ho t - q_v)_+`,
-    :math:`
-ho \leftarrow R/(R + 1 - 
-ho)`, :math:`t \leftarrow r/R` (R = sum r). So the states are
+    :math:`\rho_v^{(0)}` and :math:`t_v^{(0)} = p_v`, its j-th child c_j enters with
+    :math:`\rho_{c_j} = \min(1, \rho_v^{(j-1)} t_v^{(j-1)}(x_{c_j}) / q_v(x_{c_j}))` and the rejection of
+    c_j's subtree gives :math:`(\rho_v^{(j)}, t_v^{(j)})` = the update :math:`r = (\rho t - q_v)_+`,
+    :math:`\rho \leftarrow R/(R + 1 - \rho)`, :math:`t \leftarrow r/R` (R = sum r). So the states are
     computed level by level, all internal nodes of a level (and all rows) at once, one batched
     update per child slot; then the tests in the reference's post-order give
     P(end at v) = rho_v^(final) prod_{w tested before v} (1 - rho_w^(final)) as one cumulative
