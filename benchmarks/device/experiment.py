@@ -59,12 +59,13 @@ def plan(temperatures, seeds_deep: int, shards: int, node_shards: int, done=froz
          num_prompts: int | None = None, *, binary_methods=BINARY_METHODS, ternary_methods=TERNARY_METHODS,
          seed_methods=None, first_trees=(), node_tree: str = NODE_TREE, node_method: str = NODE_METHOD,
          nodes_done=frozenset(), binary_trees=BINARY, ternary_trees=TERNARY, chain_trees=CHAINS,
-         chain_methods=CHAIN_METHODS) -> list[dict]:
+         chain_methods=CHAIN_METHODS, late_methods=()) -> list[dict]:
     """Jobs in priority order: node-table jobs; at seed 0 the ``first_trees`` (of any family, in the
     order given) at every temperature, then the other binary trees, the chains, the ternary trees;
     then the extra seeds of 2^5 (``seed_methods``, default ``binary_methods``). Each tree gets its
     family's methods (``binary_methods``, ``chain_methods``, ``ternary_methods``; a family without
-    methods is not planned). A shard whose prompts are all in ``done`` (keys of :func:`cell_key`) is
+    methods is not planned). Cells of ``late_methods`` (e.g. a slow verifier) keep this order among
+    themselves but come after all the others. A shard whose prompts are all in ``done`` (keys of :func:`cell_key`) is
     left out; so is a node job whose (T, shard) is in ``nodes_done``. A node job is the cell
     (T, ``node_tree``, ``node_method``, seed 0) of its shard with ``nodes=True``: that cell's shard is
     not planned twice."""
@@ -81,6 +82,7 @@ def plan(temperatures, seeds_deep: int, shards: int, node_shards: int, done=froz
     for seed in range(1, seeds_deep):
         for T in temperatures:
             cells += [dict(T=T, tree="2^5", method=m, seed=seed) for m in (binary_methods if seed_methods is None else seed_methods)]
+    cells = [c for c in cells if c["method"] not in late_methods] + [c for c in cells if c["method"] in late_methods]
     covered = {(j["T"], j["tree"], j["method"], j["seed"], j["shard"]) for j in nodes}
     todo = [dict(job, shard=s) for job in cells for s in range(shards)
             if (job["T"], job["tree"], job["method"], job["seed"], s) not in covered
@@ -411,6 +413,8 @@ def main(argv=None):
     ap.add_argument("--chain-methods", type=_names, default=CHAIN_METHODS,
                     help="methods on the chains (default none: no chain cells; e.g. single,block,traversal)")
     ap.add_argument("--seed-methods", type=_names, default=None, help="methods of the extra seeds of 2^5 (default: the binary ones)")
+    ap.add_argument("--late-methods", type=_names, default=(),
+                    help="methods whose cells run after all the others (e.g. optimal, when it is the slowest)")
     ap.add_argument("--binary-trees", type=_names, default=BINARY, help="binary trees (default 2^2,2^3,2^4,2^5)")
     ap.add_argument("--ternary-trees", type=_names, default=TERNARY, help="ternary trees (default 3^2,3^3,3^4)")
     ap.add_argument("--chain-trees", type=_names, default=CHAINS, help="chains (default chain-1,...,chain-5)")
@@ -456,7 +460,7 @@ def main(argv=None):
                 ternary_methods=args.ternary_methods, seed_methods=args.seed_methods, first_trees=args.first_trees,
                 node_tree=args.node_tree, node_method=args.node_method, nodes_done=nodes_done,
                 binary_trees=args.binary_trees, ternary_trees=args.ternary_trees, chain_trees=args.chain_trees,
-                chain_methods=args.chain_methods)
+                chain_methods=args.chain_methods, late_methods=args.late_methods)
     timing = args.timing_prompts > 0 and not (out / "timing.json").exists() and not args.merge_only
     print(f"{len(earlier)} earlier prompt records; {len(jobs)} jobs to run; timing job: {timing}", flush=True)
     timer = TimingJob(args, out) if timing else None

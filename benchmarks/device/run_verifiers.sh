@@ -11,13 +11,14 @@
 #                 run_experiment.sh), prompts .device/prompts_eval.jsonl (carry it), shards of 25.
 # The gguf wheel is expected in /root/site. Priority: 2^3, 2^5 and chain-3 at both temperatures first,
 # then the other binary trees, the other chains, the ternary trees; within a tree the methods in the
-# order given. Resumes from results/h200/verifiers/<pair>/experiment_records.jsonl.gz (committed,
+# order given; the cells of LATE_METHODS (default optimal, whose per-node preparation runs on the host)
+# after all the others. Resumes from results/h200/verifiers/<pair>/experiment_records.jsonl.gz (committed,
 # travels with the tree) or, when there, from the union the last call left in $EXP (kept while the
 # machine is held); rerun until the log says "0 jobs to run". Writes to $OUT: experiment_summary.json,
 # experiment_records.jsonl.gz, timing.json (first call: verification time per method as a share of
 # the target forward), experiment.log; commit them to results/h200/verifiers/<pair>/.
 # Environment overrides: BINARY_METHODS, TERNARY_METHODS (traversal,optimal), CHAIN_METHODS
-# (single,block,traversal), FIRST_TREES (2^3,2^5,chain-3), BINARY_TREES, TERNARY_TREES, CHAIN_TREES,
+# (single,block,traversal), LATE_METHODS (optimal; empty: tree by tree), FIRST_TREES (2^3,2^5,chain-3), BINARY_TREES, TERNARY_TREES, CHAIN_TREES,
 # and for a dry run on a CPU: TARGET, DRAFT, PROMPTS, EXP, RESULTS, DEVICE, WORKERS, SHARD, NUM_PROMPTS,
 # NEW_TOKENS, TEMPS, TIMING_PROMPTS, TIMING_TOKENS, TIMING_RESERVE.
 set -u
@@ -43,7 +44,7 @@ args=(--target "${TARGET:-$target}" --draft "${DRAFT:-$draft}" --prompts "$PROMP
   --binary-trees "${BINARY_TREES:-2^2,2^3,2^4,2^5}" --ternary-trees "${TERNARY_TREES:-3^2,3^3,3^4}"
   --chain-trees "${CHAIN_TREES:-chain-1,chain-2,chain-3,chain-4,chain-5}"
   --binary-methods "${BINARY_METHODS-traversal,optimal}" --ternary-methods "${TERNARY_METHODS-traversal,optimal}"
-  --chain-methods "${CHAIN_METHODS-single,block,traversal}" --node-shards 0
+  --chain-methods "${CHAIN_METHODS-single,block,traversal}" --late-methods "${LATE_METHODS-optimal}" --node-shards 0
   --timing-prompts "$timing" --timing-tokens "${TIMING_TOKENS:-64}" --timing-tree 2^4 --timing-chain-tree chain-3
   --timing-reserve-s "${TIMING_RESERVE:-90}" --workers "${WORKERS:-6}" --device "${DEVICE:-cuda}" --out "$EXP")
 echo "[$(date -u +%H:%M:%S)] run_verifiers.sh $pair budget ${budget}s" >> "$EXP.log"

@@ -45,6 +45,14 @@ def test_verifier_plan_puts_the_informative_cells_first(experiment):
     assert {j["method"] for j in jobs if j["tree"].startswith("chain")} == {"single", "block", "traversal"}
     assert {j["method"] for j in jobs if not j["tree"].startswith("chain")} == {"traversal", "optimal"}
     assert len(jobs) == (4 * 2 + 5 * 3 + 3 * 2) * 2 * 2
+    late = experiment.plan([0.6, 1.0], 1, shards=2, node_shards=0, shard_size=50, num_prompts=100,
+                           first_trees=("2^3", "2^5", "chain-3"), binary_methods=("traversal", "optimal"),
+                           ternary_methods=("traversal", "optimal"), chain_methods=("single", "block", "traversal"),
+                           late_methods=("optimal",))
+    split = [j["method"] == "optimal" for j in late].index(True)
+    assert sorted(map(str, late)) == sorted(map(str, jobs)) and not any(j["method"] == "optimal" for j in late[:split])
+    assert all(j["method"] == "optimal" for j in late[split:])
+    assert [(j["T"], j["tree"]) for j in late[split:]][:2] == [(0.6, "2^3")] * 2  # same priority among themselves
     only = experiment.plan([0.6], 1, shards=1, node_shards=0, binary_trees=("2^3",), ternary_trees=(), chain_trees=("chain-2",),
                            binary_methods=("traversal",), chain_methods=("block",))
     assert [(j["tree"], j["method"]) for j in only] == [("2^3", "traversal"), ("chain-2", "block")]
