@@ -12,7 +12,7 @@ import numpy as np
 
 from spechub_theory.trees import walk as tree_walk
 
-from . import fast_verify
+from . import fast_verify, sequence_torch
 from .probs import to_float64_law
 
 __all__ = ["ENGINES", "get_engine", "NumpyEngine", "TorchEngine"]
@@ -193,7 +193,9 @@ class TorchEngine:
 
     @staticmethod
     def supports(method: str) -> bool:
-        """Whether ``method`` has a torch path: single, rrs, rrs_wor, spechub and optimal (:data:`empirical.fast_verify.FAST_METHODS`).
+        """Whether ``method`` has a torch path: single, rrs, rrs_wor, spechub and optimal
+        (:data:`empirical.fast_verify.FAST_METHODS`), block and traversal
+        (:data:`empirical.sequence_torch.SEQUENCE_TORCH_METHODS`).
 
         Parameters
         ----------
@@ -204,7 +206,7 @@ class TorchEngine:
         -------
         bool
         """
-        return method in fast_verify.FAST_METHODS
+        return method in fast_verify.FAST_METHODS or method in sequence_torch.SEQUENCE_TORCH_METHODS
 
     @staticmethod
     def rows(probs):
@@ -256,7 +258,7 @@ class TorchEngine:
         -------
         list
         """
-        return fast_verify.draft_tree_level(method, q_rows, counts, rng)
+        return fast_verify.draft_tree_level(_law_of(method), q_rows, counts, rng)
 
     @staticmethod
     def draft_level_batch(method, q_level, counts, rngs, device) -> list:
@@ -284,7 +286,7 @@ class TorchEngine:
             c = counts[idx[0]]
             u = torch.as_tensor(np.stack([rng.random((len(idx), c)) for rng in rngs]), device=q_level.device)
             q = q_level[:, idx].reshape(-1, q_level.shape[-1])  # [R * len(idx), n]
-            out.append((idx, fast_verify.sample_drafts(q, c, u.reshape(-1, c), method=method).reshape(len(rngs), len(idx), c)))
+            out.append((idx, fast_verify.sample_drafts(q, c, u.reshape(-1, c), method=_law_of(method)).reshape(len(rngs), len(idx), c)))
         return out
 
     @staticmethod
@@ -311,25 +313,6 @@ class TorchEngine:
 
     @staticmethod
     def walk_batch(tree, method, tokens, p_probs, q_rows, rngs) -> list:
-        """All R rows walk down together; [(TreeWalk, node -> host p row)].
-
-        By :func:`empirical.fast_verify.walk_trees`: one batched rule and one host sync per depth
-        and child count.
-
-        Parameters
-        ----------
-        tree : Tree
-        method : str or module
-            The verification method (a name or a method module).
-        tokens : numpy.ndarray or torch.Tensor of int64
-        p_probs : numpy.ndarray or torch.Tensor, shape (..., size, n)
-        q_rows : numpy.ndarray or torch.Tensor, shape (m, n)
-        rngs : list of numpy.random.Generator
-
-        Returns
-        -------
-        list
-        """
         return [(walk, lambda v, rows=rows: rows[v].cpu().numpy())
                 for walk, rows in fast_verify.walk_trees(tree, method, tokens, p_probs, q_rows, rngs)]
 
@@ -346,6 +329,11 @@ class TorchEngine:
         numpy.ndarray
         """
         return rows.cpu().numpy()
+
+
+def _law_of(method: str) -> str:
+    """A torch method whose draft law is ``method``'s: sequence-level verifiers draft i.i.d. (as rrs)."""
+    return "rrs" if method in sequence_torch.SEQUENCE_TORCH_METHODS else method
 
 
 def _count_groups(counts) -> list:

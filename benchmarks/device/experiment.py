@@ -18,8 +18,10 @@ copy of the laws) and write compact records (``compact.jsonl``, atomically) in t
 node jobs (``--node-shards``) are the cells of ``--node-tree`` x ``--node-method`` at seed 0 walked
 with ``experiment_nodes.NodeCapture`` (rates of every method and both optima at every verified node,
 computed on the device). Workers take jobs from one shared queue in priority order
-(``--first-trees`` go first at every temperature). Methods are parameters (``--binary-methods``,
-``--ternary-methods``, ``--seed-methods``): any name ``spechub decode`` knows. With
+(``--first-trees`` go first at every temperature). Trees and methods are parameters
+(``--binary-trees``/``--binary-methods``, ``--ternary-trees``/``--ternary-methods``,
+``--chain-trees``/``--chain-methods`` for chain-1..chain-5, off by default, ``--seed-methods``):
+any name ``spechub decode`` knows (``block`` on chains only). With
 ``--timing-prompts`` the main process loads the pair too and, after the workers, times every method,
 ``ar`` and HF ``generate()`` side by side on the quiet device (``timing.json``).
 
@@ -42,8 +44,11 @@ from pathlib import Path
 
 BINARY = ("2^2", "2^3", "2^4", "2^5")
 TERNARY = ("3^2", "3^3", "3^4")
-#: default methods of the binary trees (and of the extra seeds of 2^5) and of the ternary trees
-BINARY_METHODS, TERNARY_METHODS = ("spechub", "rrs", "rrs_wor"), ("rrs", "rrs_wor")
+#: chains of 1-5 drafts (``spechub tree``'s spelling), for single-draft and sequence-level verifiers
+CHAINS = tuple(f"chain-{depth}" for depth in range(1, 6))
+#: default methods of the binary trees (and of the extra seeds of 2^5), the ternary trees and the
+#: chains (none: chains are planned only when ``chain_methods`` names some)
+BINARY_METHODS, TERNARY_METHODS, CHAIN_METHODS = ("spechub", "rrs", "rrs_wor"), ("rrs", "rrs_wor"), ()
 #: exact rates computed for the collected real (p, q) of the node table
 NODE_METHODS = ("single", "rrs", "rrs_wor", "kseq", "spechub", "optimal_iid", "optimal_wor")
 #: node table: real (p, q) at the verified nodes of SpecHub decoding on this tree, per temperature
@@ -53,27 +58,31 @@ NODE_TREE, NODE_METHOD = "2^4", "spechub"
 def plan(temperatures, seeds_deep: int, shards: int, node_shards: int, done=frozenset(), shard_size: int = 1,
          num_prompts: int | None = None, *, binary_methods=BINARY_METHODS, ternary_methods=TERNARY_METHODS,
          seed_methods=None, first_trees=(), node_tree: str = NODE_TREE, node_method: str = NODE_METHOD,
-         nodes_done=frozenset()) -> list[dict]:
-    """Jobs in priority order: node-table jobs, binary trees at seed 0 (``first_trees`` first at every
-    temperature, then the others), ternary trees, extra seeds of 2^5 (``seed_methods``, default
-    ``binary_methods``). A shard whose prompts are all in ``done`` (keys of :func:`cell_key`) is left
-    out; so is a node job whose (T, shard) is in ``nodes_done``. A node job is the cell
+         nodes_done=frozenset(), binary_trees=BINARY, ternary_trees=TERNARY, chain_trees=CHAINS,
+         chain_methods=CHAIN_METHODS, late_methods=()) -> list[dict]:
+    """Jobs in priority order: node-table jobs; at seed 0 the ``first_trees`` (of any family, in the
+    order given) at every temperature, then the other binary trees, the chains, the ternary trees;
+    then the extra seeds of 2^5 (``seed_methods``, default ``binary_methods``). Each tree gets its
+    family's methods (``binary_methods``, ``chain_methods``, ``ternary_methods``; a family without
+    methods is not planned). Cells of ``late_methods`` (e.g. a slow verifier) keep this order among
+    themselves but come after all the others. A shard whose prompts are all in ``done`` (keys of :func:`cell_key`) is
+    left out; so is a node job whose (T, shard) is in ``nodes_done``. A node job is the cell
     (T, ``node_tree``, ``node_method``, seed 0) of its shard with ``nodes=True``: that cell's shard is
     not planned twice."""
-    first = [t for t in first_trees if t in BINARY]
+    families = [(binary_trees, binary_methods), (chain_trees, chain_methods), (ternary_trees, ternary_methods)]
+    methods_of = {tree: tuple(methods) for trees, methods in reversed(families) for tree in trees if methods}
+    first = [t for t in dict.fromkeys(first_trees) if t in methods_of]
     nodes = [dict(T=T, tree=node_tree, method=node_method, seed=0, shard=s, nodes=True)
              for T in temperatures for s in range(node_shards) if (float(T), s) not in nodes_done]
     cells = []
-    for trees in ([first, [t for t in BINARY if t not in first]] if first else [BINARY]):
+    for trees in [first] + [[t for t in trees if t not in first] for trees, _ in families]:
         for T in temperatures:
-            for tree in trees:
-                cells += [dict(T=T, tree=tree, method=m, seed=0) for m in binary_methods]
-    for T in temperatures:
-        for tree in TERNARY:
-            cells += [dict(T=T, tree=tree, method=m, seed=0) for m in ternary_methods]
+            for tree in (t for t in trees if t in methods_of):
+                cells += [dict(T=T, tree=tree, method=m, seed=0) for m in methods_of[tree]]
     for seed in range(1, seeds_deep):
         for T in temperatures:
             cells += [dict(T=T, tree="2^5", method=m, seed=seed) for m in (binary_methods if seed_methods is None else seed_methods)]
+    cells = [c for c in cells if c["method"] not in late_methods] + [c for c in cells if c["method"] in late_methods]
     covered = {(j["T"], j["tree"], j["method"], j["seed"], j["shard"]) for j in nodes}
     todo = [dict(job, shard=s) for job in cells for s in range(shards)
             if (job["T"], job["tree"], job["method"], job["seed"], s) not in covered
@@ -291,13 +300,19 @@ def merge(out: Path, jobs: list[dict], shard_size: int, earlier: list, earlier_n
 
 
 def check_methods(args) -> None:
-    """Every method of the sweep must be one ``spechub decode`` knows and accept its trees' k
-    (clear ValueError before any worker starts)."""
+    """Every method of the sweep must be one ``spechub decode`` knows and accept its trees' k (block:
+    chains only), and every ``--first-trees`` entry a tree name (clear ValueError before any worker
+    starts; a first tree that no family plans is left out of the plan)."""
     from empirical.run import DecodeConfig
 
-    for trees, methods in ((BINARY, args.binary_methods), (TERNARY, args.ternary_methods), (("2^5",), args.seed_methods or ())):
+    families = ((args.binary_trees, args.binary_methods), (args.chain_trees, args.chain_methods),
+                (args.ternary_trees, args.ternary_methods), (("2^5",), args.seed_methods or ()))
+    for trees, methods in families:
         for method in methods:
-            DecodeConfig(trees=trees, methods=(method,)).validated()
+            if trees:
+                DecodeConfig(trees=trees, methods=(method,)).validated()
+    for tree in args.first_trees:
+        _tree_children(tree)  # ValueError naming the tree and the accepted spellings
     if args.node_shards:
         _device_path()
         from experiment_nodes import DEVICE_NODE_METHODS
@@ -354,8 +369,7 @@ class TimingJob:
             pair = self.pair
             n = max(args.shard_size, args.timing_prompts)
             ids = [encode_prompt(pair.tokenizer, p) for p in load_prompts(args.prompts, num_prompts=n)]
-            methods = list(dict.fromkeys(list(args.binary_methods) + list(args.ternary_methods)))
-            engines = [("none", "ar")] + [(args.timing_tree if m in args.binary_methods else "3^3", m) for m in methods]
+            engines = [("none", "ar")] + timing_cells(args)
             result = measure(pair, ids, engines, temperature=args.timing_temperature, max_new_tokens=args.timing_tokens,
                              batch_sizes=(1, args.shard_size), batch1_prompts=args.timing_prompts)
             result["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
@@ -365,6 +379,17 @@ class TimingJob:
         result["date"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         self.path.write_text(json.dumps(result, indent=1), encoding="utf-8")
         self.pair = None
+
+
+def timing_cells(args) -> list:
+    """(tree, method) of each method the timing job times, once per method: a binary method on
+    ``--timing-tree``, a chain-only one on ``--timing-chain-tree``, a ternary-only one on 3^3."""
+    cells = {}
+    for tree, methods in ((args.timing_tree, args.binary_methods), (args.timing_chain_tree, args.chain_methods),
+                          ("3^3", args.ternary_methods)):
+        for m in methods:
+            cells.setdefault(m, (tree, m))
+    return list(cells.values())
 
 
 def _names(text: str) -> tuple:
@@ -385,8 +410,16 @@ def main(argv=None):
     ap.add_argument("--seeds-deep", type=int, default=3, help="seeds for the 2^5 tree (default 3)")
     ap.add_argument("--binary-methods", type=_names, default=BINARY_METHODS, help="methods on 2^2-2^5 (default spechub,rrs,rrs_wor)")
     ap.add_argument("--ternary-methods", type=_names, default=TERNARY_METHODS, help="methods on 3^2-3^4 (default rrs,rrs_wor)")
+    ap.add_argument("--chain-methods", type=_names, default=CHAIN_METHODS,
+                    help="methods on the chains (default none: no chain cells; e.g. single,block,traversal)")
     ap.add_argument("--seed-methods", type=_names, default=None, help="methods of the extra seeds of 2^5 (default: the binary ones)")
-    ap.add_argument("--first-trees", type=_names, default=(), help="binary trees run first at every temperature (e.g. 2^3,2^5)")
+    ap.add_argument("--late-methods", type=_names, default=(),
+                    help="methods whose cells run after all the others (e.g. optimal, when it is the slowest)")
+    ap.add_argument("--binary-trees", type=_names, default=BINARY, help="binary trees (default 2^2,2^3,2^4,2^5)")
+    ap.add_argument("--ternary-trees", type=_names, default=TERNARY, help="ternary trees (default 3^2,3^3,3^4)")
+    ap.add_argument("--chain-trees", type=_names, default=CHAINS, help="chains (default chain-1,...,chain-5)")
+    ap.add_argument("--first-trees", type=_names, default=(),
+                    help="trees run first at every temperature, in this order (e.g. 2^3,2^5,chain-3)")
     ap.add_argument("--workers", type=int, default=4, help="worker processes sharing the device (0 = this process)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--dtype", default="auto")
@@ -400,6 +433,7 @@ def main(argv=None):
                     help="prompts timed at batch 1 (0 = no timing job); batch --shard-size is timed too")
     ap.add_argument("--timing-tokens", type=int, default=64)
     ap.add_argument("--timing-tree", default="2^4")
+    ap.add_argument("--timing-chain-tree", default="chain-3", help="tree on which chain-only methods are timed")
     ap.add_argument("--timing-temperature", type=float, default=0.6)
     ap.add_argument("--timing-reserve-s", type=float, default=90, help="seconds kept for the timing job at the end")
     ap.add_argument("--merge-only", action="store_true")
@@ -408,7 +442,10 @@ def main(argv=None):
     start = time.time()
     if args.workers < 0:
         raise SystemExit(f"experiment: error: --workers must be >= 0 (0 = decode in this process); got {args.workers}")
-    check_methods(args)
+    try:
+        check_methods(args)
+    except ValueError as exc:
+        raise SystemExit(f"experiment: error: {exc}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     args.shard_dir = str(out / "prompt_shards")
@@ -421,7 +458,9 @@ def main(argv=None):
     jobs = plan([float(t) for t in args.temperatures.split(",")], args.seeds_deep, shards, min(shards, args.node_shards),
                 done, args.shard_size, args.num_prompts, binary_methods=args.binary_methods,
                 ternary_methods=args.ternary_methods, seed_methods=args.seed_methods, first_trees=args.first_trees,
-                node_tree=args.node_tree, node_method=args.node_method, nodes_done=nodes_done)
+                node_tree=args.node_tree, node_method=args.node_method, nodes_done=nodes_done,
+                binary_trees=args.binary_trees, ternary_trees=args.ternary_trees, chain_trees=args.chain_trees,
+                chain_methods=args.chain_methods, late_methods=args.late_methods)
     timing = args.timing_prompts > 0 and not (out / "timing.json").exists() and not args.merge_only
     print(f"{len(earlier)} earlier prompt records; {len(jobs)} jobs to run; timing job: {timing}", flush=True)
     timer = TimingJob(args, out) if timing else None

@@ -32,16 +32,5 @@ args=(--target "${TARGET:-$QDIR/t.gguf}" --draft "${DRAFT:-$QDIR/d.gguf}" --prom
   --timing-prompts "$timing" --timing-tokens "${TIMING_TOKENS:-64}" --timing-tree 2^4
   --timing-reserve-s "${TIMING_RESERVE:-90}" --workers "${WORKERS:-6}" --device "${DEVICE:-cuda}" --out "$EXP")
 echo "[$(date -u +%H:%M:%S)] run_experiment_qwen.sh budget ${budget}s" >> "$EXP.log"
-timeout -k 5 $(( budget + 45 )) python3 benchmarks/device/experiment.py "${args[@]}" --time-budget-s "$budget" 2>&1 \
-  | grep --line-buffered -v -e "Loading weights" -e "it/s]" -e "Converting and de-quantizing" | tee -a "$EXP.log"
-rc=${PIPESTATUS[0]}
-if [ "$rc" != 0 ]; then  # killed or failed: merge what the job folders hold
-  echo "experiment.py exited with $rc; merging the finished jobs" | tee -a "$EXP.log"
-  timeout 25 python3 benchmarks/device/experiment.py "${args[@]}" --timing-prompts 0 --merge-only 2>&1 | tail -3 | tee -a "$EXP.log"
-fi
-for f in experiment_summary.json experiment_records.jsonl.gz nodes.npz timing.json; do
-  [ -f "$EXP/$f" ] && cp "$EXP/$f" "${OUT:-.}"/
-done
-cp "$EXP.log" "${OUT:-.}"/experiment.log
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv >> "${OUT:-.}"/experiment.log
-ls -l "${OUT:-.}"
+. "$(dirname "$0")/drive_common.sh"
+drive_experiment "$EXP" "$budget" "experiment_summary.json experiment_records.jsonl.gz nodes.npz timing.json" "${args[@]}"

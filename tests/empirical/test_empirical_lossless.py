@@ -50,10 +50,11 @@ def _two_token_law(model) -> np.ndarray:
     return law / law.sum()
 
 
-def _test(pair, law, *, tree, method, seed):
+def _test(pair, law, *, tree, method, seed, engine="auto"):
     """Chi-square test (the core's pooled bins) of the decoded (x1, x2) pairs against ``law``."""
     rng = np.random.default_rng(seed)
-    pairs = [decode(pair, PROMPT, tree=tree, method=method, max_new_tokens=2, rng=rng).tokens for _ in range(SAMPLES)]
+    pairs = [decode(pair, PROMPT, tree=tree, method=method, max_new_tokens=2, rng=rng, engine=engine).tokens
+             for _ in range(SAMPLES)]
     cells = np.array([x1 * VOCAB + x2 for x1, x2 in pairs])
     return matches_target(cells, law.ravel(), alpha=ALPHA, kind="samples")
 
@@ -68,6 +69,12 @@ def law(pair):
                                           ("khisti_is", "2^2")])
 def test_first_two_tokens_follow_the_target(pair, law, method, tree):
     result = _test(pair, law, tree=tree, method=method, seed=11)
+    assert result.passed, result.reason
+
+
+@pytest.mark.parametrize("method, tree", [("traversal", "2^3"), ("block", "chain-2")])
+def test_first_two_tokens_follow_the_target_on_the_torch_engine(pair, law, method, tree):
+    result = _test(pair, law, tree=tree, method=method, seed=12, engine="torch")
     assert result.passed, result.reason
 
 

@@ -3,9 +3,7 @@ plans, decodes cells and node jobs in a worker process, times the methods, resum
 compact records and node table, and the analysis renders every table split by prompt type."""
 
 import gzip
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,19 +11,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from device_scripts import device_module as _module  # noqa: E402
 from empirical.tiny import one_thread_fixture, tiny_pair  # noqa: E402
 
 pytestmark = pytest.mark.hf
 _threads = pytest.fixture(scope="module", autouse=True)(one_thread_fixture)
-ROOT = Path(__file__).resolve().parents[2]
-DEVICE = ROOT / "benchmarks" / "device"
-
-
-def _module(name):
-    spec = importlib.util.spec_from_file_location(name, DEVICE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

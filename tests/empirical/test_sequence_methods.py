@@ -1,5 +1,5 @@
 """Decoding settings with the sequence-level verifiers: block off a chain and the torch engine
-(which has no sequence-level walk yet) are clear errors before any model is loaded."""
+(which has no khisti_is) are clear errors before any model is loaded."""
 
 import pytest
 
@@ -14,7 +14,7 @@ def test_new_verifiers_are_decode_methods():
 
 @pytest.mark.parametrize("trees, methods, engine, match", [
     (("2^3",), ("block",), "auto", r"tree '2\^3' with method 'block'.*single chain"),
-    (("2^3",), ("traversal",), "torch", r"'torch' has no 'traversal'"),
+    (("2^3",), ("khisti_is",), "torch", r"'torch' has no 'khisti_is'"),
 ])
 def test_bad_settings_are_value_errors(trees, methods, engine, match):
     with pytest.raises(ValueError, match=match):

@@ -1,0 +1,235 @@
+r"""Block verification and Traversal Verification of drafted token trees, in torch on the model's device.
+
+Convention: p = target, q = draft, last axis = vocabulary; ``p[b, v]``, ``q[b, v]`` are the laws
+*after* node v of drafted tree b (float64 on the device). Source: the numpy reference
+:mod:`spechub_theory.trees.sequence_rules` (2403.10444 Alg. 2; 2505.12398 Sec. 3; theory.md 5.4).
+
+The tree rule runs once for all R rows of a decoding batch. A node's states (its ratio and current
+target after each rejected child) do not depend on what happens inside its children's subtrees, so
+they are computed level by level, all internal nodes of a level and all rows in one batched update
+per child slot ([R, nodes, n] float64 tensors, in groups of bounded memory), and the reference's
+post-order of tests becomes one cumulative product: O(depth x max children) batched calls per
+step, never a loop over rows or the vocabulary. Block verification of a chain is the same
+computation (on a chain the traversal's backward pass is block verification's, operation for
+operation, as in the reference), so ``block`` checks the chain and runs the traversal. Uniforms
+come from each row's numpy Generator exactly as the numpy engine draws them (two per row), and
+the end node and emitted token are drawn by the same inverse CDFs, so both engines emit the same
+tokens for the same Generators (parity-tested in float64 on the CPU).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spechub_theory.methods.base import RESIDUAL_EPS
+from spechub_theory.trees.sequence_rules import SEQUENCE_METHODS, check_tree_for, traversal_events
+from spechub_theory.trees.walk import TreeWalk
+
+__all__ = ["SEQUENCE_TORCH_METHODS", "TorchTreeOutcome", "tree_outcome", "walk_trees"]
+
+#: sequence-level methods with a torch tree rule
+SEQUENCE_TORCH_METHODS = frozenset(SEQUENCE_METHODS)
+#: bound on rows x nodes x vocabulary of the float64 targets a level processes at once (2^27: 1 GiB)
+GROUP_ENTRIES = 2**27
+
+
+class TorchTreeOutcome:
+    """Outcome law of verifying R drafted trees, on the device.
+
+    Attributes
+    ----------
+    end : tensor, shape (R, size)
+        P(the accepted path ends at node v | the drafted tree), float64; rows sum to 1.
+    finals : list of (list of int, tensor)
+        Groups of internal nodes and their targets at their tests, [R, len(group), n] float64 (the
+        residual emitted when the path ends there); a leaf emits its own p row (the bonus token).
+    p : tensor, shape (R, size, n)
+        The target laws as given (any float dtype; rows are renormalised in float64 when read).
+    """
+
+    __slots__ = ("end", "finals", "p")
+
+    def __init__(self, end, finals, p):
+        self.end, self.finals, self.p = end, finals, p
+
+    def final(self, node):
+        """Law of the emitted token when row b's path ends at ``node[b]``: [R, n].
+
+        Parameters
+        ----------
+        node : int64 tensor, shape (R,)
+            End node of each row.
+
+        Returns
+        -------
+        tensor, shape (R, n)
+            The law each row emits from: one gather per group of internal nodes, O(R n) each.
+        """
+        import torch
+
+        from .fast_verify import law64
+
+        rows = torch.arange(len(node), device=node.device)
+        law = law64(self.p[rows, node])  # leaves (and the default): the bonus token's law
+        size = self.p.shape[1]
+        for group, targets in self.finals:
+            slot = torch.full((size,), -1, dtype=torch.long, device=node.device)
+            slot[torch.as_tensor(group, device=node.device)] = torch.arange(len(group), device=node.device)
+            at = slot[node]  # [R] position of the end node in this group, -1 if elsewhere
+            law = torch.where((at >= 0)[:, None], targets[rows, at.clamp(min=0)], law)
+        return law
+
+
+def tree_outcome(tree, method: str, tokens, p, q, *, group_entries: int = GROUP_ENTRIES) -> TorchTreeOutcome:
+    r"""The exact outcome law of ``method`` (``block`` or ``traversal``) on drafted trees, batched.
+
+    Parameters
+    ----------
+    tree : Tree
+        The drafted tree (a chain for ``block``).
+    method : str
+        ``"block"`` or ``"traversal"``.
+    tokens : int64 tensor, shape (R, size)
+        Drafted token of each node (root column ignored).
+    p : tensor, shape (R, size, n)
+        Target laws after each node (any float dtype: rows are renormalised in float64 as a level
+        reads them, so a float32 [R, size, n] block is never copied whole).
+    q : float64 tensor, shape (R, m, n)
+        Draft laws after each internal node (m >= the largest internal node index + 1).
+    group_entries : int
+        Bound on R x nodes x n of the float64 targets processed at once (device memory).
+
+    Returns
+    -------
+    TorchTreeOutcome
+        End-node probabilities and the emitted laws.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is not sequence-level, or is ``block`` and ``tree`` is not a chain.
+
+    Notes
+    -----
+    The reference walks the events depth first (:func:`~spechub_theory.trees.sequence_rules.traversal_events`).
+    A node's states do not depend on what happens inside its children's subtrees: entering v with
+    :math:`\rho_v^{(0)}` and :math:`t_v^{(0)} = p_v`, its j-th child c_j enters with
+    :math:`\rho_{c_j} = \min(1, \rho_v^{(j-1)} t_v^{(j-1)}(x_{c_j}) / q_v(x_{c_j}))` and the rejection of
+    c_j's subtree gives :math:`(\rho_v^{(j)}, t_v^{(j)})` = the update :math:`r = (\rho t - q_v)_+`,
+    :math:`\rho \leftarrow R/(R + 1 - \rho)`, :math:`t \leftarrow r/R` (R = sum r). So the states are
+    computed level by level, all internal nodes of a level (and all rows) at once, one batched
+    update per child slot; then the tests in the reference's post-order give
+    P(end at v) = rho_v^(final) prod_{w tested before v} (1 - rho_w^(final)) as one cumulative
+    product. O(size x R x n) device work in O(depth x max children) batched calls, no host sync.
+    """
+    import torch
+
+    from .fast_verify import _ratio, law64
+
+    if method not in SEQUENCE_TORCH_METHODS:
+        raise ValueError(f"`method` {method!r} is not one of {', '.join(map(repr, sorted(SEQUENCE_TORCH_METHODS)))}.")
+    check_tree_for(SEQUENCE_METHODS[method], tree)
+    R, size = tokens.shape
+    n, device = p.shape[-1], p.device
+    rho = torch.ones(R, size, dtype=torch.float64, device=device)  # entry rho, then (internal nodes) final rho
+    finals = []
+    width = max(1, int(group_entries) // max(R * n, 1))
+    for level in tree.levels:
+        internal = [v for v in level if tree.children[v]]
+        for lo in range(0, len(internal), width):
+            group = internal[lo : lo + width]
+            at = torch.as_tensor(group, device=device)
+            t = law64(p[:, at])  # [R, m, n] current targets
+            qv = q[:, at]  # [R, m, n]
+            r = rho[:, at]  # [R, m]
+            for j in range(max(len(tree.children[v]) for v in group)):
+                has = [len(tree.children[v]) > j for v in group]
+                kids = torch.as_tensor([tree.children[v][j] if h else v for v, h in zip(group, has)], device=device)
+                x = tokens[:, kids][..., None]  # [R, m, 1]
+                entered = _ratio(r * torch.gather(t, 2, x)[..., 0], torch.gather(qv, 2, x)[..., 0])
+                live = [i for i, h in enumerate(has) if h]
+                rho[:, kids[live]] = entered[:, live]
+                new_r, new_t = _rejected_child_update(r, t, qv)
+                if all(has):
+                    r, t = new_r, new_t
+                else:  # nodes with fewer children keep their state
+                    mask = torch.as_tensor(has, device=device)
+                    r, t = torch.where(mask, new_r, r), torch.where(mask[:, None], new_t, t)
+            rho[:, at] = r
+            finals.append((group, t))
+    order = [v for kind, v in traversal_events(tree) if kind == "test"]
+    tested = rho[:, order]  # [R, size] in test order
+    survive = torch.cumprod(1.0 - tested, dim=1)
+    before = torch.cat([torch.ones_like(survive[:, :1]), survive[:, :-1]], dim=1)
+    end = torch.empty_like(rho)
+    end[:, order] = tested * before
+    end[:, 0] += survive[:, -1]  # the root's rho is 1 up to round-off
+    return TorchTreeOutcome(end, finals, p)
+
+
+def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:
+    """Verify R drafted trees with a sequence-level method, each row drawing two uniforms from its Generator.
+
+    Parameters
+    ----------
+    tree : Tree
+        The drafted tree.
+    method : str
+        ``"block"`` or ``"traversal"``.
+    tokens : int64 tensor, shape (R, size)
+        Drafted tokens (root column ignored).
+    p : tensor, shape (R, size, n)
+        Target laws (any float dtype; renormalised in float64).
+    q : float64 tensor, shape (R, m, n), or None
+        Draft laws after the internal nodes; None for the bare root.
+    rngs : list of numpy Generators
+        One per row; each gives ``random(2)``, as the numpy engine's walk.
+
+    Returns
+    -------
+    list of (TreeWalk, callable)
+        Per row, the walk (accepted path, drafts then the final token; ``visited`` and ``slots``
+        empty, as in the reference) and ``node -> host float64 p row``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`tree_outcome`.
+
+    Notes
+    -----
+    O(size x R x n) device work and one host sync (the end nodes and tokens); float64 device
+    memory of one [R, n] row per internal node.
+    """
+    import torch
+
+    from .fast_verify import _inverse_cdf, law64
+
+    R, device = tokens.shape[0], tokens.device
+    if q is None:  # the bare root: no draft law is read
+        q = p
+    outcome = tree_outcome(tree, method, tokens, p, q)
+    u = torch.as_tensor(np.stack([rng.random(2) for rng in rngs]), dtype=torch.float64, device=device)  # [R, 2]
+    node = _inverse_cdf(outcome.end, u[:, 0])  # [R] the first node with cdf > u * total
+    token = _inverse_cdf(outcome.final(node), u[:, 1])
+    walks, drafted = [], tokens.tolist()  # one host copy, not one sync per emitted token
+    for b, (v, y) in enumerate(zip(node.tolist(), token.tolist())):
+        path = tuple(tree.path_to(int(v)))
+        emitted = tuple(int(drafted[b][w]) for w in path[1:]) + (int(y),)
+        walks.append((TreeWalk(path=path, tokens=emitted, visited=(), slots=()),
+                      lambda w, b=b: law64(p[b, w]).cpu().numpy()))
+    return walks
+
+
+def _rejected_child_update(rho, t, q):
+    """(rho', t') after a rejected child, as the core's ``rejected_child_update``: rho [...], t, q [..., n]."""
+    import torch
+
+    r = (rho[..., None] * t).sub_(q).clamp_(min=0.0)
+    R = r.sum(-1)
+    den = R + 1.0 - rho
+    ok = den > RESIDUAL_EPS
+    new_rho = torch.where(ok, torch.clamp(R / torch.where(ok, den, 1.0), max=1.0), 1.0)
+    live = R > RESIDUAL_EPS
+    new_t = torch.where(live[..., None], r.div_(torch.where(live, R, 1.0)[..., None]), t)
+    return new_rho, new_t
