@@ -32,8 +32,8 @@ def workspace_for(pair, tree, method: str, sampling, rows: int, tokens: int, *, 
     reused from the last calls when one with the same pair, tree, method, sampling and rows is
     wide enough (its CUDA graphs are then replayed, not captured again).
 
-    Width: the next power of two >= tokens + tree size + 4, at least 256 (few distinct widths,
-    so few captures). O(1) when reused; else allocation of the caches and laws buffers.
+    Width: the next power of two >= tokens + tree size + 4, at least 256 on CUDA (few distinct
+    widths, so few captures) and 64 elsewhere. O(1) when reused; else allocation of the caches and laws buffers.
     """
     key = (id(pair.target), id(pair.draft), tuple(tree.parents), method, sampling, int(rows), bool(graphs))
     need = int(tokens) + tree.size + 4
@@ -41,7 +41,8 @@ def workspace_for(pair, tree, method: str, sampling, rows: int, tokens: int, *, 
         if k[:-1] == key and space.width >= need and space.pair is pair:
             _CACHE.move_to_end(k)
             return space
-    width = max(256, 1 << (need - 1).bit_length())
+    floor = 256 if getattr(pair.device, "type", str(pair.device)) == "cuda" else 64
+    width = max(floor, 1 << (need - 1).bit_length())
     _CACHE[key + (width,)] = space = Workspace(pair, tree, method, sampling, rows, width, graphs=graphs)
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)

@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from empirical.decoder import decode  # noqa: E402
+from empirical.fast_decoder import decode_batch_fast  # noqa: E402
 from empirical.probs import probs_from_logits  # noqa: E402
 from empirical.tiny import one_thread_fixture, tiny_pair  # noqa: E402
 from spechub_theory.montecarlo.stats import matches_target, samples_needed  # noqa: E402
@@ -50,10 +51,14 @@ def _two_token_law(model) -> np.ndarray:
     return law / law.sum()
 
 
-def _test(pair, law, *, tree, method, seed):
+def _fast(pair, prompt, *, tree, method, max_new_tokens, rng):
+    return decode_batch_fast(pair, [prompt], tree=tree, method=method, max_new_tokens=max_new_tokens, rngs=[rng])[0]
+
+
+def _test(pair, law, *, tree, method, seed, decoder=decode):
     """Chi-square test (the core's pooled bins) of the decoded (x1, x2) pairs against ``law``."""
     rng = np.random.default_rng(seed)
-    pairs = [decode(pair, PROMPT, tree=tree, method=method, max_new_tokens=2, rng=rng).tokens for _ in range(SAMPLES)]
+    pairs = [decoder(pair, PROMPT, tree=tree, method=method, max_new_tokens=2, rng=rng).tokens for _ in range(SAMPLES)]
     cells = np.array([x1 * VOCAB + x2 for x1, x2 in pairs])
     return matches_target(cells, law.ravel(), alpha=ALPHA, kind="samples")
 
@@ -68,6 +73,12 @@ def law(pair):
                                           ("khisti_is", "2^2")])
 def test_first_two_tokens_follow_the_target(pair, law, method, tree):
     result = _test(pair, law, tree=tree, method=method, seed=11)
+    assert result.passed, result.reason
+
+
+@pytest.mark.parametrize("method, tree", [("spechub", "2^3"), ("rrs_wor", "3^2"), ("single", "chain-2")])
+def test_first_two_tokens_follow_the_target_on_the_fast_path(pair, law, method, tree):
+    result = _test(pair, law, tree=tree, method=method, seed=12, decoder=_fast)
     assert result.passed, result.reason
 
 
