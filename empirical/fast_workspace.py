@@ -20,7 +20,7 @@ from .kv_forward import forward_block
 from .static_cache import StaticKV
 from .vocab import check_finite
 
-__all__ = ["Workspace", "workspace_for"]
+__all__ = ["Workspace", "workspace_for", "capture_failures", "clear_workspaces"]
 
 #: cached workspaces (buffers and captured graphs), most recent last
 _CACHE: OrderedDict = OrderedDict()
@@ -47,6 +47,16 @@ def workspace_for(pair, tree, method: str, sampling, rows: int, tokens: int, *, 
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return space
+
+
+def capture_failures() -> list:
+    """Sorted reasons why pieces of the cached workspaces run eagerly on CUDA (empty: all graphed)."""
+    return sorted({note for space in _CACHE.values() for note in space.notes})
+
+
+def clear_workspaces() -> None:
+    """Drop the cached workspaces (their caches, laws buffers and graphs free with them)."""
+    _CACHE.clear()
 
 
 class Workspace:
