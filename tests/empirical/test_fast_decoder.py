@@ -12,24 +12,12 @@ from empirical.decode_types import Sampling  # noqa: E402
 from empirical.decoder import decode_batch  # noqa: E402
 from empirical.fast_decoder import decode_batch_fast, decode_batch_with, fast_reason  # noqa: E402
 from empirical.fast_walk import UniformLayout, uniform_branching  # noqa: E402
-from empirical.tiny import one_thread_fixture, tiny_pair  # noqa: E402
 from spechub_theory.trees.shapes import Tree  # noqa: E402
+from test_empirical_batch_decoder import PROMPTS, _rngs, _threads, pair  # noqa: E402,F401 (prompts, Generators, fixtures)
 
 pytestmark = pytest.mark.hf
-PROMPTS = ([5, 9, 3], [7], [1, 2, 3, 4, 5, 6, 7, 8], [4, 4])
 CASES = [("2^3", "rrs", "torch"), ("2^3", "spechub", "numpy"), ("3^2", "rrs_wor", "torch"), ("chain-3", "single", "numpy"),
          (None, "ar", "torch"), ("2,1,2", "spechub", "torch"), ("2^2", "rrs", "numpy"), ("4^2", "spechub", "torch")]
-
-_threads = pytest.fixture(scope="module", autouse=True)(one_thread_fixture)
-
-
-@pytest.fixture(scope="module")
-def pair():
-    return tiny_pair(64)
-
-
-def _rngs(seed):
-    return [np.random.default_rng([seed, i]) for i in range(len(PROMPTS))]
 
 
 def _run(decoder, pair, tree, method, rngs, **kw):
