@@ -45,6 +45,10 @@ PHASES = ("draft", "target", "verify", "cache", "other")
 def main(argv=None) -> int:
     """Run every job in priority order within the time budget; write one JSON per batch size."""
     args = _parser().parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     start = time.perf_counter()
     pair = _load(args)
     load_s = time.perf_counter() - start
@@ -101,6 +105,8 @@ def _jobs(args, pair, sampling, batches, width: int):
     for b in batches:  # the eager reference on the first group (for the fast / eager ratio)
         yield b, "ar [eager]", _ours(pair, None, AR, sampling, full, "eager"), short, 1
         yield b, f"tree {trees[0]} {methods[0]} [eager]", _ours(pair, trees[0], methods[0], sampling, full, "eager"), short, 1
+    if args.skip_hf:
+        return
     for b in batches:
         yield b, "generate() eager", _hf(pair, sampling, full, None, width), short, args.hf_groups
         if b == 1:  # transformers' assisted generation takes one sequence
@@ -213,6 +219,7 @@ def _finish(report: dict, args) -> None:
         if eager is not None:  # same first group of prompts
             r["fast_over_eager_first_group"] = r["group_tokens_per_second"][0] / eager["group_tokens_per_second"][0]
     report["graph_capture_failures"] = capture_failures()
+    report["hardware"]["load_average_last"] = list(os.getloadavg())
 
 
 def _report(args, pair, batch: int, load_s: float) -> dict:
@@ -232,8 +239,10 @@ def _report(args, pair, batch: int, load_s: float) -> dict:
 def _hardware(device) -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
                 if line.startswith("model name")), platform.processor())
+    import torch
+
     return {"machine": platform.machine(), "nproc": os.cpu_count(), "cpu": cpu, "load_average": list(os.getloadavg()),
-            "device": str(device), "python": platform.python_version()}
+            "torch_threads": torch.get_num_threads(), "device": str(device), "python": platform.python_version()}
 
 
 def _read(path) -> str:
@@ -297,6 +306,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-budget-s", type=float, default=1e9, help="no new run starts after this (from start)")
     p.add_argument("--min-left-s", type=float, default=5.0, help="skip a run when less than this is left")
+    p.add_argument("--skip-hf", action="store_true", help="our runs only (fast vs eager on a CPU)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--out-dir", default=".", help="folder of bench_decode_<pair>_b<batch>.json")
     return p
 
