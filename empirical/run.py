@@ -20,8 +20,8 @@ from spechub_theory.trees.shapes import Tree
 from spechub_theory.verification import check_method_k
 
 from .decode_types import AR, Sampling
-from .decoder import decode_batch
 from .engines import get_engine
+from .fast_decoder import RUNTIMES, decode_batch_with
 from .metadata import run_metadata
 from .node_rates import node_rates
 from .progress import progress_bar
@@ -65,6 +65,7 @@ class DecodeConfig:
     node_methods: tuple | None = None
     engine: str = "auto"
     batch_size: int = 1
+    runtime: str = "fast"
 
     def validated(self) -> "DecodeConfig":
         """A copy with trees/methods checked and normalised; raises ValueError on bad settings.
@@ -104,6 +105,8 @@ class DecodeConfig:
         if int(self.num_prompts) < 1 or int(self.max_new_tokens) < 1 or int(self.batch_size) < 1:
             raise ValueError("`num_prompts`, `max_new_tokens` and `batch_size` must be >= 1.")
         Sampling(self.temperature, self.top_p)  # validates
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"`runtime` {self.runtime!r} is not one of {', '.join(map(repr, RUNTIMES))}.")
         for method in methods:
             if method != AR:  # ar has no verification: any engine walks its root-only tree
                 get_engine(self.engine, method)
@@ -185,7 +188,7 @@ def _batches(jobs, batch_size: int):
 
 
 def _decode_records(pair, prompts, indices, ids, tree: str, method: str, sampling, config) -> list:
-    """Decode prompts together (:func:`empirical.decoder.decode_batch`, each with its own
+    """Decode prompts together (:func:`empirical.fast_decoder.decode_batch_with`, each with its own
     Generator seeded by (seed, prompt index)) and return their JSON records; node rates are
     computed between steps."""
     steps = [{"emitted": [], "accepted": [], **{f"{ph}_s": [] for ph in PHASES}} for _ in indices]
@@ -205,8 +208,9 @@ def _decode_records(pair, prompts, indices, ids, tree: str, method: str, samplin
 
     rngs = [np.random.default_rng([config.seed, i]) for i in indices]
     try:
-        results = decode_batch(pair, ids, tree=tree if method != AR else None, method=method, sampling=sampling,
-                               max_new_tokens=config.max_new_tokens, rngs=rngs, on_step=on_step, engine=config.engine)
+        results = decode_batch_with(pair, ids, tree=tree if method != AR else None, method=method, sampling=sampling,
+                                    max_new_tokens=config.max_new_tokens, rngs=rngs, on_step=on_step, engine=config.engine,
+                                    runtime=config.runtime)
     except NonFiniteLogitsError as exc:  # records of earlier batches are already in records.jsonl
         raise exc.for_prompt(f"{indices[exc.prompt]} ({prompts[exc.prompt].id!r}, {tree} {method})") from None
     records = []

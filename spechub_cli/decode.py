@@ -62,6 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", default=d["engine"], choices=("auto", "torch", "numpy"),
                         help="drafting and verification on the device (torch) or with the float64 numpy core; "
                         "same tokens either way (default: %(default)s = torch on CUDA except kseq, numpy on CPU)")
+    parser.add_argument("--runtime", default=d["runtime"], choices=("fast", "eager"),
+                        help="fast: static caches, CUDA graphs on CUDA, verification on the device, one host sync per "
+                        "step, where the method and tree allow it (else eager); eager: the reference decoder; same "
+                        "tokens either way (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=d["batch_size"],
                         help="prompts decoded together in lockstep, one forward per tree level for all; same tokens "
                         "as one at a time, several times the throughput on a GPU (default: %(default)s)")
@@ -87,7 +91,7 @@ def config_from_args(args) -> DecodeConfig:
         temperature=args.temperature, top_p=args.top_p, prompts=args.prompts, num_prompts=args.num_prompts,
         max_new_tokens=args.max_new_tokens, seed=args.seed, device=args.device, dtype=args.dtype,
         node_methods=split(args.node_methods) if args.node_methods else None, engine=args.engine,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size, runtime=args.runtime,
     )
 
 

@@ -10,6 +10,7 @@ cells applies the bound to the pooled law). Smaller deviations are the business 
 tests of the core; 320 decodes per method is what CI on 2 cores affords (a few seconds each)."""
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from empirical.decoder import decode  # noqa: E402
+from empirical.fast_decoder import decode_batch_fast  # noqa: E402
 from empirical.probs import probs_from_logits  # noqa: E402
 from empirical.tiny import one_thread_fixture, tiny_pair  # noqa: E402
 from spechub_theory.montecarlo.stats import matches_target, samples_needed  # noqa: E402
@@ -50,11 +52,15 @@ def _two_token_law(model) -> np.ndarray:
     return law / law.sum()
 
 
-def _test(pair, law, *, tree, method, seed, engine="auto"):
+def _fast(pair, prompt, *, tree, method, max_new_tokens, rng):
+    return decode_batch_fast(pair, [prompt], tree=tree, method=method, max_new_tokens=max_new_tokens, rngs=[rng])[0]
+
+
+def _test(pair, law, *, tree, method, seed, engine="auto", decoder=None):
     """Chi-square test (the core's pooled bins) of the decoded (x1, x2) pairs against ``law``."""
     rng = np.random.default_rng(seed)
-    pairs = [decode(pair, PROMPT, tree=tree, method=method, max_new_tokens=2, rng=rng, engine=engine).tokens
-             for _ in range(SAMPLES)]
+    decoder = decoder or functools.partial(decode, engine=engine)
+    pairs = [decoder(pair, PROMPT, tree=tree, method=method, max_new_tokens=2, rng=rng).tokens for _ in range(SAMPLES)]
     cells = np.array([x1 * VOCAB + x2 for x1, x2 in pairs])
     return matches_target(cells, law.ravel(), alpha=ALPHA, kind="samples")
 
@@ -75,6 +81,12 @@ def test_first_two_tokens_follow_the_target(pair, law, method, tree):
 @pytest.mark.parametrize("method, tree", [("traversal", "2^3"), ("block", "chain-2")])
 def test_first_two_tokens_follow_the_target_on_the_torch_engine(pair, law, method, tree):
     result = _test(pair, law, tree=tree, method=method, seed=12, engine="torch")
+    assert result.passed, result.reason
+
+
+@pytest.mark.parametrize("method, tree", [("spechub", "2^3"), ("rrs_wor", "3^2"), ("single", "chain-2")])
+def test_first_two_tokens_follow_the_target_on_the_fast_path(pair, law, method, tree):
+    result = _test(pair, law, tree=tree, method=method, seed=12, decoder=_fast)
     assert result.passed, result.reason
 
 

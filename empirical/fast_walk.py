@@ -1,0 +1,124 @@
+"""Drafting and verifying a token tree of uniform branching per level with fixed shapes, on the device.
+
+Convention: p = target, q = draft, last axis = vocabulary; uniforms pre-drawn per row in the order
+the core consumes them (``spechub_theory.trees.walk``): the draft levels, then per visited depth
+c + 1 and a last one for the bonus. The node rules are those of :mod:`empirical.fast_verify`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .fast_verify import _inverse_cdf, _verify, law64, rule, sample_drafts
+
+__all__ = ["UniformLayout", "uniform_branching", "device_walk", "sample_level"]
+
+
+def uniform_branching(tree):
+    """Children per node of each level ``(c_0, ..., c_{D-1})`` if every node of a level has the
+    same number of children (complete k^d trees, chains, branching lists of ints), else None."""
+    counts = []
+    for d, level in enumerate(tree.levels[:-1] if tree.depth else ()):
+        c = {len(tree.children[v]) for v in level}
+        if len(c) != 1 or 0 in c:
+            return None
+        counts.append(c.pop())
+    return tuple(counts)
+
+
+@dataclass(frozen=True)
+class UniformLayout:
+    """Where each use of a row's pre-drawn uniforms sits in its stream of ``total`` values.
+
+    ``draft[d]``: start of level d's block ([nodes of level d, c_d], row-major); ``walk[d]``: start
+    of the c_d + 1 values of the node verified at depth d; ``bonus``: the leaf's one value.
+    """
+
+    draft: tuple
+    walk: tuple
+    bonus: int
+    total: int
+
+    @classmethod
+    def of(cls, tree, branching) -> "UniformLayout":
+        """The layout of ``tree`` with per-level children ``branching``."""
+        draft, at = [], 0
+        for d, c in enumerate(branching):
+            draft.append(at)
+            at += len(tree.levels[d]) * c
+        walk = []
+        for c in branching:
+            walk.append(at)
+            at += c + 1
+        return cls(draft=tuple(draft), walk=tuple(walk), bonus=at, total=at + 1)
+
+    def used(self, accepted, branching) -> np.ndarray:
+        """Values consumed per row for accepted depths ``accepted`` [R] (the walk stops after a
+        rejection at depth ``accepted`` or takes the bonus when it reaches the leaves)."""
+        ends = np.array([w + c + 1 for w, c in zip(self.walk, branching)] + [self.total], dtype=np.int64)
+        return ends[np.asarray(accepted, dtype=np.int64)]
+
+
+def sample_level(method: str, q_level, c: int, u):
+    """Drafts [R, m, c] of one level from laws q_level [R, m, n] (float64) and uniforms [R, m * c]
+    (as ``TorchEngine.draft_level_batch`` with one child count)."""
+    R, m, n = q_level.shape
+    return sample_drafts(method, q_level.reshape(R * m, n), c, u.reshape(R * m, c)).reshape(R, m, c)
+
+
+def device_walk(method: str, kids, tokens, p, q, u, layout: UniformLayout, branching):
+    """Walk R drafted trees down together with no host synchronisation.
+
+    Parameters
+    ----------
+    method : str
+        single, rrs, rrs_wor or spechub.
+    kids : int64 tensor [size, max c]
+        Children of each node, padded with 0.
+    tokens : int64 tensor [R, size]
+    p : tensor [R, size, n]
+        Target laws (renormalised in float64 at the nodes used).
+    q : float64 tensor [R, internal nodes, n]
+    u : float64 tensor [R, layout.total]
+    layout, branching
+        From :meth:`UniformLayout.of` and :func:`uniform_branching`.
+
+    Returns
+    -------
+    int64 tensor [R, 3 (D + 1)]: per row the path nodes (D + 1, node 0 first, unused entries 0),
+    the emitted tokens (D + 1: accepted drafts then the residual or bonus token) and the slots
+    per depth (D + 1, -1 = rejected or not reached), then the accepted depth in the last column.
+
+    Notes
+    -----
+    Per depth one batched node rule over all R rows (O(R k n)); rows that stopped compute a
+    masked-out rule, so shapes never depend on the outcome (CUDA-graph safe). The rows' uniforms
+    of a depth sit at a fixed offset, which is what uniform branching buys.
+    """
+    import torch
+
+    R, D, device = tokens.shape[0], len(branching), tokens.device
+    rows = torch.arange(R, device=device)
+    node = torch.zeros(R, dtype=torch.long, device=device)
+    alive = torch.ones(R, dtype=torch.bool, device=device)
+    path = torch.zeros(R, D + 1, dtype=torch.long, device=device)
+    emitted = torch.zeros(R, D + 1, dtype=torch.long, device=device)
+    slots = torch.full((R, D + 1), -1, dtype=torch.long, device=device)
+    accepted = torch.zeros(R, dtype=torch.long, device=device)
+    for d, c in enumerate(branching):
+        children = kids[node, :c]  # [R, c]
+        drafts = torch.gather(tokens, 1, children)
+        token, slot = _verify(rule(method, law64(p[rows, node]), q[rows, node], drafts), drafts,
+                              u[:, layout.walk[d]: layout.walk[d] + c + 1])
+        emitted[:, d] = torch.where(alive, token, 0)
+        slots[:, d] = torch.where(alive, slot, -1)
+        moved = alive & (slot >= 0)
+        node = torch.where(moved, torch.gather(children, 1, slot.clamp(min=0)[:, None])[:, 0], node)
+        path[:, d + 1] = torch.where(moved, node, 0)
+        accepted = accepted + moved
+        alive = moved
+    bonus = _inverse_cdf(law64(p[rows, node]), u[:, layout.bonus])
+    emitted[:, D] = torch.where(alive, bonus, emitted[:, D])
+    return torch.cat([path, emitted, slots, accepted[:, None]], dim=1)

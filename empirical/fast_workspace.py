@@ -1,0 +1,321 @@
+"""The device side of the fast decoder: static buffers, tree masks built in place, and the step's pieces.
+
+Convention: p = target, q = draft, last axis = vocabulary. Row b's committed tokens fill cache
+columns [0, L_b); a step writes the draft's re-fed tokens at [Wd, Wd + 2), its level-d nodes after
+them, the target's tree at [Wt, Wt + size) (W = the largest L of the live rows). See
+:mod:`empirical.fast_decoder` for the host loop.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from functools import partial
+
+import numpy as np
+
+from .fast_verify import law64
+from .fast_walk import UniformLayout, device_walk, sample_level, uniform_branching
+from .graphs import Graphed, StepClock
+from .kv_forward import forward_block
+from .static_cache import StaticKV
+from .vocab import check_finite
+
+__all__ = ["Workspace", "workspace_for", "capture_failures", "clear_workspaces"]
+
+#: cached workspaces (buffers and captured graphs), most recent last
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_SIZE = 2
+
+
+def workspace_for(pair, tree, method: str, sampling, rows: int, tokens: int, *, graphs: bool = True) -> "Workspace":
+    """A :class:`Workspace` for ``rows`` rows of at most ``tokens`` tokens (prompt + budget),
+    reused from the last calls when one with the same pair, tree, method, sampling and rows is
+    wide enough (its CUDA graphs are then replayed, not captured again).
+
+    Width: the next power of two >= tokens + tree size + 4, at least 256 on CUDA (few distinct
+    widths, so few captures) and 64 elsewhere. O(1) when reused; else allocation of the caches and laws buffers.
+    """
+    key = (id(pair.target), id(pair.draft), tuple(tree.parents), method, sampling, int(rows), bool(graphs))
+    need = int(tokens) + tree.size + 4
+    for k, space in _CACHE.items():
+        if k[:-1] == key and space.width >= need and space.pair is pair:
+            _CACHE.move_to_end(k)
+            return space
+    floor = 256 if getattr(pair.device, "type", str(pair.device)) == "cuda" else 64
+    width = max(floor, 1 << (need - 1).bit_length())
+    _CACHE[key + (width,)] = space = Workspace(pair, tree, method, sampling, rows, width, graphs=graphs)
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return space
+
+
+def capture_failures() -> list:
+    """Sorted reasons why pieces of the cached workspaces run eagerly on CUDA (empty: all graphed)."""
+    return sorted({note for space in _CACHE.values() for note in space.notes})
+
+
+def clear_workspaces() -> None:
+    """Drop the cached workspaces (their caches, laws buffers and graphs free with them)."""
+    _CACHE.clear()
+
+
+class Workspace:
+    """Preallocated buffers and pieces of the fast path for one (pair, tree, method, sampling, R, C).
+
+    Attributes
+    ----------
+    width : int
+        Cache columns C (the last one is scratch).
+    notes : list of str
+        Pieces that could not be captured as CUDA graphs, with the reason (they run eagerly).
+
+    Notes
+    -----
+    Pieces (each a :class:`empirical.graphs.Graphed`): one per draft level (forward, laws,
+    drafts), the target forward and laws, the device walk, and the two halves of the path move.
+    Inputs arrive in two staged tensors per step (``INTS`` integers and the uniforms per row);
+    the outcome leaves in one. Memory: the two caches, target laws R x size x n float32 and draft
+    laws R x internal nodes x n float64.
+    """
+
+    INTS = 9  # root, re-fed token 0, re-fed token 1, re-fed count, L target, L draft, W target, W draft, live
+    NO_POSITION = 2**62
+
+    def __init__(self, pair, tree, method: str, sampling, rows: int, width: int, *, graphs: bool = True):
+        import torch
+
+        self.pair, self.tree, self.method, self.sampling = pair, tree, method, sampling
+        self.device, self.width, R = pair.device, int(width), int(rows)
+        self.branching = uniform_branching(tree) or ()
+        self.layout = UniformLayout.of(tree, self.branching)
+        D, dev = len(self.branching), self.device
+        self.vocab = getattr(pair, "vocab", None)
+        self.n = self.vocab.n if self.vocab is not None else int(pair.target.get_output_embeddings().weight.shape[0])
+        self.target_kv = StaticKV(pair.target, R, width)
+        self.draft_kv = StaticKV(pair.draft, R, width) if D else None
+        long, cuda = torch.long, torch.device(dev).type == "cuda"
+        self.ints = torch.zeros(R, self.INTS, dtype=long, device=dev)
+        self.u = torch.zeros(R, self.layout.total, dtype=torch.float64, device=dev)
+        self.staged = (torch.zeros(self.ints.shape, dtype=long, pin_memory=cuda),
+                       torch.zeros(self.u.shape, dtype=torch.float64, pin_memory=cuda)) if cuda else None
+        self.internal = tree.levels[-1][0] if D else 1  # nodes with children
+        self.tokens = torch.zeros(R, tree.size, dtype=long, device=dev)
+        self.p = torch.zeros(R, tree.size, self.n, dtype=torch.float32, device=dev)
+        self.q = torch.zeros(R, self.internal, self.n, dtype=torch.float64, device=dev)
+        self.bad = torch.full((R, D + 1), self.NO_POSITION, dtype=long, device=dev)
+        self.tally = torch.zeros(D + 1, 3, dtype=torch.float64, device=dev)  # per forward: dropped sum, max, laws
+        self.outcome = torch.zeros(R, 3 * (D + 1) + 1, dtype=long, device=dev)
+        self.pack = torch.zeros(R, self.outcome.shape[1] + D + 1, dtype=long, device=dev)
+        self.dst = [torch.zeros(R, D + 1, dtype=long, device=dev) for _ in range(2)]
+        self.columns = torch.arange(width, device=dev)
+        self.depths = torch.as_tensor(tree.depths, device=dev)
+        self.ancestors = torch.as_tensor(tree.ancestor_mask, device=dev)
+        kids = np.zeros((tree.size, max(self.branching, default=1)), dtype=np.int64)
+        for v, c in enumerate(tree.children):
+            kids[v, : len(c)] = c
+        self.kids = torch.as_tensor(kids, device=dev)
+        self.child_index = [torch.as_tensor(np.array([tree.children[v] for v in tree.levels[d]]).reshape(-1), device=dev)
+                            for d in range(D)]
+        self.tallied = np.zeros((2, 3))  # host running tally: target, draft x (sum, max, laws)
+        make = partial(Graphed, device=dev, enabled=graphs)
+        self.pieces = {
+            "draft": [make(partial(self._draft_level, d), name=f"draft level {d}") for d in range(D)],
+            "target": [make(self._target, name="target")],
+            "verify": [make(self._verify, name="verify")],
+            "cache": [make(self._gather, name="cache gather"), make(self._scatter, name="cache scatter")],
+        }
+        self.clock = StepClock(dev)
+
+    @property
+    def notes(self) -> list:
+        """Capture failures of the pieces (empty when every piece replays as a graph, or off CUDA)."""
+        return [g.error for group in self.pieces.values() for g in group if g.error]
+
+    # -- host interface ----------------------------------------------------------------------------
+    def prefill(self, ids) -> np.ndarray:
+        """Cache the runs ``ids[b]`` (causal, positions 0...) in both models; returns their lengths.
+
+        One forward per model over the right-padded runs (padding sees itself only).
+        """
+        import torch
+
+        lengths = np.array([len(x) for x in ids], dtype=np.int64)
+        w = int(lengths.max())
+        if w == 0:
+            return lengths
+        R, dev = len(ids), self.device
+        tokens = np.zeros((R, w), dtype=np.int64)
+        for b, x in enumerate(ids):
+            tokens[b, : len(x)] = x
+        i = torch.arange(w, device=dev)
+        real = torch.as_tensor(lengths, device=dev)[:, None] > i[None]  # [R, w] query i is real
+        cols = self.columns[None, None, :]
+        visible = ((cols <= i[None, :, None]) & (cols < torch.as_tensor(lengths, device=dev)[:, None, None])) \
+            | ((cols == i[None, :, None]) & ~real[:, :, None])
+        positions = i[None].expand(R, w)
+        tokens_t = torch.as_tensor(tokens, device=dev)
+        with torch.inference_mode():
+            for kv, model, name in ((self.target_kv, self.pair.target, "target"), (self.draft_kv, self.pair.draft, "draft")):
+                if kv is not None:
+                    kv.cols = i
+                    logits = forward_block(model, kv, tokens_t, positions, visible)
+                    check_finite(logits, positions.cpu().numpy(), name)
+        return lengths
+
+    def run_step(self, ints: np.ndarray, u: np.ndarray):
+        """Stage the step's integers and uniforms, run every piece, return (outcome [R, ...] int64
+        host array, phase seconds). The one host synchronisation of the step is the outcome copy."""
+        import torch
+
+        with torch.inference_mode():
+            if self.staged is not None:
+                self.staged[0].numpy()[:] = ints
+                self.staged[1].numpy()[:] = u
+                self.ints.copy_(self.staged[0], non_blocking=True)
+                self.u.copy_(self.staged[1], non_blocking=True)
+            else:
+                self.ints.copy_(torch.from_numpy(ints))
+                self.u.copy_(torch.from_numpy(u))
+            self.clock.begin()
+            for phase, group in self.pieces.items():
+                for piece in group:
+                    piece()
+                self.clock.mark(phase)
+            out = self.pack.cpu().numpy().copy()
+            if self._cuts():
+                tally = self.tally.cpu().numpy()
+                for row, model in ((tally[:-1], 1), (tally[-1:], 0)):
+                    self.tallied[model, 0] += row[:, 0].sum()
+                    self.tallied[model, 1] = max(self.tallied[model, 1], row[:, 1].max(initial=0.0))
+                    self.tallied[model, 2] += row[:, 2].sum()
+        return out, self.clock.seconds()
+
+    def node_laws(self, b: int, visited: list):
+        """Host float64 (p, q) rows of row b at nodes ``visited`` (p renormalised as the walk uses it)."""
+        if not visited:
+            return np.zeros((0, self.n)), np.zeros((0, self.n))
+        return law64(self.p[b, visited]).cpu().numpy(), self.q[b, visited].cpu().numpy()
+
+    def fold_tallies(self, vocab) -> None:
+        """Add the dropped-mass tallies of the call to ``vocab`` (a SharedVocab) and reset them."""
+        if vocab is not None and self.tallied[:, 2].any():
+            for model, row in (("target", self.tallied[0]), ("draft", self.tallied[1])):
+                vocab.dropped_sum[model] += float(row[0])
+                vocab.dropped_max[model] = max(vocab.dropped_max[model], float(row[1]))
+                vocab.laws[model] += int(row[2])
+        self.tallied[:] = 0.0
+
+    # -- pieces (static shapes, in place, idempotent) -------------------------------------------------
+    def _view(self):
+        ints = self.ints
+        return dict(root=ints[:, 0], refeed=ints[:, 1:3], nref=ints[:, 3], Lt=ints[:, 4], Ld=ints[:, 5],
+                    Wt=ints[0, 6], Wd=ints[0, 7], live=ints[:, 8] > 0)
+
+    def _draft_level(self, d: int) -> None:
+        """Level d of the draft: d = 0 forwards the re-fed tokens and reads q after the root; d >= 1
+        forwards the nodes of level d with tree attention. Then laws and the level's drafts."""
+        import torch
+
+        s, cols, R = self._view(), self.columns, self.ints.shape[0]
+        committed = cols[None, :] < s["Ld"][:, None]  # [R, C]
+        rel = cols - s["Wd"]
+        if d == 0:
+            i = torch.arange(2, device=cols.device)
+            visible = committed[:, None, :] | ((rel >= 0)[None, :] & (rel[None, :] <= i[:, None]))[None]
+            positions = s["Ld"][:, None] + i[None]
+            self.draft_kv.cols = s["Wd"] + i
+            logits = forward_block(self.pair.draft, self.draft_kv, s["refeed"], positions, visible)
+            last = (s["nref"] - 1).clamp(min=0)
+            logits, positions, lo, hi = logits[torch.arange(R, device=cols.device), last][:, None], positions[:, :1], 0, 1
+        else:
+            level = self.tree.levels[d]
+            lo, hi = level[0], level[-1] + 1
+            span = self.internal - 1  # draft nodes 1 .. internal - 1 sit at Wd + 2 ...
+            rel2 = rel - 2
+            nodes = self.ancestors[lo:hi, 1: self.internal][:, rel2.clamp(0, span - 1)] & ((rel2 >= 0) & (rel2 < span))[None]
+            refed = (rel >= 0)[None] & (rel[None] < s["nref"][:, None])
+            visible = (committed | refed)[:, None, :] | nodes[None]
+            positions = s["Lt"][:, None] + self.depths[None, lo:hi]
+            self.draft_kv.cols = s["Wd"] + 2 + (lo - 1) + torch.arange(hi - lo, device=cols.device)
+            logits = forward_block(self.pair.draft, self.draft_kv, self.tokens[:, lo:hi], positions, visible)
+        logits = self._cut(logits, d, s["live"])
+        self._flag(d, logits, positions)
+        q = law64(self.sampling.laws(logits.reshape(-1, logits.shape[-1]))).reshape(R, hi - lo, -1)
+        self.q[:, lo:hi] = q
+        c = self.branching[d]
+        at = self.layout.draft[d]
+        drafts = sample_level(self.method, q, c, self.u[:, at: at + (hi - lo) * c])
+        self.tokens[:, self.child_index[d]] = drafts.reshape(R, -1)
+
+    def _target(self) -> None:
+        """The target's forward over root + tree (tree attention) and its laws p."""
+        s, cols, size = self._view(), self.columns, self.tree.size
+        self.tokens[:, 0] = s["root"]
+        rel = cols - s["Wt"]
+        nodes = self.ancestors[:, rel.clamp(0, size - 1)] & ((rel >= 0) & (rel < size))[None]  # [size, C]
+        visible = (cols[None, :] < s["Lt"][:, None])[:, None, :] | nodes[None]
+        positions = s["Lt"][:, None] + self.depths[None]
+        self.target_kv.cols = s["Wt"] + self.depths.new_tensor(range(size))
+        logits = forward_block(self.pair.target, self.target_kv, self.tokens, positions, visible)
+        D = len(self.branching)
+        logits = self._cut(logits, D, s["live"])
+        self._flag(D, logits, positions)
+        self.p.copy_(self.sampling.laws(logits.reshape(-1, logits.shape[-1])).reshape(self.p.shape))
+
+    def _verify(self) -> None:
+        self.outcome.copy_(device_walk(self.method, self.kids, self.tokens, self.p, self.q, self.u, self.layout,
+                                       self.branching))
+
+    def _gather(self) -> None:
+        """Columns of the accepted path (and the draft's re-fed tokens) -> side buffers."""
+        import torch
+
+        s, D, scratch = self._view(), len(self.branching), self.width - 1
+        path, accepted = self.outcome[:, : D + 1], self.outcome[:, 3 * D + 3]
+        k = torch.arange(D + 1, device=path.device)[None]
+        real = (k <= accepted[:, None]) & s["live"][:, None]
+        self.target_kv.gather(torch.where(real, s["Wt"] + path, scratch))
+        self.dst[0].copy_(torch.where(real, s["Lt"][:, None] + k, scratch))
+        if D:
+            refed = k < s["nref"][:, None]
+            j = k - s["nref"][:, None] + 1  # path index of entry k after the re-fed tokens
+            node = (~refed) & (j <= accepted.clamp(max=D - 1)[:, None])
+            src = torch.where(refed, s["Wd"] + k, s["Wd"] + 1 + torch.gather(path, 1, j.clamp(0, D)))
+            real = (refed | node) & s["live"][:, None]
+            self.draft_kv.gather(torch.where(real, src, scratch))
+            self.dst[1].copy_(torch.where(real, s["Ld"][:, None] + k, scratch))
+
+    def _scatter(self) -> None:
+        import torch
+
+        self.target_kv.scatter(self.dst[0])
+        if self.draft_kv is not None:
+            self.draft_kv.scatter(self.dst[1])
+        self.pack.copy_(torch.cat([self.outcome, self.bad], dim=1))
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    def _cuts(self) -> bool:
+        return self.vocab is not None and any(int(m.get_output_embeddings().weight.shape[0]) != self.n
+                                              for m in (self.pair.target, self.pair.draft))
+
+    def _cut(self, logits, j: int, live):
+        """Logits cut to the shared vocabulary, the dropped mass of the live rows tallied in slot j."""
+        import torch
+
+        if logits.shape[-1] == self.n:
+            self.tally[j].zero_()
+            return logits
+        z = logits.float()
+        T = self.sampling.temperature
+        dropped = torch.softmax(z / T, dim=-1)[..., self.n:].sum(-1) if T > 0 else (z.argmax(-1) >= self.n).double()
+        keep = torch.isfinite(dropped) & live[:, None]
+        dropped = torch.where(keep, dropped.double(), 0.0)
+        self.tally[j].copy_(torch.stack([dropped.sum(), dropped.max(), keep.sum().double()]))
+        return logits[..., : self.n]
+
+    def _flag(self, j: int, logits, positions) -> None:
+        """Slot j of ``bad``: per row the first position with a NaN/inf logit (NO_POSITION if none)."""
+        import torch
+
+        bad = ~(torch.isfinite(logits.amax(dim=-1)) & torch.isfinite(logits.amin(dim=-1)))
+        self.bad[:, j] = torch.where(bad, positions, self.NO_POSITION).amin(dim=-1)

@@ -1,0 +1,88 @@
+"""The fast runtime (``empirical.fast_decoder``) emits, row by row, exactly what the eager reference
+emits for the same Generators (tokens, visited nodes, slots, node laws, Generator states after),
+for ar and every tree method it verifies, across workspace reuse; it refuses what it cannot run."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from empirical.decode_types import Sampling  # noqa: E402
+from empirical.decoder import decode_batch  # noqa: E402
+from empirical.fast_decoder import decode_batch_fast, decode_batch_with, fast_reason  # noqa: E402
+from empirical.fast_walk import UniformLayout, uniform_branching  # noqa: E402
+from spechub_theory.trees.shapes import Tree  # noqa: E402
+from test_empirical_batch_decoder import PROMPTS, _rngs, _threads, pair  # noqa: E402,F401 (prompts, Generators, fixtures)
+
+pytestmark = pytest.mark.hf
+CASES = [("2^3", "rrs", "torch"), ("2^3", "spechub", "numpy"), ("3^2", "rrs_wor", "torch"), ("chain-3", "single", "numpy"),
+         (None, "ar", "torch"), ("2,1,2", "spechub", "torch"), ("2^2", "rrs", "numpy"), ("4^2", "spechub", "torch")]
+
+
+def _run(decoder, pair, tree, method, rngs, **kw):
+    seen = []
+    out = decoder(pair, PROMPTS, tree=tree, method=method, sampling=Sampling(0.8, 1.0), max_new_tokens=20, rngs=rngs,
+                  on_step=lambda r, step, laws: seen.append((r, step, laws)), **kw)
+    return out, seen
+
+
+@pytest.mark.parametrize("tree, method, engine", CASES)
+def test_fast_path_emits_what_the_eager_path_emits(pair, tree, method, engine):
+    eager_rngs, fast_rngs = _rngs(1), _rngs(1)
+    eager, eager_seen = _run(decode_batch, pair, tree, method, eager_rngs, engine=engine)
+    fast, fast_seen = _run(decode_batch_fast, pair, tree, method, fast_rngs)
+    for a, b in zip(eager, fast):
+        assert b.tokens == a.tokens and b.finish == a.finish
+        assert [s.visited for s in b.steps] == [s.visited for s in a.steps]
+        assert [s.slots for s in b.steps] == [s.slots for s in a.steps]
+        assert [s.accepted for s in b.steps] == [s.accepted for s in a.steps]
+    assert [g.random() for g in fast_rngs] == [g.random() for g in eager_rngs]  # Generators consumed alike
+    assert sorted((r, s.tokens) for r, s, _ in fast_seen) == sorted((r, s.tokens) for r, s, _ in eager_seen)
+    for (_, _, la), (_, _, lb) in zip(sorted(eager_seen, key=lambda x: x[0]), sorted(fast_seen, key=lambda x: x[0])):
+        assert la.k == lb.k
+        np.testing.assert_allclose(lb.p, la.p, atol=1e-6)
+        np.testing.assert_allclose(lb.q, la.q, atol=1e-6)
+    assert set(fast[0].steps[0].seconds) >= {"draft", "target", "verify", "cache", "other"}
+
+
+def test_reused_workspace_gives_the_same_tokens(pair):
+    """A second call with the same shapes reuses the buffers (stale columns must stay hidden)."""
+    first = decode_batch_fast(pair, PROMPTS, tree="2^3", method="spechub", rngs=_rngs(4), max_new_tokens=30)
+    again = decode_batch_fast(pair, PROMPTS, tree="2^3", method="spechub", rngs=_rngs(4), max_new_tokens=30)
+    eager = decode_batch(pair, PROMPTS, tree="2^3", method="spechub", rngs=_rngs(4), max_new_tokens=30, engine="torch")
+    assert [r.tokens for r in first] == [r.tokens for r in again] == [r.tokens for r in eager]
+
+
+def test_greedy_and_top_p(pair):
+    for sampling in (Sampling(0.0, 1.0), Sampling(1.0, 0.7)):
+        a = decode_batch(pair, PROMPTS, tree="2^3", method="rrs_wor", rngs=_rngs(2), sampling=sampling, engine="torch")
+        b = decode_batch_fast(pair, PROMPTS, tree="2^3", method="rrs_wor", rngs=_rngs(2), sampling=sampling)
+        assert [r.tokens for r in a] == [r.tokens for r in b]
+
+
+def test_uniform_layout_matches_the_core_consumption():
+    tree = Tree.from_name("2^3")
+    branching = uniform_branching(tree)
+    layout = UniformLayout.of(tree, branching)
+    assert branching == (2, 2) and layout.draft == (0, 2) and layout.walk == (6, 9) and layout.total == 13
+    assert list(layout.used([0, 1, 2], branching)) == [9, 12, 13]
+    assert uniform_branching(Tree.from_branching([[2], [1, 3]])) is None
+
+
+def test_what_the_fast_path_refuses(pair):
+    assert fast_reason("2^3", "kseq") and fast_reason("2^3", "spechub", "numpy")
+    assert fast_reason(Tree.from_branching([[2], [1, 3]]), "rrs") and fast_reason("2^3", "spechub") is None
+    with pytest.raises(ValueError, match="fast path cannot decode"):
+        decode_batch_fast(pair, PROMPTS, tree="2^3", method="kseq", rngs=_rngs(0))
+    with pytest.raises(ValueError, match="`runtime` 'jit' is not one of"):
+        decode_batch_with(pair, PROMPTS, tree="2^3", method="rrs", rngs=_rngs(0), runtime="jit")
+    with pytest.raises(ValueError, match="one Generator per prompt"):
+        decode_batch_fast(pair, [[1], [2]], tree="2^2", method="rrs", rngs=[0])
+    with pytest.raises(ValueError, match="at least one token"):
+        decode_batch_fast(pair, [[1], []], tree="2^2", method="rrs", rngs=[0, 1])
+    with pytest.raises(ValueError, match="`max_new_tokens` must be >= 1"):
+        decode_batch_fast(pair, [[1]], tree="2^2", method="rrs", rngs=[0], max_new_tokens=0)
+    kseq = decode_batch_with(pair, PROMPTS, tree="2^3", method="kseq", rngs=_rngs(3), max_new_tokens=8)  # falls back
+    assert [r.tokens for r in kseq] == [r.tokens for r in decode_batch(pair, PROMPTS, tree="2^3", method="kseq",
+                                                                       rngs=_rngs(3), max_new_tokens=8)]
