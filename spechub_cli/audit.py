@@ -152,25 +152,11 @@ def _load(args):
 
 
 def _model_case(args, sampling):
-    """Function-level case from real models: logits at the prompt (and after the draft's most likely
-    tokens for the later rows, which only feed the untested bonus position)."""
-    import torch
-
-    from empirical.audit.cases import FunctionCase
+    """Function-level case from real models at the prompt (``empirical.audit.cases.model_case``)."""
+    from empirical.audit.cases import model_case
 
     pair, ids = _load(args)
-    L = int(args.draft_length)
-    with torch.no_grad():
-        d = pair.draft(ids).logits[0, -1:].float()
-        ctx = ids
-        rows_d = [d[0]]
-        for _ in range(L - 1):
-            ctx = torch.cat([ctx, rows_d[-1].argmax().view(1, 1)], dim=1)
-            rows_d.append(pair.draft(ctx).logits[0, -1].float())
-        ctx = torch.cat([ids, torch.stack([r.argmax() for r in rows_d])[None]], dim=1)
-        t = pair.target(ctx).logits[0, ids.shape[1] - 1:].float()  # [L + 1, n]
-    return FunctionCase.from_logits(t.cpu().numpy(), torch.stack(rows_d).cpu().numpy(), sampling,
-                                    name=f"{args.target} | {args.draft} at {ids[0].tolist()}")
+    return model_case(pair, ids, sampling, draft_length=args.draft_length, name=f"{args.target} | {args.draft} at {ids[0].tolist()}")
 
 
 def _self_test(args) -> int:
