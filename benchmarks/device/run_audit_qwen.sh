@@ -26,7 +26,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,m
 args=(--target "${TARGET:-$QDIR/t.gguf}" --draft "${DRAFT:-$QDIR/d.gguf}" --prompt "${PROMPT:-The capital of France is}"
   --settings "${SETTINGS:-all}" --levels "${LEVELS:-function,generator,generate,drift}" --min-tv "${MIN_TV:-0.02}"
   --probe "${PROBE:-16}" --jobs "${JOBS:-8}" --workers "${WORKERS:-1}" --threads "${THREADS:-1}"
-  --device "${DEVICE:-cuda}" --budget-s "$budget" --reserve-s 12 --out "$OUT/$NAME.json")
+  --device "${DEVICE:-cuda}" --budget-s "$budget" --start-epoch "$start" --reserve-s 12 --out "$OUT/$NAME.json")
 timeout -k 5 $(( budget + 30 )) python3 -m empirical.audit.model_grid "${args[@]}" 2>&1 \
   | grep --line-buffered -v -e "Loading weights" -e "it/s]" -e "Converting and de-quantizing" -e "is deprecated" | tee -a "$log"
 rc=${PIPESTATUS[0]}

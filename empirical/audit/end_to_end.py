@@ -79,7 +79,7 @@ def target_law(model, input_ids, sampling: Sampling, *, eos_ids=(), batch: int =
         joint[i * n] = p1[first[i]]
     for s in range(0, len(todo), batch):
         rows = todo[s : s + batch]
-        ids = torch.cat([input_ids.repeat(len(rows), 1), torch.tensor(first[rows])[:, None]], dim=1)
+        ids = torch.cat([input_ids.repeat(len(rows), 1), torch.tensor(first[rows], device=input_ids.device)[:, None]], dim=1)
         p2 = laws(ids)
         for r, i in enumerate(rows):
             joint[i * n : (i + 1) * n] = p1[first[i]] * p2[r]

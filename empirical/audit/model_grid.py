@@ -31,6 +31,8 @@ __all__ = ["TV_LADDER", "size_for_time", "run_setting", "main"]
 #: TVs tried, smallest first (from --min-tv): the audit is sized for the first whose N fits
 TV_LADDER = (0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 LEVELS = ("function", "generator", "generate", "drift")
+#: a level with less time than this left is skipped (recorded as such), not started
+MIN_LEVEL_S = 5.0
 
 
 def size_for_time(n_for, cost_s: float, seconds: float, *, min_tv: float, workers: int = 1) -> dict:
@@ -67,9 +69,13 @@ def run_setting(pair, ids, sampling, levels, *, deadline: float, min_tv: float, 
     todo = [lv for lv in LEVELS if lv in levels]
     timed = [lv for lv in todo if lv != "drift"]
     for level in todo:
-        seconds = max(1.0, (deadline - time.time() - (3.0 if "drift" in todo else 0.0)) / max(1, len(timed)))
+        seconds = (deadline - time.time() - (3.0 if "drift" in todo else 0.0)) / max(1, len(timed))
         if level in timed:
             timed.remove(level)
+        if seconds < MIN_LEVEL_S:
+            save(level, {"level": level, "settings": tag, "skipped": f"no time left ({seconds:.0f} s < {MIN_LEVEL_S:g} s)"})
+            log(f"{_tag(sampling)} {level}: skipped (no time left)")
+            continue
         t0, holder = time.time(), None
         if level == "function":
             case = model_case(pair, ids, sampling)
@@ -205,6 +211,7 @@ def main(argv=None) -> int:
     ap.add_argument("--levels", default="function,generator,generate,drift")
     ap.add_argument("--budget-s", type=float, default=900.0, help="wall-clock budget of the whole run, loading included")
     ap.add_argument("--reserve-s", type=float, default=10.0, help="kept free at the end of the budget")
+    ap.add_argument("--start-epoch", type=float, default=None, help="when the budget began (default: now), e.g. a script's start")
     ap.add_argument("--min-tv", type=float, default=0.02)
     ap.add_argument("--alpha", type=float, default=1e-3)
     ap.add_argument("--power", type=float, default=0.99)
@@ -216,7 +223,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    start = time.time()
+    start = time.time() if args.start_epoch is None else float(args.start_epoch)
     deadline = start + args.budget_s - args.reserve_s
     settings = _parse_settings(args.settings)
     bad = set(args.levels.split(",")) - set(LEVELS)
@@ -237,20 +244,20 @@ def main(argv=None) -> int:
 
     scratch = tempfile.mkdtemp(prefix="model_grid-")  # job files live outside --out's folder
     parts = [os.path.join(scratch, f"job{j}.json") for j in range(max(1, args.jobs))]
-    if args.jobs <= 1:
-        _job(args, settings, deadline, parts[0])
-    else:
-        import multiprocessing as mp
+    import multiprocessing as mp
 
+    if args.jobs > 1:
         _warm_cache([args.target, args.draft])
-        ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=_job, args=(args, settings[j :: args.jobs], deadline, parts[j])) for j in range(args.jobs)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(max(1.0, deadline + args.reserve_s - time.time()))
-            if p.is_alive():
-                p.terminate()
+    ctx = mp.get_context("spawn")  # also for one job: the parent enforces the deadline and keeps what finished
+    procs = [ctx.Process(target=_job, args=(args, settings[j :: max(1, args.jobs)], deadline, parts[j]))
+             for j in range(max(1, args.jobs))]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(max(1.0, deadline + args.reserve_s - time.time()))
+        if p.is_alive():
+            p.terminate()
+            p.join(5)
     results, loads = {}, []
     for path in parts:
         if os.path.exists(path):
