@@ -114,3 +114,19 @@ def test_cli_generate_with_workers_and_its_bad_input(capsys):
     assert main([*base, "--workers", "0"]) == 2
     assert "`workers` must be an integer >= 1" in capsys.readouterr().err
     assert main([*base, "--workers", "2", "--trials", "40"]) == 0
+
+
+def test_model_grid_runs_every_level_on_a_tiny_pair(pair):
+    import time
+
+    from empirical.audit.model_grid import run_setting
+
+    saved = {}
+    run_setting(pair, torch.tensor(IDS), Sampling(0.6, 5, 0.9), ["function", "generator", "generate", "drift"],
+                deadline=time.time() + 60, min_tv=0.3, alpha=1e-3, power=0.99, seed=0, probe=4, workers=1,
+                save=saved.__setitem__, log=lambda m: None)
+    assert list(saved) == ["function", "generator", "generate", "drift"]
+    for level in ("function", "generator", "generate"):
+        doc = saved[level]
+        assert doc.get("skipped") or (doc["verdict"] == "pass" and doc["tv"] == doc["sizing"]["tv"] >= 0.3), doc
+    assert "draft_law_drift" in saved["drift"] or saved["drift"].get("skipped")
