@@ -60,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--draft-length", type=int, default=1, help="function level: draft tokens per call L (default: %(default)s)")
     parser.add_argument("--trials", type=int, default=None, help="override the sample size from the power analysis")
     parser.add_argument("--device", default="cpu", help="(default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="hf-generate: forked processes drawing the trials (CPU only; default: %(default)s)")
+    parser.add_argument("--no-memo", action="store_true",
+                        help="hf-generator/hf-generate: run every model forward (default: repeated forwards come from an exact memo)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--out", default=None, help="also write the JSON to this file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -121,7 +125,7 @@ def _function(args, sampling, weights, kw):
     if args.sampler.startswith("python:"):
         sampler, level = resolve_sampler(args.sampler)
         if level == "generator":
-            from .audit import audit_generator
+            from empirical.audit import audit_generator
 
             return audit_generator(sampler, **kw), {}
         return audit_function(sampler, case, **kw), {}
@@ -141,6 +145,9 @@ def _model_level(args, sampling, weights, kw):
         raise ValueError(f"`{args.sampler}` needs --target and --draft (e.g. --target tiny --draft tiny).")
     if len(weights) > 1:
         raise ValueError("`--ensemble-weight` takes one weight for hf-generator/hf-generate.")
+    from empirical.audit.parallel import check_workers
+
+    check_workers(args.workers)
     w = weights[0] if weights else None
     pair, ids = _load(args)
     settings = {**sampling.to_dict(), "target": args.target, "draft": args.draft, "prompt_ids": ids[0].tolist(),
@@ -148,10 +155,10 @@ def _model_level(args, sampling, weights, kw):
     if args.sampler == "hf-generator":
         gen = capture_candidate_generator(pair.target, pair.draft, ids, sampling, ensemble_weight=w)
         name = f"hf:{type(gen).__name__}"
-        return audit_generator(HFCandidateGenerator(gen, ids, name), name=name, settings=settings, **kw)
+        return audit_generator(HFCandidateGenerator(gen, ids, name, memo=not args.no_memo), name=name, settings=settings, **kw)
     law = target_law(pair.target, ids, sampling, eos_ids=pair.eos_token_ids)
-    return audit_generate(HFGenerate(pair.target, pair.draft, ids, sampling, ensemble_weight=w), law,
-                          settings=settings, **kw)
+    return audit_generate(HFGenerate(pair.target, pair.draft, ids, sampling, ensemble_weight=w, memo=not args.no_memo), law,
+                          settings=settings, workers=args.workers, **kw)
 
 
 def _load(args):
@@ -160,11 +167,11 @@ def _load(args):
     if args.target == "tiny":
         if args.draft != "tiny":
             raise ValueError("`--target tiny` pairs only with `--draft tiny` (a perturbed copy sharing its tokenizer).")
-        from .tiny import tiny_pair
+        from empirical.tiny import tiny_pair
 
         pair = tiny_pair(32, seed=args.seed)
     else:
-        from .models import load_pair
+        from empirical.models import load_pair
 
         pair = load_pair(args.target, args.draft, device=args.device, dtype="float32")
     prompt = args.prompt if args.prompt is not None else ("w1 w3 w5 w7" if args.target == "tiny" else "The capital of France is")
@@ -175,25 +182,11 @@ def _load(args):
 
 
 def _model_case(args, sampling):
-    """Function-level case from real models: logits at the prompt (and after the draft's most likely
-    tokens for the later rows, which only feed the untested bonus position)."""
-    import torch
-
-    from empirical.audit.cases import FunctionCase
+    """Function-level case from real models at the prompt (``empirical.audit.cases.model_case``)."""
+    from empirical.audit.cases import model_case
 
     pair, ids = _load(args)
-    L = int(args.draft_length)
-    with torch.no_grad():
-        d = pair.draft(ids).logits[0, -1:].float()
-        ctx = ids
-        rows_d = [d[0]]
-        for _ in range(L - 1):
-            ctx = torch.cat([ctx, rows_d[-1].argmax().view(1, 1)], dim=1)
-            rows_d.append(pair.draft(ctx).logits[0, -1].float())
-        ctx = torch.cat([ids, torch.stack([r.argmax() for r in rows_d])[None]], dim=1)
-        t = pair.target(ctx).logits[0, ids.shape[1] - 1:].float()  # [L + 1, n]
-    return FunctionCase.from_logits(t.cpu().numpy(), torch.stack(rows_d).cpu().numpy(), sampling,
-                                    name=f"{args.target} | {args.draft} at {ids[0].tolist()}")
+    return model_case(pair, ids, sampling, draft_length=args.draft_length, name=f"{args.target} | {args.draft} at {ids[0].tolist()}")
 
 
 def _self_test(args) -> int:
@@ -268,7 +261,7 @@ class _Progress:
             return
         if self.bar is None or total != self.total or done < self.done:
             self.close()
-            from .progress import progress_bar
+            from empirical.progress import progress_bar
 
             self.ctx = progress_bar(total=total, desc="audit")
             self.bar, self.total, self.done = self.ctx.__enter__(), total, 0

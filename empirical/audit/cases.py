@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Sampling", "FunctionCase", "hf_process", "synthetic_case", "softmax64", "sample_rows"]
+__all__ = ["Sampling", "FunctionCase", "hf_process", "synthetic_case", "model_case", "softmax64", "sample_rows"]
 
 #: offset added to synthetic logits: real LLM logits sit far from 0, where bf16 spacing is coarse
 LOGIT_OFFSET = 24.0
@@ -204,6 +204,41 @@ def synthetic_case(n: int = 64, *, seed: int = 0, sampling: Sampling = Sampling(
     target = LOGIT_OFFSET - zipf * np.log(rank) + 0.3 * g.standard_normal((rows, n))
     draft = target[:-1] + draft_noise * g.standard_normal((rows - 1, n))
     return FunctionCase.from_logits(target, draft, sampling, name=f"synthetic(n={n}, seed={seed})")
+
+
+def model_case(pair, input_ids, sampling: Sampling = Sampling(), *, draft_length: int = 1, name: str | None = None) -> FunctionCase:
+    """Function-level case from real models at a prompt: the draft's logits at the prompt (and after
+    its own most likely tokens for later rows) and the target's at those L + 1 positions.
+
+    Parameters
+    ----------
+    pair : ModelPair-like with ``target``, ``draft`` (causal LMs sharing a tokenizer)
+    input_ids : torch.LongTensor, shape (1, len)
+    sampling : Sampling, optional
+    draft_length : int, optional
+        L; rows after the first only feed the bonus position, which the audit does not test.
+    name : str, optional
+
+    Returns
+    -------
+    FunctionCase
+        O(L) forwards of each model.
+    """
+    import torch
+
+    L = int(draft_length)
+    if L < 1:
+        raise ValueError(f"`draft_length` must be an integer >= 1; got {draft_length}.")
+    with torch.no_grad():
+        rows_d = [pair.draft(input_ids).logits[0, -1].float()]
+        ctx = input_ids
+        for _ in range(L - 1):
+            ctx = torch.cat([ctx, rows_d[-1].argmax().view(1, 1)], dim=1)
+            rows_d.append(pair.draft(ctx).logits[0, -1].float())
+        ctx = torch.cat([input_ids, torch.stack([r.argmax() for r in rows_d])[None].to(input_ids.device)], dim=1)
+        t = pair.target(ctx).logits[0, input_ids.shape[1] - 1:].float()  # [L + 1, n]
+    return FunctionCase.from_logits(t.cpu().numpy(), torch.stack(rows_d).cpu().numpy(), sampling,
+                                    name=name or f"models at {input_ids[0].tolist()}")
 
 
 def sample_rows(q, size: int, *, rng) -> np.ndarray:

@@ -22,6 +22,7 @@ from spechub_theory.montecarlo.stats import sample_size_for
 from ..tiny import one_thread
 from .cases import Sampling, softmax64
 from .generator_level import _pad
+from .parallel import draw_trials
 
 __all__ = ["TargetLaw", "target_law", "audit_generate", "HFGenerate", "ReferenceGenerate", "JOINT_COVER", "JOINT_MAX_FIRST"]
 
@@ -104,7 +105,7 @@ def target_law(model, input_ids, sampling: Sampling, *, eos_ids=(), batch: int =
         joint[i * n] = p1[first[i]]
     for s in range(0, len(todo), batch):
         rows = todo[s : s + batch]
-        ids = torch.cat([input_ids.repeat(len(rows), 1), torch.tensor(first[rows])[:, None]], dim=1)
+        ids = torch.cat([input_ids.repeat(len(rows), 1), torch.tensor(first[rows], device=input_ids.device)[:, None]], dim=1)
         p2 = laws(ids)
         for r, i in enumerate(rows):
             joint[i * n : (i + 1) * n] = p1[first[i]] * p2[r]
@@ -118,12 +119,14 @@ def _first_eos(first, eos) -> list:
 
 
 def audit_generate(sampler, law: TargetLaw, *, tv: float = 0.01, alpha: float = 1e-3, power: float = 0.99,
-                   n_trials: int | None = None, rng=0, progress=None, name: str | None = None, settings=None):
+                   n_trials: int | None = None, rng=0, progress=None, name: str | None = None, settings=None,
+                   workers: int = 1):
     """Audit an end-to-end sampler (module docstring) against ``law``.
 
     Two tests at ``alpha / 2``: the first token against p1 and the pair against the joint law;
     N = the larger of ``sample_size_for`` of the two (so each is refuted with probability >=
-    ``power`` when its law is ``tv`` away).
+    ``power`` when its law is ``tv`` away). ``workers >= 2`` draws the trials in forked
+    processes (CPU; :func:`~empirical.audit.parallel.draw_trials`, one seed per trial).
 
     Parameters
     ----------
@@ -160,21 +163,19 @@ def audit_generate(sampler, law: TargetLaw, *, tv: float = 0.01, alpha: float = 
     n = len(law.p1)
     first = np.zeros(n, dtype=np.int64)
     cells = np.zeros(len(law.joint), dtype=np.int64)
-    for i in range(N):
-        tokens = np.asarray(sampler(g))
+    for tokens in draw_trials(sampler, g, N, workers=workers, progress=progress):
         if tokens.ndim != 1 or len(tokens) < 1 or not np.issubdtype(tokens.dtype, np.integer) or tokens.min() < 0 or tokens.max() >= n:
             raise ValueError(f"an end-to-end sampler must return generated token ids in [0, {n}); got {tokens.tolist()[:4]}.")
         if len(tokens) < 2 and int(tokens[0]) not in law.eos:
             raise ValueError("the sampler stopped after one token without EOS: generate at least two tokens.")
         first[tokens[0]] += 1
         cells[law.cell(tokens)] += 1
-        if progress is not None and ((i + 1) % 16 == 0 or i + 1 == N):
-            progress(i + 1, N)
     parts = [("first token", histogram_test(first, law.p1, alpha=alpha / 2)),
              ("first two tokens", histogram_test(cells, law.joint, alpha=alpha / 2))]
     return counts_audit(parts, first, law.p1, level="generate", sampler=label, tv=tv, alpha=alpha, power=power,
                         seconds=time.perf_counter() - start,
-                        settings={**(settings or {}), "seed": rng if isinstance(rng, int) else None})
+                        settings={**(settings or {}), "seed": rng if isinstance(rng, int) else None,
+                                  **({"workers": workers} if workers != 1 else {})})
 
 
 class HFGenerate:
@@ -183,19 +184,22 @@ class HFGenerate:
     Calls ``target.generate(input_ids, assistant_model=draft, do_sample=True, ...)``, seeded per
     call from ``rng`` (torch's global generator, inside ``fork_rng``), ``max_new_tokens = 3`` so the
     first round proposes two draft tokens. ``plant(gen, sampling)`` plants a bug in the candidate
-    generator that ``generate`` builds (negative controls).
+    generator that ``generate`` builds (negative controls). ``memo=True`` serves repeated forwards
+    of both models from an exact memo (:mod:`empirical.audit.memo`: same bits in, same bits out; it
+    changes no token for a given seed, tested), which is what makes large N affordable.
     """
 
     def __init__(self, target, draft, input_ids, sampling: Sampling, *, ensemble_weight=None, plant=None,
-                 max_new_tokens: int = 3, name: str = "hf:generate(assistant_model)"):
+                 max_new_tokens: int = 3, name: str = "hf:generate(assistant_model)", memo: bool = False):
         self.target, self.draft, self.input_ids, self.sampling = target, draft, input_ids, sampling
         self.ensemble_weight, self.plant, self.max_new_tokens, self.NAME = ensemble_weight, plant, int(max_new_tokens), name
+        self.memos = {} if memo else None
 
     def __call__(self, rng):
         """The generated tokens (int64)."""
         import torch
 
-        with torch.random.fork_rng(devices=[]), torch.no_grad(), one_thread():
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), one_thread(), self._memo():
             torch.manual_seed(int(rng.integers(2**62)))
             if self.plant is None:
                 out = self._generate()
@@ -213,6 +217,14 @@ class HFGenerate:
                 finally:
                     del self.target._get_candidate_generator
         return out[0, self.input_ids.shape[1]:].cpu().numpy().astype(np.int64)
+
+    def _memo(self):
+        """The memo context (a no-op without ``memo=True``)."""
+        import contextlib
+
+        from .memo import memoised
+
+        return contextlib.nullcontext() if self.memos is None else memoised(self.target, self.draft, memos=self.memos)
 
     def _generate(self):
         import torch

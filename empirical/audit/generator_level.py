@@ -154,17 +154,22 @@ class HFCandidateGenerator:
 
     Each call seeds torch's global generator from ``rng`` (inside ``fork_rng``), calls
     ``get_candidates(input_ids)`` and returns the proposal and ``softmax`` (float64) of the
-    candidate logits it returns with it. O(one assistant ``generate``) per call.
+    candidate logits it returns with it. O(one assistant ``generate``) per call. ``memo=True``
+    serves the assistant's repeated forwards from an exact memo (:mod:`empirical.audit.memo`).
     """
 
-    def __init__(self, generator, input_ids, name: str = "hf:AssistedCandidateGenerator"):
+    def __init__(self, generator, input_ids, name: str = "hf:AssistedCandidateGenerator", *, memo: bool = False):
         self.generator, self.input_ids, self.NAME = generator, input_ids, name
+        self.memos = {} if memo else None
 
     def __call__(self, rng):
         """``(tokens (L,), q (L, n))``."""
         import torch
 
-        with torch.random.fork_rng(devices=[]), torch.no_grad(), one_thread():
+        from .memo import memoised
+
+        model = getattr(self.generator, "assistant_model", None) if self.memos is not None else None
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), one_thread(), memoised(model, memos={} if self.memos is None else self.memos):
             torch.manual_seed(int(rng.integers(2**62)))
             ids, logits = self.generator.get_candidates(self.input_ids)
         start = self.input_ids.shape[1]

@@ -1,0 +1,279 @@
+r"""Audits of a real model pair across sampling settings, each sized by the power analysis for the TV its time allows.
+
+Convention: p = target, q = draft; settings T in {0.6, 1.0} x top-k in {off, 50} x top-p in {1, 0.9}
+(``grid.SETTINGS``); levels ``function`` (transformers' ``_speculative_sampling`` on the pair's
+logits at the prompt), ``generator`` (the ``AssistedCandidateGenerator`` that ``generate`` builds),
+``generate`` (``generate(assistant_model=...)``, first two tokens) and ``drift`` (the draft-law drift
+of docs/audit.md finding 4). Run: ``python -m empirical.audit.model_grid --target T --draft D --out FILE``.
+
+**Sizing by time.** N is fixed before any audited trial, as the test requires: ``--probe`` calls
+measure the seconds per call c (they also warm the forward memo and are not counted), then the TV
+is the smallest of :data:`TV_LADDER` (from ``--min-tv``) whose power-analysis N fits the level's
+seconds, N c / workers <= seconds. Every result records the TV it was sized for, c, and the time
+the ``--min-tv`` audit would need (``projected_s_min_tv``). Each finished result is written into the
+JSON bundle atomically, so an interrupted run keeps every finished audit. ``--jobs J`` runs settings
+in J spawned processes (each loads the pair; GPU); ``--workers W`` forks W processes per end-to-end
+audit (CPU only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["TV_LADDER", "size_for_time", "run_setting", "main"]
+
+#: TVs tried, smallest first (from --min-tv): the audit is sized for the first whose N fits
+TV_LADDER = (0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+LEVELS = ("function", "generator", "generate", "drift")
+#: a level with less time than this left is skipped (recorded as such), not started
+MIN_LEVEL_S = 5.0
+
+
+def size_for_time(n_for, cost_s: float, seconds: float, *, min_tv: float, workers: int = 1) -> dict:
+    """Smallest ladder TV >= ``min_tv`` whose ``n_for(tv)`` trials fit ``seconds`` at ``cost_s`` per
+    call on ``workers`` processes (the largest ladder TV if none does).
+
+    Returns
+    -------
+    dict
+        ``{"tv", "n", "cost_s", "projected_s", "n_min_tv", "projected_s_min_tv"}``.
+    """
+    ladder = [t for t in TV_LADDER if t >= min_tv - 1e-12] or [TV_LADDER[-1]]
+    rate = max(cost_s, 1e-9) / max(workers, 1)
+    n_min = int(n_for(ladder[0]))
+    pick = ladder[-1]
+    for t in ladder:
+        if n_for(t) * rate <= seconds:
+            pick = t
+            break
+    n = int(n_for(pick))
+    return {"tv": pick, "n": n, "cost_s": cost_s, "projected_s": n * rate, "n_min_tv": n_min, "projected_s_min_tv": n_min * rate}
+
+
+def run_setting(pair, ids, sampling, levels, *, deadline: float, min_tv: float, alpha: float, power: float, seed: int,
+                probe: int, workers: int, save, log=print) -> None:
+    """Run ``levels`` at one setting; the time left until ``deadline`` is shared out evenly over the
+    levels still to run. ``save(level, doc)`` stores each result."""
+    from . import (HFCandidateGenerator, HFGenerate, HFSpeculativeSampling, audit_function, audit_generate,
+                   audit_generator, capture_candidate_generator, target_law)
+    from spechub_theory.montecarlo.stats import sample_size_for
+    from .cases import model_case
+
+    tag = sampling.to_dict()
+    todo = [lv for lv in LEVELS if lv in levels]
+    timed = [lv for lv in todo if lv != "drift"]
+    for level in todo:
+        seconds = (deadline - time.time() - (3.0 if "drift" in todo else 0.0)) / max(1, len(timed))
+        if level in timed:
+            timed.remove(level)
+        if seconds < MIN_LEVEL_S:
+            save(level, {"level": level, "settings": tag, "skipped": f"no time left ({seconds:.0f} s < {MIN_LEVEL_S:g} s)"})
+            log(f"{_tag(sampling)} {level}: skipped (no time left)")
+            continue
+        t0, holder = time.time(), None
+        if level == "function":
+            case = model_case(pair, ids, sampling)
+            sampler = HFSpeculativeSampling()
+            t = time.perf_counter()
+            audit_function(sampler, case, n_trials=probe * 10, rng=seed + 1)
+            cost = (time.perf_counter() - t) / (probe * 10)
+            size = size_for_time(lambda tv: sample_size_for(case.p[0], tv, alpha, power), cost, seconds, min_tv=min_tv)
+            r = audit_function(sampler, case, tv=size["tv"], alpha=alpha, power=power, rng=seed)
+        elif level == "generator":
+            gen = holder = HFCandidateGenerator(capture_candidate_generator(pair.target, pair.draft, ids, sampling), ids, memo=True)
+            g = np.random.default_rng(seed + 1)
+            q1 = gen(g)[1][0]
+            cost = _cost(lambda: gen(g), probe)
+            size = size_for_time(lambda tv: sample_size_for(q1, tv, alpha / 2, power), cost, seconds, min_tv=min_tv)
+            r = audit_generator(gen, tv=size["tv"], alpha=alpha, power=power, rng=seed, name="hf:AssistedCandidateGenerator",
+                                settings=tag)
+        elif level == "generate":
+            law = target_law(pair.target, ids, sampling, eos_ids=pair.eos_token_ids)
+            sampler = holder = HFGenerate(pair.target, pair.draft, ids, sampling, memo=True)
+            g = np.random.default_rng(seed + 1)
+            cost = _cost(lambda: sampler(g), probe)
+            seconds = max(1.0, seconds - (time.time() - t0))
+            size = size_for_time(lambda tv: max(sample_size_for(law.p1, tv, alpha / 2, power),
+                                                sample_size_for(law.joint, tv, alpha / 2, power)),
+                                 cost, seconds, min_tv=min_tv, workers=workers)
+            r = audit_generate(sampler, law, tv=size["tv"], alpha=alpha, power=power, rng=seed, settings=tag, workers=workers)
+        else:
+            from .grid import draft_law_drift
+
+            save(level, {"level": "drift", "settings": tag, "draft_law_drift": draft_law_drift(pair, ids, sampling),
+                         "seconds": time.time() - t0})
+            log(f"{_tag(sampling)} drift done in {time.time() - t0:.0f} s")
+            continue
+        doc = {**r.to_dict(), "sizing": size, "wall_s": time.time() - t0}
+        memos = getattr(holder, "memos", None)
+        if memos:
+            doc["memo"] = [m.stats.to_dict() for m in memos.values()]
+        save(level, doc)
+        log(f"{_tag(sampling)} {level}: {r.verdict} at TV {size['tv']:g} (N = {r.n_samples:,}, p = {r.pvalue:.3g}, "
+            f"{cost * 1e3:.1f} ms/call, {time.time() - t0:.0f} s; TV {min_tv:g} would need N = {size['n_min_tv']:,}, "
+            f"~{size['projected_s_min_tv']:.0f} s)")
+
+
+def _cost(call, probe: int) -> float:
+    """Seconds per call over the second half of ``probe`` calls (the first half warms the memo)."""
+    for _ in range(max(1, probe // 2)):
+        call()
+    t, m = time.perf_counter(), max(1, probe - probe // 2)
+    for _ in range(m):
+        call()
+    return (time.perf_counter() - t) / m
+
+
+def _warm_cache(names) -> None:
+    """Dequantise each ``.gguf`` once into the safetensors cache (``empirical.dequant_cache``), so
+    spawned jobs load in seconds instead of each dequantising."""
+    import torch
+
+    from ..dequant_cache import load_gguf
+
+    for name in names:
+        if str(name).endswith(".gguf") and os.path.exists(name):
+            t = time.time()
+            load_gguf(name, torch.float32)
+            print(f"[{time.strftime('%H:%M:%S')}] {os.path.basename(name)} ready in {time.time() - t:.0f} s", flush=True)
+
+
+def _tag(s) -> str:
+    return f"T{s.temperature:g}_k{s.top_k}_p{s.top_p:g}"
+
+
+def _parse_settings(text: str):
+    from .cases import Sampling
+    from .grid import SETTINGS
+
+    if text == "all":
+        return [Sampling(*s) for s in SETTINGS]
+    out = []
+    for part in text.split(";"):
+        try:
+            t, k, p = (float(x) for x in part.split(","))
+        except ValueError:
+            raise ValueError(f"`--settings` must be 'all' or 'T,K,P;T,K,P...'; got {part!r}.") from None
+        out.append(Sampling(t, int(k), p))
+    return out
+
+
+def _job(args, settings, deadline, path):
+    """One process: load the pair, run its settings, write ``{tag: {level: doc}}`` to ``path`` as it goes."""
+    import torch
+
+    from ..models import load_pair
+
+    torch.set_num_threads(max(1, int(args.threads)))
+    t0 = time.time()
+    pair = load_pair(args.target, args.draft, device=args.device, dtype="float32")
+    ids = pair.tokenizer(args.prompt, return_tensors="pt")["input_ids"].to(pair.device)
+    out = {"_load_s": time.time() - t0, "_prompt_ids": ids[0].tolist()}
+    levels = args.levels.split(",")
+
+    def save(tag):
+        def put(level, doc):
+            out.setdefault(tag, {})[level] = doc
+            _write(path, out)
+        return put
+
+    for k, s in enumerate(settings):
+        left = len(settings) - k
+        share = time.time() + (deadline - time.time()) / left
+        run_setting(pair, ids, s, levels, deadline=share, min_tv=args.min_tv, alpha=args.alpha, power=args.power,
+                    seed=args.seed, probe=args.probe, workers=args.workers, save=save(_tag(s)),
+                    log=lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", flush=True))
+    _write(path, out)
+
+
+def _write(path, doc) -> None:
+    from spechub_theory.montecarlo.audit_stats import json_ready
+
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(json_ready(doc), fh, indent=1, allow_nan=False, default=float)
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    """Command line (module docstring); writes one JSON bundle to ``--out``."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--draft", required=True)
+    ap.add_argument("--prompt", default="The capital of France is")
+    ap.add_argument("--settings", default="all", help="'all' or 'T,K,P;T,K,P' (K = 0: top-k off; P = 1: top-p off)")
+    ap.add_argument("--levels", default="function,generator,generate,drift")
+    ap.add_argument("--budget-s", type=float, default=900.0, help="wall-clock budget of the whole run, loading included")
+    ap.add_argument("--reserve-s", type=float, default=10.0, help="kept free at the end of the budget")
+    ap.add_argument("--start-epoch", type=float, default=None, help="when the budget began (default: now), e.g. a script's start")
+    ap.add_argument("--min-tv", type=float, default=0.02)
+    ap.add_argument("--alpha", type=float, default=1e-3)
+    ap.add_argument("--power", type=float, default=0.99)
+    ap.add_argument("--probe", type=int, default=24, help="calls that measure the cost per call (not counted)")
+    ap.add_argument("--workers", type=int, default=1, help="forked processes per end-to-end audit (CPU only)")
+    ap.add_argument("--jobs", type=int, default=1, help="spawned processes, settings dealt round robin (each loads the pair)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    start = time.time() if args.start_epoch is None else float(args.start_epoch)
+    deadline = start + args.budget_s - args.reserve_s
+    settings = _parse_settings(args.settings)
+    bad = set(args.levels.split(",")) - set(LEVELS)
+    if bad:
+        raise SystemExit(f"model_grid: error: unknown level(s) {sorted(bad)}; use {', '.join(LEVELS)}")
+    import platform
+
+    import torch
+    import transformers
+
+    meta = {"command": "python -m empirical.audit.model_grid " + " ".join(sys.argv[1:] if argv is None else argv),
+            "transformers": transformers.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "host": platform.node(), "nproc": os.cpu_count(),
+            "device": args.device, "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
+            "load_average_start": os.getloadavg(), "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(start)),
+            "min_tv": args.min_tv, "alpha": args.alpha, "power": args.power, "prompt": args.prompt, "seed": args.seed}
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix="model_grid-")  # job files live outside --out's folder
+    parts = [os.path.join(scratch, f"job{j}.json") for j in range(max(1, args.jobs))]
+    import multiprocessing as mp
+
+    if args.jobs > 1:
+        _warm_cache([args.target, args.draft])
+    ctx = mp.get_context("spawn")  # also for one job: the parent enforces the deadline and keeps what finished
+    procs = [ctx.Process(target=_job, args=(args, settings[j :: max(1, args.jobs)], deadline, parts[j]))
+             for j in range(max(1, args.jobs))]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(max(1.0, deadline + args.reserve_s - time.time()))
+        if p.is_alive():
+            p.terminate()
+            p.join(5)
+    results, loads = {}, []
+    for path in parts:
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                part = json.load(fh)
+            loads.append(part.pop("_load_s", None))
+            meta["prompt_ids"] = part.pop("_prompt_ids", None)
+            results.update(part)
+            os.remove(path)
+    meta.update(load_s=loads, wall_s=time.time() - start, load_average_end=os.getloadavg())
+    _write(args.out, {**meta, "results": results})
+    verdicts = [d.get("verdict") for r in results.values() for d in r.values() if "verdict" in d]
+    print(f"model_grid: {len(verdicts)} audits, {verdicts.count('pass')} pass, {verdicts.count('refuted')} refuted "
+          f"in {time.time() - start:.0f} s -> {args.out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
