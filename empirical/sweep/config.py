@@ -70,7 +70,8 @@ class SweepConfig:
     ----------
     target, draft : str
         Registry aliases, local folders, ``.gguf`` files or hub ids (see
-        :func:`empirical.models.load_pair`); ``draft`` also ``layers:N``.
+        :func:`empirical.models.load_pair`); ``draft`` also ``layers:N``. A file or folder
+        beside the config file is made absolute.
     prompts : str
         ``"builtin"`` (the project's own set), a JSONL path (resolved against the file's folder)
         or a Hugging Face dataset name.
@@ -190,8 +191,8 @@ def parse_config(data: dict, *, source: str = "<dict>", base=None) -> SweepConfi
         problems.append(f"`batch_size` must be <= `shard_size` ({shard_size}): a batch lies inside one job; got {batch_size}.")
     engine = get.choice("engine", _DECODE_DEFAULTS["engine"], ("auto", "torch", "numpy"))
     config = SweepConfig(
-        target=get.text("target", _DECODE_DEFAULTS["target"]),
-        draft=get.text("draft", _DECODE_DEFAULTS["draft"]),
+        target=_local_path(get.text("target", _DECODE_DEFAULTS["target"]), base),
+        draft=_local_path(get.text("draft", _DECODE_DEFAULTS["draft"]), base),
         prompts=_prompts_path(get.text("prompts", _DECODE_DEFAULTS["prompts"]), base, problems),
         num_prompts=get.integer("num_prompts", _DECODE_DEFAULTS["num_prompts"], minimum=1),
         temperatures=get.numbers("temperatures", (_DECODE_DEFAULTS["temperature"],), minimum=0.0),
@@ -317,6 +318,15 @@ def _prompts_path(value: str, base, problems: list) -> str:
     if value.endswith(".jsonl"):
         problems.append(f"`prompts` file {value!r} does not exist (looked for {str(path)!r}).")
     return value
+
+
+def _local_path(value: str, base) -> str:
+    """A model name that is a file or folder beside the config file, made absolute; any other
+    name (an alias, a hub id, ``layers:N``, a path from the working folder) as given."""
+    if base is None or Path(value).is_absolute():
+        return value
+    path = Path(base) / Path(value).expanduser()
+    return str(path.resolve()) if path.exists() else value
 
 
 def _device(value: str, problems: list) -> str:

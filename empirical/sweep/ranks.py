@@ -96,7 +96,11 @@ class Ranks:
             return
         timeout = _dt.timedelta(seconds=float(os.environ.get("SPECHUB_SWEEP_TIMEOUT_S", COLLECTIVE_TIMEOUT_S)))
         backend = "cpu:gloo,cuda:nccl" if device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend=backend, init_method="env://", rank=self.rank, world_size=self.world_size,
+        store, _, _ = next(dist.rendezvous("env://", self.rank, self.world_size, timeout=timeout))
+        # keys of a restarted worker group apart from those of the group it replaces: torchrun's
+        # agent store outlives a restart, and gloo would read the dead ranks' addresses from it
+        store = dist.PrefixStore(f"spechub-sweep/attempt-{self.attempt}", store)
+        dist.init_process_group(backend=backend, store=store, rank=self.rank, world_size=self.world_size,
                                 timeout=timeout)
 
     def broadcast(self, obj):

@@ -150,8 +150,8 @@ def _setup(config, out: Path, jobs) -> dict:
             earlier = json.loads(path.read_text(encoding="utf-8"))
             diff = [k for k in current if earlier.get(k) != current[k]]
             if diff:
-                return {"error": f"{str(out)!r} holds a sweep with other settings ({', '.join(diff)}: "
-                                 f"{', '.join(f'{earlier.get(k)!r} there, {current[k]!r} now' for k in diff)}); "
+                changes = "; ".join(f"{k}: {earlier.get(k)!r} there, {current[k]!r} now" for k in diff)
+                return {"error": f"{str(out)!r} holds a sweep with other settings ({changes}); "
                                  "use another --out folder or the same settings to resume."}
         else:
             write_atomic(path, (json.dumps(current, indent=1) + "\n").encode("utf-8"))
