@@ -44,6 +44,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the plan and its size, decode nothing")
     parser.add_argument("--world-size", type=int, default=None,
                         help="with --dry-run: show the shares of this many ranks (default: WORLD_SIZE, else 1)")
+    parser.add_argument("--time-budget-s", type=float, default=None,
+                        help="start no job that would end later than this many seconds after the start; "
+                        "what is finished is merged, a rerun does the rest (default: no limit)")
+    parser.add_argument("--records", default=None,
+                        help="compact records of an earlier run of the same settings (records.jsonl.gz): "
+                        "the jobs they cover are skipped and merged")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -76,13 +82,19 @@ def run(args) -> int:
         return _dry_run(config, out, args.world_size)
     if args.world_size is not None:
         raise ValueError("`--world-size` only previews shares with --dry-run; the ranks come from torchrun.")
-    result = run_sweep(config, out, argv=["spechub", *sys.argv[1:]], progress=not args.quiet)
+    if args.time_budget_s is not None and args.time_budget_s <= 0:
+        raise ValueError(f"`--time-budget-s` must be > 0; got {args.time_budget_s}.")
+    result = run_sweep(config, out, argv=["spechub", *sys.argv[1:]], progress=not args.quiet,
+                       time_budget_s=args.time_budget_s, earlier=args.records)
     if result.summary is None:  # ranks other than 0 report nothing
         return 0
     print(summary_table(result.summary))
     plan = result.summary["plan"]
+    if plan["missing"]:
+        print(f"spechub sweep: {len(plan['missing'])} of {plan['jobs']} jobs not finished (time budget); "
+              "rerun the same command to finish them", file=sys.stderr)
     print(json.dumps({"out": str(out), "jobs": plan["jobs"], "done_before": plan["done_before"],
-                      "run_now": plan["run_now"], "missing": len(plan["missing"]),
+                      "imported": plan["imported"], "run_now": plan["run_now"], "missing": len(plan["missing"]),
                       "world_size": result.world_size}))
     return 0
 

@@ -21,11 +21,11 @@ from ..records import RecordLog
 from ..summary import PHASES, summarize
 
 __all__ = ["RECORDS_FILE", "LOG_DIR", "compact_record", "identity", "without_timing", "ShardLog", "finished_jobs",
-           "Merged", "merge_records", "summarize_cells", "write_atomic"]
+           "read_compact", "import_records", "Merged", "merge_records", "summarize_cells", "write_atomic"]
 
 #: the merged compact records of a sweep (one JSON line per decoded prompt, gzip)
 RECORDS_FILE = "records.jsonl.gz"
-#: folder of the per-rank shard logs
+#: folder of the per-rank shard logs (``rank-<r>.jsonl``; ``imported.jsonl`` for earlier records)
 LOG_DIR = "records"
 #: fields of a compact record (and of its ``steps``) that are wall times, not decoding results
 _TIMING = ("prefill_s",) + tuple(f"{ph}_s" for ph in PHASES)
@@ -113,7 +113,7 @@ def finished_jobs(out) -> dict:
         of a killed rank, or one being written now) is not trusted and its job counts as not done.
     """
     jobs: dict = {}
-    for path in sorted((Path(out) / LOG_DIR).glob("rank-*.jsonl")):
+    for path in sorted((Path(out) / LOG_DIR).glob("*.jsonl")):
         for text in path.read_text(encoding="utf-8").split("\n"):
             try:
                 line = json.loads(text)
@@ -121,6 +121,65 @@ def finished_jobs(out) -> dict:
                 continue
             jobs.setdefault(line["key"], line["records"])
     return jobs
+
+
+def read_compact(path) -> list:
+    """Compact records from a file (``.jsonl.gz`` or ``.jsonl``, one record per line).
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    list of dict
+
+    Raises
+    ------
+    ValueError
+        A missing file or a line that is not JSON (a merged file is written whole or not at all).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"`records` file {str(path)!r} does not exist.")
+    with (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")) as f:
+        lines = [line for line in f if line.strip()]
+    try:
+        return [json.loads(line) for line in lines]
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"`records` file {str(path)!r} is not JSON lines: {exc}.") from None
+
+
+def import_records(out, records, jobs) -> int:
+    """Log the jobs that earlier compact records cover whole, so that the sweep skips them.
+
+    Parameters
+    ----------
+    out : str or Path
+        The sweep's output folder (writes ``records/imported.jsonl``).
+    records : iterable of dict
+        Compact records of earlier runs of the same settings (e.g. a committed
+        ``records.jsonl.gz``); the caller vouches for the settings, which records do not carry.
+    jobs : sequence of empirical.sweep.plan.Job
+        The plan; a job is imported when every prompt of its shard has a record of its cell and
+        no log holds it yet.
+
+    Returns
+    -------
+    int
+        Jobs imported now. O(records + jobs).
+    """
+    by_identity = {identity(r): r for r in records}
+    logged = finished_jobs(out)
+    log = RecordLog(Path(out) / LOG_DIR / "imported.jsonl")
+    count = 0
+    for job in jobs:
+        c = job.cell
+        found = [by_identity.get((c.temperature, c.seed, c.tree, c.method, i)) for i in range(job.start, job.stop)]
+        if job.key not in logged and all(r is not None for r in found):
+            log.append({"key": job.key, "imported": True, "records": found})
+            count += 1
+    return count
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from ..prompts import BUILTIN_PROMPTS, _read_jsonl, encode_prompt, load_prompts
 from .plan import cells_of, plan_jobs, rank_share
 from .progress import sweep_progress
 from .ranks import Ranks, rank_device
-from .records import ShardLog, compact_record, finished_jobs, merge_records, summarize_cells, write_atomic
+from .records import (ShardLog, compact_record, finished_jobs, import_records, merge_records, read_compact,
+                      summarize_cells, write_atomic)
 
 __all__ = ["SweepResult", "run_sweep", "SUMMARY_FILE", "CONFIG_FILE", "FAULT_VARIABLE", "FAULT_EXIT_STATUS"]
 
@@ -69,7 +70,8 @@ class SweepResult:
     summary: dict | None
 
 
-def run_sweep(config, out, *, ranks=None, argv=None, progress: bool = True, pair=None) -> SweepResult:
+def run_sweep(config, out, *, ranks=None, argv=None, progress: bool = True, time_budget_s: float | None = None,
+              earlier=None, pair=None) -> SweepResult:
     """Run this process's share of a sweep (all of it without torchrun) and, on rank 0, merge.
 
     Parameters
@@ -84,6 +86,13 @@ def run_sweep(config, out, *, ranks=None, argv=None, progress: bool = True, pair
         Command line recorded in the metadata.
     progress : bool
         Progress on stderr (a bar for one process, one line per job and rank for several).
+    time_budget_s : float, optional
+        Seconds from the start after which a rank starts no job that (judged by its longest job
+        so far) would end late; rank 0 then merges what is finished (``plan.missing`` lists the
+        rest, a rerun does it). None: no limit.
+    earlier : str, Path or list of dict, optional
+        Compact records of earlier runs with the same settings (a ``records.jsonl.gz``): the jobs
+        they cover whole are skipped and merged (:func:`~empirical.sweep.records.import_records`).
     pair : empirical.models.ModelPair, optional
         Already loaded models (tests); otherwise each rank loads the config's pair on its device.
 
@@ -101,16 +110,18 @@ def run_sweep(config, out, *, ranks=None, argv=None, progress: bool = True, pair
     device = str(pair.device) if pair is not None else rank_device(config.device, ranks.local_rank)
     ranks.start(device)
     try:
-        return _run(config, Path(out), ranks, device, argv if argv is not None else sys.argv, progress, pair)
+        deadline = None if time_budget_s is None else time.time() + float(time_budget_s)
+        return _run(config, Path(out), ranks, device, argv if argv is not None else sys.argv, progress, pair,
+                    deadline, earlier)
     finally:
         ranks.close()
 
 
-def _run(config, out: Path, ranks, device: str, argv, progress: bool, pair) -> SweepResult:
+def _run(config, out: Path, ranks, device: str, argv, progress: bool, pair, deadline, earlier) -> SweepResult:
     start = time.time()
     prompts = load_prompts(config.prompts, num_prompts=config.num_prompts)
     jobs = plan_jobs(config, len(prompts))
-    setup = ranks.broadcast(_setup(config, out, jobs) if ranks.is_main else None)
+    setup = ranks.broadcast(_setup(config, out, jobs, earlier) if ranks.is_main else None)
     if "error" in setup:
         raise ValueError(setup["error"])
     todo = [job for job in jobs if job.key not in setup["done"]]
@@ -119,57 +130,69 @@ def _run(config, out: Path, ranks, device: str, argv, progress: bool, pair) -> S
         print(f"sweep: {len(jobs)} jobs ({len(cells_of(config))} cells x {len(jobs) // max(len(cells_of(config)), 1)} "
               f"shards), {len(setup['done'])} done earlier, {len(todo)} to run on {ranks.world_size} rank(s)",
               file=sys.stderr, flush=True)
-    seconds = 0.0
+    seconds, ran = 0.0, 0
     if mine:
         if pair is None:
             from ..models import load_pair
 
             pair = load_pair(config.target, config.draft, device=device, dtype=config.dtype)
-        seconds = _decode_share(config, out, ranks, pair, prompts, mine, progress)
-    stats = ranks.gather(_rank_stats(ranks, device, mine, seconds))
+        seconds, ran = _decode_share(config, out, ranks, pair, prompts, mine, progress, deadline)
+    stats = ranks.gather(_rank_stats(ranks, device, mine[:ran], seconds))
     if not ranks.is_main:
-        return SweepResult(out, ranks.rank, ranks.world_size, len(jobs), len(setup["done"]), len(mine), None)
+        return SweepResult(out, ranks.rank, ranks.world_size, len(jobs), len(setup["done"]), ran, None)
     merged = merge_records(out, jobs)
     summary = {
         "meta": _metadata(config, ranks, device, argv, stats, time.time() - start),
         "plan": {"cells": len(cells_of(config)), "jobs": len(jobs), "done_before": len(setup["done"]),
-                 "run_now": len(todo), "missing": list(merged.missing), "prompts": len(prompts)},
+                 "imported": setup["imported"], "run_now": len(todo), "missing": list(merged.missing),
+                 "prompts": len(prompts)},
         "summaries": summarize_cells(merged.records),
     }
     write_atomic(out / SUMMARY_FILE, (json.dumps(summary, indent=1, allow_nan=False) + "\n").encode("utf-8"))
-    return SweepResult(out, 0, ranks.world_size, len(jobs), len(setup["done"]), len(mine), summary)
+    return SweepResult(out, 0, ranks.world_size, len(jobs), len(setup["done"]), ran, summary)
 
 
-def _setup(config, out: Path, jobs) -> dict:
+def _setup(config, out: Path, jobs, earlier) -> dict:
     """Rank 0: create the folder, check or write its settings, list the finished jobs; an error
     is returned (then raised on every rank) rather than raised here, so no rank waits forever."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         path, current = out / CONFIG_FILE, config.identity()
         if path.exists():
-            earlier = json.loads(path.read_text(encoding="utf-8"))
-            diff = [k for k in current if earlier.get(k) != current[k]]
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            diff = [k for k in current if saved.get(k) != current[k]]
             if diff:
-                changes = "; ".join(f"{k}: {earlier.get(k)!r} there, {current[k]!r} now" for k in diff)
+                changes = "; ".join(f"{k}: {saved.get(k)!r} there, {current[k]!r} now" for k in diff)
                 return {"error": f"{str(out)!r} holds a sweep with other settings ({changes}); "
                                  "use another --out folder or the same settings to resume."}
         else:
             write_atomic(path, (json.dumps(current, indent=1) + "\n").encode("utf-8"))
+        imported = 0
+        if earlier is not None:
+            imported = import_records(out, read_compact(earlier) if isinstance(earlier, (str, Path)) else earlier, jobs)
         planned = {job.key for job in jobs}
-        return {"done": sorted(set(finished_jobs(out)) & planned)}
-    except (OSError, ValueError) as exc:
+        return {"done": sorted(set(finished_jobs(out)) & planned), "imported": imported}
+    except OSError as exc:
         return {"error": f"output folder {str(out)!r}: {exc}"}
+    except ValueError as exc:
+        return {"error": str(exc)}
 
 
-def _decode_share(config, out: Path, ranks, pair, prompts, mine, progress: bool) -> float:
-    """Decode this rank's jobs in order, logging each; returns the seconds spent."""
+def _decode_share(config, out: Path, ranks, pair, prompts, mine, progress: bool, deadline) -> tuple:
+    """Decode this rank's jobs in order, logging each, until the share or the time budget ends
+    (no job is started that the longest job so far says would end after ``deadline``); returns
+    (seconds spent, jobs finished)."""
     log = ShardLog(out, ranks.rank)
     kinds = _prompt_kinds(config.prompts, len(prompts))
     stop_after = _fault(ranks)
     ids: dict = {}
-    total = 0.0
+    total = longest = 0.0
+    ran = 0
     with sweep_progress(ranks, mine, enabled=progress) as done:
         for count, job in enumerate(mine, start=1):
+            if deadline is not None and time.time() + longest > deadline:
+                sys.stderr.write(f"[{ranks.label}] time budget spent: {len(mine) - count + 1} job(s) left for a rerun\n")
+                break
             t0 = time.perf_counter()
             for i in range(job.start, job.stop):
                 if i not in ids:
@@ -178,13 +201,13 @@ def _decode_share(config, out: Path, ranks, pair, prompts, mine, progress: bool)
             seconds = time.perf_counter() - t0
             log.append(job, records, rank=ranks.rank, world_size=ranks.world_size, attempt=ranks.attempt,
                        seconds=round(seconds, 3))
-            total += seconds
+            total, longest, ran = total + seconds, max(longest, seconds), count
             done(job, seconds)
             if count == stop_after:
                 sys.stderr.write(f"[{ranks.label}] {FAULT_VARIABLE}: exiting after {count} job(s)\n")
                 sys.stderr.flush()
                 os._exit(FAULT_EXIT_STATUS)  # abrupt, as a killed rank: no cleanup, no collective
-    return total
+    return total, ran
 
 
 def _decode_job(config, pair, job, prompts, ids: dict, kinds: dict) -> list:

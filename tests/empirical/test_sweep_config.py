@@ -141,3 +141,14 @@ def test_ranks_from_torchrun_environment():
         Ranks.from_env({"RANK": "2", "WORLD_SIZE": "2", "MASTER_ADDR": "h"})
     with pytest.raises(ValueError, match="LOCAL_RANK must be an integer"):
         Ranks.from_env({"LOCAL_RANK": "x"})
+
+
+def test_the_documented_example_is_valid(capsys):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "docs" / "sweep-example.toml"
+    c = load_config(example)
+    assert [g.name for g in c.groups][:3] == ["binary", "ternary", "more seeds of 2^5"]
+    assert len(plan_jobs(c)) == 56 * 2  # the count the file's comment gives
+    assert main(["sweep", str(example), "--dry-run", "--out", "/nonexistent/sweep"]) == 0
+    assert "= 112 jobs" in capsys.readouterr().out

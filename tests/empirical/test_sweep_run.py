@@ -104,6 +104,16 @@ def test_rerun_skips_finished_jobs_and_a_torn_log_line_is_redone(one_process, sw
     assert [without_timing(r) for r in records(copy)] == [without_timing(r) for r in records(out)]
 
 
+def test_earlier_records_are_imported_and_a_time_budget_leaves_jobs_for_a_rerun(one_process, sweep_file, tmp_path):
+    out, first = one_process
+    imported = run_sweep(load_config(sweep_file), tmp_path / "a", ranks=Ranks(), argv=[], progress=False,
+                         earlier=out / RECORDS_FILE)
+    assert imported.summary["plan"]["imported"] == JOBS and imported.jobs_run == 0
+    assert records(tmp_path / "a") == records(out)
+    cut = run_sweep(load_config(sweep_file), tmp_path / "b", ranks=Ranks(), argv=[], progress=False, time_budget_s=1e-9)
+    assert cut.jobs_run == 0 and len(cut.summary["plan"]["missing"]) == JOBS and records(tmp_path / "b") == []
+
+
 def test_a_folder_of_other_settings_is_refused(one_process, sweep_file):
     out, _ = one_process
     other = sweep_file.with_name("other.toml")
