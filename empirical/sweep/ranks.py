@@ -21,7 +21,7 @@ COLLECTIVE_TIMEOUT_S = 48 * 3600
 
 @dataclass(frozen=True)
 class Ranks:
-    """This process's place in the sweep, and the few collectives the sweep needs.
+    """A process's place in the sweep, and the few collectives the sweep needs.
 
     Attributes
     ----------

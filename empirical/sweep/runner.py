@@ -135,6 +135,10 @@ def _run(config, out: Path, ranks, device: str, argv, progress: bool, pair, dead
         if pair is None:
             from ..models import load_pair
 
+            if ranks.world_size > 1 or not progress:  # keep the per-rank lines readable
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
             pair = load_pair(config.target, config.draft, device=device, dtype=config.dtype)
         seconds, ran = _decode_share(config, out, ranks, pair, prompts, mine, progress, deadline)
     stats = ranks.gather(_rank_stats(ranks, device, mine[:ran], seconds))

@@ -19,7 +19,7 @@ from empirical.sweep import load_config, run_sweep  # noqa: E402
 from empirical.sweep.ranks import Ranks  # noqa: E402
 from empirical.sweep.records import RECORDS_FILE, without_timing  # noqa: E402
 from empirical.sweep.runner import FAULT_VARIABLE  # noqa: E402
-from empirical.tiny import one_thread_fixture, tiny_pair  # noqa: E402
+from empirical.tiny import one_thread_fixture, save_pair, tiny_pair  # noqa: E402
 
 pytestmark = pytest.mark.hf
 _threads = pytest.fixture(scope="module", autouse=True)(one_thread_fixture)
@@ -48,10 +48,7 @@ JOBS = 2 * 4 * 3  # temperatures x cells x shards of 2, 2, 1 prompts
 @pytest.fixture(scope="module")
 def sweep_file(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep")
-    pair = tiny_pair(64)
-    for name, model in (("target", pair.target), ("draft", pair.draft)):
-        model.save_pretrained(folder / name)
-        pair.tokenizer.save_pretrained(folder / name)
+    save_pair(tiny_pair(64), folder)
     rows = [{"prompt": "w1 w2 w3", "type": "code"}, {"prompt": "w4 w5"}, {"turns": ["w6 w7"], "type": "chat"},
             {"prompt": "w8 w9 w10 w11"}, {"prompt": "w12"}]
     (folder / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
