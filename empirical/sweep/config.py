@@ -88,8 +88,8 @@ class SweepConfig:
     batch_size : int
         Prompts decoded together in lockstep inside a job (at most ``shard_size``).
     device : str
-        ``auto`` (CUDA when present), ``cpu``, ``cuda`` (under torchrun: ``cuda:LOCAL_RANK``)
-        or ``cuda:i``.
+        ``auto`` (CUDA when present), ``cpu``, ``cuda`` (under torchrun: ``cuda:LOCAL_RANK``, round
+        robin when there are more ranks than GPUs) or ``cuda:i``.
     dtype, engine : str
         As ``spechub decode``.
     out : str or None

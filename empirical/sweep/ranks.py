@@ -154,13 +154,14 @@ class Ranks:
 
 
 def rank_device(device: str, local_rank: int = 0) -> str:
-    """The device of a rank: ``auto`` and ``cuda`` become ``cuda:<local_rank>`` (one GPU per local
-    rank) when CUDA is present; ``auto`` is ``cpu`` otherwise.
+    """The device of a rank: ``auto`` and ``cuda`` become ``cuda:<local_rank mod GPUs>`` when CUDA
+    is present (one GPU per local rank; more ranks than GPUs share them round-robin, which suits
+    small models that leave a GPU idle); ``auto`` is ``cpu`` otherwise.
 
     Parameters
     ----------
     device : str
-        ``auto``, ``cpu``, ``cuda`` or ``cuda:i`` (kept as given).
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:i`` (kept as given: every rank on GPU i).
     local_rank : int
 
     Returns
@@ -170,7 +171,7 @@ def rank_device(device: str, local_rank: int = 0) -> str:
     Raises
     ------
     ValueError
-        ``cuda`` without CUDA, or a local rank without a GPU of its own on this host.
+        ``cuda`` without CUDA.
     """
     import torch
 
@@ -181,8 +182,6 @@ def rank_device(device: str, local_rank: int = 0) -> str:
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if count == 0:
         raise ValueError("`device` 'cuda' requested but CUDA is not available (use device = \"cpu\" or \"auto\").")
-    if local_rank >= count:
-        raise ValueError(f"LOCAL_RANK {local_rank} needs GPU {local_rank}, but this host has {count}: "
-                         f"start at most {count} processes per node (torchrun --nproc-per-node {count}).")
-    torch.cuda.set_device(local_rank)
-    return f"cuda:{local_rank}"
+    index = int(local_rank) % count
+    torch.cuda.set_device(index)
+    return f"cuda:{index}"

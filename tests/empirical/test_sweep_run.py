@@ -111,6 +111,20 @@ def test_earlier_records_are_imported_and_a_time_budget_leaves_jobs_for_a_rerun(
     assert cut.jobs_run == 0 and len(cut.summary["plan"]["missing"]) == JOBS and records(tmp_path / "b") == []
 
 
+def test_rank_devices(monkeypatch):
+    from empirical.sweep.ranks import rank_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert rank_device("auto", 3) == "cpu" and rank_device("cuda:1", 5) == "cuda:1"
+    with pytest.raises(ValueError, match="`device` 'cuda' requested but CUDA is not available"):
+        rank_device("cuda", 0)
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    assert [rank_device("auto", r) for r in range(3)] == ["cuda:0", "cuda:1", "cuda:0"] and chosen == [0, 1, 0]
+
+
 def test_a_folder_of_other_settings_is_refused(one_process, sweep_file):
     out, _ = one_process
     other = sweep_file.with_name("other.toml")
