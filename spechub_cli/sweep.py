@@ -37,7 +37,12 @@ SHA, packages, devices, world size). See docs/sweep.md.
 
 
 def add_arguments(parser) -> None:
-    """Register the ``spechub sweep`` options."""
+    """Register the ``spechub sweep`` options.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    """
     parser.add_argument("config", help="the sweep's TOML file (see docs/sweep-example.toml)")
     parser.add_argument("--out", default=None,
                         help="output folder shared by all ranks (default: the file's `out`, else runs/sweep-<file name>)")
@@ -54,8 +59,9 @@ def add_arguments(parser) -> None:
 
 
 def output_folder(config, out=None) -> Path:
-    """The sweep's output folder: ``out`` (the command line), else the file's ``out`` (relative to
-    the file's folder), else ``runs/sweep-<file stem>``.
+    """The sweep's output folder: the command line's, the file's, or ``runs/sweep-<file stem>``.
+
+    The file's ``out`` is relative to the file's folder.
 
     Parameters
     ----------
@@ -75,7 +81,23 @@ def output_folder(config, out=None) -> Path:
 
 
 def run(args) -> int:
-    """Run ``spechub sweep``; returns 0."""
+    """Run ``spechub sweep`` (the plan only with ``--dry-run``); rank 0 prints the table.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options.
+
+    Returns
+    -------
+    int
+        0.
+
+    Raises
+    ------
+    ValueError
+        A bad file or option (printed as one line by :func:`spechub_cli.main`, exit status 2).
+    """
     config = load_config(args.config)
     out = output_folder(config, args.out)
     if args.dry_run:
@@ -100,8 +122,10 @@ def run(args) -> int:
 
 
 def summary_table(summary: dict) -> str:
-    """One line per cell: T, seed, tree, method, prompts, tokens per step [95% interval], mean
-    accepted depth, decode tokens per second.
+    """The summary as a table, one line per cell.
+
+    Columns: T, seed, tree, method, prompts, tokens per step [95% interval], mean accepted depth,
+    decode tokens per second.
 
     Parameters
     ----------

@@ -116,12 +116,23 @@ class SweepConfig:
     source: str = "<dict>"
 
     def to_dict(self) -> dict:
-        """JSON-ready dict of every setting (groups as dicts, tuples as lists)."""
+        """Every setting as JSON-ready values.
+
+        Returns
+        -------
+        dict
+            Groups as dicts, tuples as lists.
+        """
         return _jsonable(asdict(self))
 
     def identity(self) -> dict:
-        """The settings of :data:`RESUME_KEYS`, JSON-ready: two runs may share an output folder
-        only when these agree."""
+        """The settings of :data:`RESUME_KEYS`: two runs may share an output folder only when these agree.
+
+        Returns
+        -------
+        dict
+            JSON-ready values.
+        """
         return {k: _jsonable(getattr(self, k)) for k in RESUME_KEYS}
 
 

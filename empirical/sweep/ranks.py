@@ -154,9 +154,10 @@ class Ranks:
 
 
 def rank_device(device: str, local_rank: int = 0) -> str:
-    """The device of a rank: ``auto`` and ``cuda`` become ``cuda:<local_rank mod GPUs>`` when CUDA
-    is present (one GPU per local rank; more ranks than GPUs share them round-robin, which suits
-    small models that leave a GPU idle); ``auto`` is ``cpu`` otherwise.
+    """The device of a rank: one GPU per local rank, shared round-robin when GPUs are fewer.
+
+    ``auto`` and ``cuda`` become ``cuda:<local_rank mod GPUs>`` when CUDA is present (several
+    ranks per GPU suit small models that leave a GPU idle); ``auto`` is ``cpu`` otherwise.
 
     Parameters
     ----------

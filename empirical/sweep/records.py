@@ -69,12 +69,33 @@ def compact_record(result, cell, prompt_index: int, prompt_id: str, prompt_token
 
 
 def identity(record: dict) -> tuple:
-    """(T, seed, tree, method, prompt index): the record's place in any run of the sweep."""
+    """The record's place in any run of the sweep: (T, seed, tree, method, prompt index).
+
+    Parameters
+    ----------
+    record : dict
+        A compact record.
+
+    Returns
+    -------
+    tuple
+    """
     return (float(record["T"]), int(record["seed"]), record["tree"], record["method"], int(record["prompt_index"]))
 
 
 def without_timing(record: dict) -> dict:
-    """A copy of a compact record without its wall times (the part equal across runs)."""
+    """A copy of a compact record without its wall times (the part equal across runs).
+
+    Parameters
+    ----------
+    record : dict
+        A compact record.
+
+    Returns
+    -------
+    dict
+        ``record`` less ``prefill_s`` and the ``<phase>_s`` sums of its steps.
+    """
     rec = {k: v for k, v in record.items() if k not in _TIMING}
     rec["steps"] = {k: v for k, v in record["steps"].items() if k not in _TIMING}
     return rec
@@ -94,7 +115,16 @@ class ShardLog:
         self.log = RecordLog(Path(out) / LOG_DIR / f"rank-{int(rank)}.jsonl")
 
     def append(self, job, records: list, **meta) -> None:
-        """Write the records of a finished ``job`` (with ``meta``: rank, attempt, seconds) as one line."""
+        """Write the records of a finished job as one fsynced line.
+
+        Parameters
+        ----------
+        job : empirical.sweep.plan.Job
+        records : list of dict
+            Its compact records.
+        **meta
+            Kept in the line beside them (rank, world size, attempt, seconds).
+        """
         self.log.append({"key": job.key, **meta, "records": records})
 
 
@@ -228,7 +258,7 @@ def merge_records(out, jobs) -> Merged:
 
 
 def summarize_cells(records) -> dict:
-    """Summaries of compact records, one per (temperature, seed), keyed ``"T=0.6,seed=0"``.
+    """Summarise compact records, one summary per (temperature, seed), keyed ``"T=0.6,seed=0"``.
 
     Parameters
     ----------
