@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from contextlib import contextmanager
 
-__all__ = ["tiny_tokenizer", "tiny_llama", "tiny_pair", "one_thread", "one_thread_fixture"]
+__all__ = ["tiny_tokenizer", "tiny_llama", "tiny_pair", "save_pair", "one_thread", "one_thread_fixture"]
 
 #: special tokens of the tiny tokenizer (ids 0 and 1); every other token is a word ``w<i>``
 EOS, UNK = "<eos>", "<unk>"
@@ -105,6 +105,18 @@ def tiny_pair(vocab_size: int = 64, *, noise: float = 0.3, seed: int = 0, sharpn
         target=target, draft=draft, tokenizer=tokenizer, device=torch.device(device), dtype=torch.float32,
         eos_token_ids=_eos_ids(tokenizer, target), names={"target": "tiny", "draft": "tiny-perturbed"},
     )
+
+
+def save_pair(pair, folder, names=("target", "draft")) -> tuple:
+    """Save a pair's target and draft, each with the tokenizer, as model folders ``folder/<name>``
+    (what :func:`empirical.models.load_pair` reads, as a user's local models); returns the paths."""
+    from pathlib import Path
+
+    paths = tuple(Path(folder) / name for name in names)
+    for path, model in zip(paths, (pair.target, pair.draft)):
+        model.save_pretrained(path)
+        pair.tokenizer.save_pretrained(path)
+    return paths
 
 
 @contextmanager

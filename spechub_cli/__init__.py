@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tree": ("spechub_cli.tree", "exact and simulated tokens per step on token trees with synthetic models"),
     "lp": ("spechub_cli.lp", "the optimal-transport LP for a draft law: optimum, certificate and plan"),
     "decode": ("spechub_cli.decode", "tree speculative decoding with real Hugging Face / GGUF models"),
+    "sweep": ("spechub_cli.sweep", "a validation sweep from a TOML file, on one process or many GPUs/nodes with torchrun"),
     "audit": ("spechub_cli.audit", "prove or refute that a speculative sampler (transformers' or yours) is lossless"),
     "distill": ("spechub_cli.distill", "train a small draft model for a target by distillation"),
     "models": ("spechub_cli.models", "the model registry: list models, fetch one into the cache"),
