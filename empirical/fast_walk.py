@@ -68,13 +68,11 @@ def sample_level(method: str, q_level, c: int, u):
     return sample_drafts(method, q_level.reshape(R * m, n), c, u.reshape(R * m, c)).reshape(R, m, c)
 
 
-def device_walk(method: str, kids, tokens, p, q, u, layout: UniformLayout, branching):
+def device_walk(kids, tokens, p, q, u, layout: UniformLayout, branching, *, method: str):
     """Walk R drafted trees down together with no host synchronisation.
 
     Parameters
     ----------
-    method : str
-        single, rrs, rrs_wor or spechub.
     kids : int64 tensor [size, max c]
         Children of each node, padded with 0.
     tokens : int64 tensor [R, size]
@@ -84,6 +82,8 @@ def device_walk(method: str, kids, tokens, p, q, u, layout: UniformLayout, branc
     u : float64 tensor [R, layout.total]
     layout, branching
         From :meth:`UniformLayout.of` and :func:`uniform_branching`.
+    method : str
+        single, rrs, rrs_wor or spechub.
 
     Returns
     -------

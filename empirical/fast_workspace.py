@@ -263,8 +263,8 @@ class Workspace:
         self.p.copy_(self.sampling.laws(logits.reshape(-1, logits.shape[-1])).reshape(self.p.shape))
 
     def _verify(self) -> None:
-        self.outcome.copy_(device_walk(self.method, self.kids, self.tokens, self.p, self.q, self.u, self.layout,
-                                       self.branching))
+        self.outcome.copy_(device_walk(self.kids, self.tokens, self.p, self.q, self.u, self.layout,
+                                       self.branching, method=self.method))
 
     def _gather(self) -> None:
         """Columns of the accepted path (and the draft's re-fed tokens) -> side buffers."""
