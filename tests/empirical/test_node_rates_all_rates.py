@@ -33,7 +33,7 @@ def test_a_failed_optimum_is_missing_and_the_rest_stays():
     def broken(p, q, k=2, law="iid", **kw):
         if law == "wor":
             raise RuntimeError("solver failed")
-        return real(p, q, k, law, **kw)
+        return real(p, q, k, law=law, **kw)
 
     with mock.patch.object(lp.fast, "optimal_acceptance", broken), mock.patch.object(node_rates_module, "optimal_acceptance", broken):
         part = node_rates(p, q, [2, 3, 2, 3])["acceptance"]
