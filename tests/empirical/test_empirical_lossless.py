@@ -78,9 +78,9 @@ def test_first_two_tokens_follow_the_target(pair, law, method, tree):
     assert result.passed, result.reason
 
 
-@pytest.mark.parametrize("method, tree", [("traversal", "2^3"), ("block", "chain-2")])
-def test_first_two_tokens_follow_the_target_on_the_torch_engine(pair, law, method, tree):
-    result = _test(pair, law, tree=tree, method=method, seed=12, engine="torch")
+def test_first_two_tokens_follow_the_target_on_the_torch_engine(pair, law):
+    """traversal on the torch engine (block there is the same computation after a chain check)."""
+    result = _test(pair, law, tree="2^3", method="traversal", seed=12, engine="torch")
     assert result.passed, result.reason
 
 
