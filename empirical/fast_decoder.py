@@ -145,7 +145,6 @@ class _Run:
         tree = space.tree
         self.branching = uniform_branching(tree) or ()
         self.layout = UniformLayout.of(tree, self.branching)
-        self.drafted = self.layout.walk[0] if self.branching else 0  # uniforms the draft levels use
         self.counts = [len(c) for c in tree.children]
 
     def prefill(self) -> None:

@@ -32,17 +32,18 @@ def workspace_for(pair, tree, method: str, sampling, rows: int, tokens: int, *, 
     reused from the last calls when one with the same pair, tree, method, sampling and rows is
     wide enough (its CUDA graphs are then replayed, not captured again).
 
-    Width: the next power of two >= tokens + tree size + 4, at least 256 on CUDA (few distinct
-    widths, so few captures) and 64 elsewhere. O(1) when reused; else allocation of the caches and laws buffers.
+    Width: on CUDA the next power of two >= tokens + tree size + 4, at least 256 (few distinct
+    widths, so few captures); elsewhere that need rounded up to 16 (attention spans the whole
+    width, and a CPU pays for every column), reusing a cached one only within 64 columns of it. O(1) when reused; else allocation of the caches and laws buffers.
     """
     key = (id(pair.target), id(pair.draft), tuple(tree.parents), method, sampling, int(rows), bool(graphs))
     need = int(tokens) + tree.size + 4
+    cuda = getattr(pair.device, "type", str(pair.device)) == "cuda"
     for k, space in _CACHE.items():
-        if k[:-1] == key and space.width >= need and space.pair is pair:
+        if k[:-1] == key and need <= space.width and (cuda or space.width < need + 64) and space.pair is pair:
             _CACHE.move_to_end(k)
             return space
-    floor = 256 if getattr(pair.device, "type", str(pair.device)) == "cuda" else 64
-    width = max(floor, 1 << (need - 1).bit_length())
+    width = max(256, 1 << (need - 1).bit_length()) if cuda else need + (-need) % 16
     _CACHE[key + (width,)] = space = Workspace(pair, tree, method, sampling, rows, width, graphs=graphs)
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
