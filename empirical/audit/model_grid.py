@@ -39,6 +39,17 @@ def size_for_time(n_for, cost_s: float, seconds: float, *, min_tv: float, worker
     """Smallest ladder TV >= ``min_tv`` whose ``n_for(tv)`` trials fit ``seconds`` at ``cost_s`` per
     call on ``workers`` processes (the largest ladder TV if none does).
 
+    Parameters
+    ----------
+    n_for : callable ``n_for(tv) -> int``
+        The power-analysis sample size at ``tv``.
+    cost_s, seconds : float
+        Measured seconds per call; seconds available.
+    min_tv : float
+        Smallest TV to try.
+    workers : int, optional
+        Processes sharing the calls.
+
     Returns
     -------
     dict
@@ -59,7 +70,24 @@ def size_for_time(n_for, cost_s: float, seconds: float, *, min_tv: float, worker
 def run_setting(pair, ids, sampling, levels, *, deadline: float, min_tv: float, alpha: float, power: float, seed: int,
                 probe: int, workers: int, save, log=print) -> None:
     """Run ``levels`` at one setting; the time left until ``deadline`` is shared out evenly over the
-    levels still to run. ``save(level, doc)`` stores each result."""
+    levels still to run.
+
+    Parameters
+    ----------
+    pair : ModelPair-like (``target``, ``draft``, ``eos_token_ids``)
+    ids : torch.LongTensor (1, len)
+        The prompt.
+    sampling : Sampling
+    levels : iterable of str
+        Any of :data:`LEVELS`.
+    deadline : float
+        ``time.time()`` by which the setting should be done.
+    min_tv, alpha, power : float
+    seed, probe, workers : int
+    save : callable ``save(level, doc)``
+        Stores each result (a dict) as it finishes.
+    log : callable, optional
+    """
     from . import (HFCandidateGenerator, HFGenerate, HFSpeculativeSampling, audit_function, audit_generate,
                    audit_generator, capture_candidate_generator, target_law)
     from spechub_theory.montecarlo.stats import sample_size_for
