@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-__all__ = ["TV_LADDER", "size_for_time", "run_setting", "main"]
+__all__ = ["TV_LADDER", "size_for_time", "run_setting", "table", "main"]
 
 #: TVs tried, smallest first (from --min-tv): the audit is sized for the first whose N fits
 TV_LADDER = (0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
@@ -38,6 +38,17 @@ MIN_LEVEL_S = 5.0
 def size_for_time(n_for, cost_s: float, seconds: float, *, min_tv: float, workers: int = 1) -> dict:
     """Smallest ladder TV >= ``min_tv`` whose ``n_for(tv)`` trials fit ``seconds`` at ``cost_s`` per
     call on ``workers`` processes (the largest ladder TV if none does).
+
+    Parameters
+    ----------
+    n_for : callable ``n_for(tv) -> int``
+        The power-analysis sample size at ``tv``.
+    cost_s, seconds : float
+        Measured seconds per call; seconds available.
+    min_tv : float
+        Smallest TV to try.
+    workers : int, optional
+        Processes sharing the calls.
 
     Returns
     -------
@@ -59,7 +70,24 @@ def size_for_time(n_for, cost_s: float, seconds: float, *, min_tv: float, worker
 def run_setting(pair, ids, sampling, levels, *, deadline: float, min_tv: float, alpha: float, power: float, seed: int,
                 probe: int, workers: int, save, log=print) -> None:
     """Run ``levels`` at one setting; the time left until ``deadline`` is shared out evenly over the
-    levels still to run. ``save(level, doc)`` stores each result."""
+    levels still to run.
+
+    Parameters
+    ----------
+    pair : ModelPair-like (``target``, ``draft``, ``eos_token_ids``)
+    ids : torch.LongTensor (1, len)
+        The prompt.
+    sampling : Sampling
+    levels : iterable of str
+        Any of :data:`LEVELS`.
+    deadline : float
+        ``time.time()`` by which the setting should be done.
+    min_tv, alpha, power : float
+    seed, probe, workers : int
+    save : callable ``save(level, doc)``
+        Stores each result (a dict) as it finishes.
+    log : callable, optional
+    """
     from . import (HFCandidateGenerator, HFGenerate, HFSpeculativeSampling, audit_function, audit_generate,
                    audit_generator, capture_candidate_generator, target_law)
     from spechub_theory.montecarlo.stats import sample_size_for
@@ -118,6 +146,38 @@ def run_setting(pair, ids, sampling, levels, *, deadline: float, min_tv: float, 
         log(f"{_tag(sampling)} {level}: {r.verdict} at TV {size['tv']:g} (N = {r.n_samples:,}, p = {r.pvalue:.3g}, "
             f"{cost * 1e3:.1f} ms/call, {time.time() - t0:.0f} s; TV {min_tv:g} would need N = {size['n_min_tv']:,}, "
             f"~{size['projected_s_min_tv']:.0f} s)")
+
+
+def table(doc: dict) -> str:
+    """Markdown table of a ``model_grid`` bundle: one row per (setting, level).
+
+    Parameters
+    ----------
+    doc : dict
+        The JSON bundle ``main`` writes.
+
+    Returns
+    -------
+    str
+    """
+    head = ("| setting | level | verdict | sized for TV | N | p-value | plug-in TV (noise) | bins (df) | ms per call | "
+            "N for TV {0:g} | time for it |\n|---|---|---|---|---|---|---|---|---|---|---|").format(doc.get("min_tv", 0.02))
+    rows = [head]
+    for tag, levels in doc.get("results", {}).items():
+        for level, r in levels.items():
+            if "skipped" in r:
+                rows.append(f"| {tag} | {level} | skipped: {r['skipped']} |" + " |" * 8)
+            elif level == "drift":
+                d = r["draft_law_drift"]
+                rows.append(f"| {tag} | drift | TV {d['tv']:.3f} (support {d['support_claimed']} vs {d['support_plain']}, "
+                            f"top {d['max_claimed']:.3f} vs {d['max_plain']:.3f}) |" + " |" * 8)
+            else:
+                z, est = r["sizing"], r["tv_estimate"]
+                bins = ", ".join(f"{p['n_bins']} ({p['df']})" for p in r["parts"])
+                rows.append(f"| {tag} | {level} | {r['verdict']} | {z['tv']:g} | {r['n_samples']:,} | {r['pvalue']:.3g} | "
+                            f"{est['value']:.4f} ({est['noise']:.4f}) | {bins} | {z['cost_s'] * 1e3:.1f} | {z['n_min_tv']:,} | "
+                            f"{z['projected_s_min_tv']:,.0f} s |")
+    return "\n".join(rows)
 
 
 def _cost(call, probe: int) -> float:
@@ -202,7 +262,12 @@ def _write(path, doc) -> None:
 
 
 def main(argv=None) -> int:
-    """Command line (module docstring); writes one JSON bundle to ``--out``."""
+    """Command line (module docstring); writes one JSON bundle to ``--out`` (``--table FILE``: print its table)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--table"] and len(argv) == 2:
+        with open(argv[1], encoding="utf-8") as fh:
+            print(table(json.load(fh)))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--target", required=True)
     ap.add_argument("--draft", required=True)
@@ -234,7 +299,7 @@ def main(argv=None) -> int:
     import torch
     import transformers
 
-    meta = {"command": "python -m empirical.audit.model_grid " + " ".join(sys.argv[1:] if argv is None else argv),
+    meta = {"command": "python -m empirical.audit.model_grid " + " ".join(argv),
             "transformers": transformers.__version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version(), "host": platform.node(), "nproc": os.cpu_count(),
             "device": args.device, "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,

@@ -23,7 +23,21 @@ _SAMPLER = None  # the sampler inherited by forked workers
 
 
 def check_workers(workers) -> int:
-    """Validate ``workers`` (an integer >= 1) and return it as int."""
+    """Validate ``workers`` (an integer >= 1) and return it as int.
+
+    Parameters
+    ----------
+    workers : int
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        If ``workers`` is not an integer >= 1 (booleans included).
+    """
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise ValueError(f"`workers` must be an integer >= 1; got {workers!r}.")
     return int(workers)

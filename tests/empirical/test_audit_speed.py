@@ -130,3 +130,8 @@ def test_model_grid_runs_every_level_on_a_tiny_pair(pair):
         doc = saved[level]
         assert doc.get("skipped") or (doc["verdict"] == "pass" and doc["tv"] == doc["sizing"]["tv"] >= 0.3), doc
     assert "draft_law_drift" in saved["drift"] or saved["drift"].get("skipped")
+    from empirical.audit.model_grid import table
+
+    rows = table({"results": {"T0.6_k5_p0.9": saved}, "min_tv": 0.3}).splitlines()
+    assert len(rows) == 6 and rows[2].startswith("| T0.6_k5_p0.9 | function |")
+    assert all(r.count("|") == rows[0].count("|") for r in rows)
