@@ -36,8 +36,23 @@ MIN_LEVEL_S = 5.0
 
 
 def size_for_time(n_for, cost_s: float, seconds: float, *, min_tv: float, workers: int = 1) -> dict:
-    """Smallest ladder TV >= ``min_tv`` whose ``n_for(tv)`` trials fit ``seconds`` at ``cost_s`` per
-    call on ``workers`` processes (the largest ladder TV if none does).
+    """Smallest ladder TV >= ``min_tv`` whose trials fit the time.
+
+    The first TV of :data:`TV_LADDER` at or above ``min_tv`` with ``n_for(tv) * cost_s / workers
+    <= seconds``, else the largest ladder TV. O(len(TV_LADDER)) calls of ``n_for``.
+
+    Parameters
+    ----------
+    n_for : callable
+        ``n_for(tv) -> int``, the power-analysis sample size for a TV.
+    cost_s : float
+        Seconds per trial (clamped below at 1e-9).
+    seconds : float
+        Time the audit may take.
+    min_tv : float
+        Smallest TV tried.
+    workers : int, optional
+        Processes sharing the trials (clamped below at 1).
 
     Returns
     -------
@@ -58,8 +73,41 @@ def size_for_time(n_for, cost_s: float, seconds: float, *, min_tv: float, worker
 
 def run_setting(pair, ids, sampling, levels, *, deadline: float, min_tv: float, alpha: float, power: float, seed: int,
                 probe: int, workers: int, save, log=print) -> None:
-    """Run ``levels`` at one setting; the time left until ``deadline`` is shared out evenly over the
-    levels still to run. ``save(level, doc)`` stores each result."""
+    """Run ``levels`` at one sampling setting, sharing the time left evenly over them.
+
+    The time left until ``deadline`` is shared out evenly over the timed levels still to run (3 s
+    kept for ``drift``); a level with less than ``MIN_LEVEL_S`` is saved as skipped. Each timed
+    level is probed for its cost per call, sized by :func:`size_for_time`, then audited.
+
+    Parameters
+    ----------
+    pair : ModelPair
+        Target and draft sharing a tokenizer (``target``, ``draft``, ``eos_token_ids``).
+    ids : torch.LongTensor, shape (1, len)
+        The prompt's token ids.
+    sampling : Sampling
+        Temperature, top-k and top-p of the setting.
+    levels : collection of str
+        Levels to run, among ``function``, ``generator``, ``generate``, ``drift``.
+    deadline : float
+        Epoch seconds by which this setting must finish.
+    min_tv : float
+        Smallest TV an audit is sized for.
+    alpha : float
+        Test level.
+    power : float
+        Probability of refuting a law ``tv`` away.
+    seed : int
+        Seed of the audits (probes use ``seed + 1``).
+    probe : int
+        Calls measuring the cost per call (not counted; ``function`` uses ``10 * probe``).
+    workers : int
+        Forked processes per ``generate`` audit (CPU only).
+    save : callable
+        ``save(level, doc)`` stores each result dict.
+    log : callable, optional
+        Receives one progress line per level.
+    """
     from . import (HFCandidateGenerator, HFGenerate, HFSpeculativeSampling, audit_function, audit_generate,
                    audit_generator, capture_candidate_generator, target_law)
     from spechub_theory.montecarlo.stats import sample_size_for
@@ -202,7 +250,23 @@ def _write(path, doc) -> None:
 
 
 def main(argv=None) -> int:
-    """Command line (module docstring); writes one JSON bundle to ``--out``."""
+    """Command line (module docstring); writes one JSON bundle to ``--out``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status 0.
+
+    Raises
+    ------
+    SystemExit
+        On an unknown level in ``--levels`` (or bad arguments, through argparse).
+    """
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--target", required=True)
     ap.add_argument("--draft", required=True)

@@ -23,7 +23,23 @@ _SAMPLER = None  # the sampler inherited by forked workers
 
 
 def check_workers(workers) -> int:
-    """Validate ``workers`` (an integer >= 1) and return it as int."""
+    """Validate ``workers`` (an integer >= 1) and return it as int.
+
+    Parameters
+    ----------
+    workers : int
+        Number of processes; a bool or a non-integer is refused.
+
+    Returns
+    -------
+    int
+        ``workers`` as a Python int.
+
+    Raises
+    ------
+    ValueError
+        If ``workers`` is a bool, not integral, or below 1.
+    """
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise ValueError(f"`workers` must be an integer >= 1; got {workers!r}.")
     return int(workers)
