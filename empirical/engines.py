@@ -193,7 +193,9 @@ class TorchEngine:
 
     @staticmethod
     def supports(method: str) -> bool:
-        """Whether ``method`` has a torch path: single, rrs, rrs_wor, spechub and optimal
+        """Whether ``method`` has a torch path.
+
+        True for single, rrs, rrs_wor, spechub and optimal
         (:data:`empirical.fast_verify.FAST_METHODS`), block and traversal
         (:data:`empirical.sequence_torch.SEQUENCE_TORCH_METHODS`).
 
@@ -313,6 +315,28 @@ class TorchEngine:
 
     @staticmethod
     def walk_batch(tree, method, tokens, p_probs, q_rows, rngs) -> list:
+        """Walk R trees at once on the device (:func:`empirical.fast_verify.walk_trees`).
+
+        All rows step down together: per depth one batched node rule per distinct child count and
+        one host sync. Each row consumes its Generator as :meth:`NumpyEngine.walk_batch` does.
+
+        Parameters
+        ----------
+        tree : Tree
+        method : str or module
+            The verification method (a name or a method module).
+        tokens : torch.Tensor of int64, shape (R, size)
+        p_probs : torch.Tensor, shape (R, size, n)
+        q_rows : torch.Tensor, shape (R, m, n), or None
+            Float64 draft laws of the internal nodes; None for a tree without drafts.
+        rngs : list of numpy.random.Generator
+            One per row.
+
+        Returns
+        -------
+        list
+            R pairs (TreeWalk, node -> host float64 p row of a visited node).
+        """
         return [(walk, lambda v, rows=rows: rows[v].cpu().numpy())
                 for walk, rows in fast_verify.walk_trees(tree, method, tokens, p_probs, q_rows, rngs)]
 

@@ -32,6 +32,20 @@ def fast_reason(tree, method: str, engine: str = "auto"):
     It needs a method in :data:`FAST_RUNTIME_METHODS`, a tree whose nodes of each level have the
     same number of children (every ``k^d``, chain and integer branching list) and the torch rules
     (``engine`` ``auto`` or ``torch``; ``numpy`` asks for the host reference).
+
+    Parameters
+    ----------
+    tree : Tree or str
+        The draft tree (a :class:`~spechub_theory.trees.shapes.Tree` or a name it parses).
+    method : str
+        The verification method name (``ar`` for plain sampling).
+    engine : str, optional
+        ``auto``, ``torch`` or ``numpy``.
+
+    Returns
+    -------
+    str or None
+        One line saying what is missing, or None when the fast path applies.
     """
     if method not in FAST_RUNTIME_METHODS:
         return f"method {method!r} has no device rule on the fast path"
@@ -44,8 +58,37 @@ def fast_reason(tree, method: str, engine: str = "auto"):
 
 def decode_batch_with(pair, prompts, *, tree, method, rngs, sampling=Sampling(), max_new_tokens=128, on_step=None,
                       engine: str = "auto", runtime: str = "fast") -> list:
-    """:func:`decode_batch_fast` when ``runtime="fast"`` and it applies (:func:`fast_reason`),
-    else :func:`empirical.decoder.decode_batch`; same arguments and results.
+    """Decode on the fast path where it applies, else on the eager reference.
+
+    :func:`decode_batch_fast` when ``runtime="fast"`` and it applies (:func:`fast_reason`), else
+    :func:`empirical.decoder.decode_batch`; same arguments and results.
+
+    Parameters
+    ----------
+    pair : empirical.models.ModelPair
+    prompts : sequence of sequences of int
+        Token ids of each prompt (each at least one token).
+    tree : Tree or str
+        As :func:`empirical.decoder.decode`.
+    method : str
+        As :func:`empirical.decoder.decode`.
+    rngs : sequence of numpy Generators or seeds, one per prompt
+        As :func:`empirical.decoder.decode_batch`.
+    sampling : Sampling, optional
+        As :func:`empirical.decoder.decode`.
+    max_new_tokens : int, optional
+        As :func:`empirical.decoder.decode`.
+    on_step : callable, optional
+        As :func:`empirical.decoder.decode_batch`.
+    engine : str, optional
+        ``auto``, ``torch`` or ``numpy``; ``numpy`` always takes the eager reference.
+    runtime : str, optional
+        One of :data:`RUNTIMES`: ``fast`` (where it applies) or ``eager``.
+
+    Returns
+    -------
+    list of Decoded
+        One :class:`~empirical.decode_types.Decoded` per prompt, in order.
 
     Raises
     ------
@@ -67,17 +110,30 @@ def decode_batch_fast(pair, prompts, *, tree, method, rngs, sampling=Sampling(),
 
     Parameters
     ----------
-    pair, prompts, tree, method, rngs, sampling, max_new_tokens, on_step
-        As :func:`empirical.decoder.decode_batch`; ``method`` and ``tree`` must pass
-        :func:`fast_reason`.
-    graphs : bool
+    pair : empirical.models.ModelPair
+    prompts : sequence of sequences of int
+        Token ids of each prompt (each at least one token).
+    tree : Tree or str
+        As :func:`empirical.decoder.decode`; with ``method`` it must pass :func:`fast_reason`.
+    method : str
+        As :func:`empirical.decoder.decode`; one of :data:`FAST_RUNTIME_METHODS`.
+    rngs : sequence of numpy Generators or seeds, one per prompt
+        As :func:`empirical.decoder.decode_batch`.
+    sampling : Sampling, optional
+        As :func:`empirical.decoder.decode`.
+    max_new_tokens : int, optional
+        As :func:`empirical.decoder.decode`.
+    on_step : callable, optional
+        As :func:`empirical.decoder.decode_batch`.
+    graphs : bool, optional
         Replay each piece as a CUDA graph (on CUDA; ignored elsewhere). False: eager pieces.
 
     Returns
     -------
-    list of :class:`~empirical.decode_types.Decoded`, one per prompt; ``Step.seconds`` holds the
-    row's share of ``draft``, ``target``, ``verify``, ``cache`` and ``other`` (host time outside
-    the device phases).
+    list of Decoded
+        One :class:`~empirical.decode_types.Decoded` per prompt; ``Step.seconds`` holds the row's
+        share of ``draft``, ``target``, ``verify``, ``cache`` and ``other`` (host time outside the
+        device phases).
 
     Raises
     ------

@@ -17,8 +17,21 @@ __all__ = ["UniformLayout", "uniform_branching", "device_walk", "sample_level"]
 
 
 def uniform_branching(tree):
-    """Children per node of each level ``(c_0, ..., c_{D-1})`` if every node of a level has the
-    same number of children (complete k^d trees, chains, branching lists of ints), else None."""
+    """Children per node of each level, if every node of a level has the same number of them.
+
+    True of complete k^d trees, chains and branching lists of ints. O(size of the tree).
+
+    Parameters
+    ----------
+    tree : Tree
+        The draft tree (``levels``, ``children``, ``depth``).
+
+    Returns
+    -------
+    tuple of int or None
+        ``(c_0, ..., c_{D-1})``, children per node of levels 0..D-1 (``()`` for the root alone),
+        or None when some level mixes child counts.
+    """
     counts = []
     for d, level in enumerate(tree.levels[:-1] if tree.depth else ()):
         c = {len(tree.children[v]) for v in level}
@@ -43,7 +56,21 @@ class UniformLayout:
 
     @classmethod
     def of(cls, tree, branching) -> "UniformLayout":
-        """The layout of ``tree`` with per-level children ``branching``."""
+        """The layout of ``tree`` with per-level children ``branching``.
+
+        Parameters
+        ----------
+        tree : Tree
+            The draft tree (its ``levels``).
+        branching : tuple of int
+            Children per node of each level, from :func:`uniform_branching`.
+
+        Returns
+        -------
+        UniformLayout
+            Draft blocks first (level d: ``len(levels[d]) * c_d`` values), then ``c_d + 1`` per
+            depth of the walk, then one for the bonus.
+        """
         draft, at = [], 0
         for d, c in enumerate(branching):
             draft.append(at)
@@ -55,15 +82,49 @@ class UniformLayout:
         return cls(draft=tuple(draft), walk=tuple(walk), bonus=at, total=at + 1)
 
     def used(self, accepted, branching) -> np.ndarray:
-        """Values consumed per row for accepted depths ``accepted`` [R] (the walk stops after a
-        rejection at depth ``accepted`` or takes the bonus when it reaches the leaves)."""
+        """Count the uniforms each row consumed, given its accepted depth.
+
+        The walk stops after a rejection at depth ``accepted`` or takes the bonus when it reaches
+        the leaves (``accepted == D``), so a row used its stream up to that point.
+
+        Parameters
+        ----------
+        accepted : array_like of int, shape (R,)
+            Accepted depth of each row, in 0..D.
+        branching : tuple of int
+            Children per node of each level (as given to :meth:`of`).
+
+        Returns
+        -------
+        numpy.ndarray of int64, shape (R,)
+            Number of values of its stream each row consumed.
+        """
         ends = np.array([w + c + 1 for w, c in zip(self.walk, branching)] + [self.total], dtype=np.int64)
         return ends[np.asarray(accepted, dtype=np.int64)]
 
 
 def sample_level(method: str, q_level, c: int, u):
-    """Drafts [R, m, c] of one level from laws q_level [R, m, n] (float64) and uniforms [R, m * c]
-    (as ``TorchEngine.draft_level_batch`` with one child count)."""
+    """Draft c children for every node of one level of R rows, from pre-drawn uniforms.
+
+    As ``TorchEngine.draft_level_batch`` with one child count: one batched
+    :func:`empirical.fast_verify.sample_drafts` over the R * m laws, O(R m (n + c)) device work.
+
+    Parameters
+    ----------
+    method : str
+        The verification method whose draft law is sampled (single, rrs, rrs_wor or spechub).
+    q_level : torch.Tensor of float64, shape (R, m, n)
+        Draft laws of the level's m nodes in each row.
+    c : int
+        Children per node.
+    u : torch.Tensor of float64, shape (R, m * c)
+        Uniforms in [0, 1), row-major by node.
+
+    Returns
+    -------
+    torch.Tensor of int64, shape (R, m, c)
+        The drafted tokens.
+    """
     R, m, n = q_level.shape
     return sample_drafts(method, q_level.reshape(R * m, n), c, u.reshape(R * m, c)).reshape(R, m, c)
 
@@ -80,10 +141,12 @@ def device_walk(kids, tokens, p, q, u, layout: UniformLayout, branching, *, meth
         Target laws (renormalised in float64 at the nodes used).
     q : float64 tensor [R, internal nodes, n]
     u : float64 tensor [R, layout.total]
-    layout, branching
-        From :meth:`UniformLayout.of` and :func:`uniform_branching`.
+    layout : UniformLayout
+        From :meth:`UniformLayout.of`: where each use of ``u`` sits.
+    branching : tuple of int
+        Children per node of each level, from :func:`uniform_branching`.
     method : str
-        single, rrs, rrs_wor or spechub.
+        One of single, rrs, rrs_wor or spechub.
 
     Returns
     -------

@@ -97,11 +97,26 @@ class StepClock:
         self._record(None)
 
     def mark(self, phase: str) -> None:
-        """End ``phase`` (it started at the previous mark)."""
+        """End ``phase`` (it started at the previous mark).
+
+        Parameters
+        ----------
+        phase : str
+            Name of the phase that ends here; marks of one name add up.
+        """
         self._record(phase)
 
     def seconds(self) -> dict:
-        """Per phase seconds and ``other`` (host wall time minus the phases; >= 0)."""
+        """Per phase seconds and ``other`` (host wall time minus the phases; >= 0).
+
+        Call it after the step's synchronisation: on CUDA it reads the events' elapsed times.
+
+        Returns
+        -------
+        dict
+            ``{phase: seconds}`` summed over the marks of each phase, plus ``"other"``: the wall
+            time since :meth:`begin` not covered by the phases, clipped at 0.
+        """
         wall = time.perf_counter() - self.start_wall
         out: dict = {}
         for (_, a), (phase, b) in zip(self.marks, self.marks[1:]):

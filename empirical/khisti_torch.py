@@ -42,7 +42,7 @@ def selection_law(p, q, k: int = 2, *, chunk_entries: int = CHUNK_ENTRIES):
     Returns
     -------
     tensor, shape (..., n)
-        s, equal to :func:`spechub_theory.methods.khisti_is.selection_law` (parity-tested in float64).
+        The selection law s, equal to :func:`spechub_theory.methods.khisti_is.selection_law` (parity-tested in float64).
 
     Raises
     ------

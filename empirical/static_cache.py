@@ -15,6 +15,20 @@ def kv_shape(model, rows: int, width: int) -> tuple:
     """Shape [layers, 2, rows, kv heads, width, head_dim] of a :class:`StaticKV` for ``model``.
 
     Read from the config (``num_key_value_heads``, ``head_dim`` or hidden / heads); O(1).
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        A Llama-like model (its ``config``: layers, attention and key/value heads, hidden size).
+    rows : int
+        Batch rows R.
+    width : int
+        Cache columns C.
+
+    Returns
+    -------
+    tuple of int
+        ``(layers, 2, rows, kv heads, width, head_dim)``.
     """
     config = model.config
     heads = int(getattr(config, "num_key_value_heads", None) or config.num_attention_heads)
@@ -62,15 +76,49 @@ class StaticKV:
         return self.shape[4]
 
     def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):
-        """Write the block's keys/values [R, heads, m, head_dim] at ``self.cols`` (m columns) and
-        return the layer's full (keys, values) [R, heads, C, head_dim]."""
+        """Write the block's keys/values at ``self.cols`` and return the layer's full buffers.
+
+        The transformers ``Cache.update`` protocol: in place (``index_copy_``), no allocation, no
+        host synchronisation.
+
+        Parameters
+        ----------
+        key_states : torch.Tensor, shape (R, kv heads, m, head_dim)
+            The block's keys (after rotary embedding), cast to the cache dtype.
+        value_states : torch.Tensor, shape (R, kv heads, m, head_dim)
+            The block's values.
+        layer_idx : int
+            The attention layer.
+        *args
+            Ignored (the protocol's ``cache_kwargs``).
+        **kwargs
+            Ignored.
+
+        Returns
+        -------
+        keys : torch.Tensor, shape (R, kv heads, C, head_dim)
+            The layer's whole key buffer (a view; the caller's mask hides unused columns).
+        values : torch.Tensor, shape (R, kv heads, C, head_dim)
+            The layer's whole value buffer (a view).
+        """
         keys, values = self.kv[layer_idx, 0], self.kv[layer_idx, 1]
         keys.index_copy_(2, self.cols, key_states.to(keys.dtype))
         values.index_copy_(2, self.cols, value_states.to(values.dtype))
         return keys, values
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
-        """Columns in use are tracked by the caller; reported as 0 (positions are always explicit)."""
+        """Report 0: columns in use are tracked by the caller (positions are always explicit).
+
+        Parameters
+        ----------
+        layer_idx : int, optional
+            Ignored (the transformers ``Cache`` protocol).
+
+        Returns
+        -------
+        int
+            Always 0.
+        """
         return 0
 
     def gather(self, src) -> None:
@@ -78,6 +126,11 @@ class StaticKV:
 
         Split from :meth:`scatter` so that each half is idempotent (a CUDA graph is warmed up by
         running it twice). O(layers R heads j head_dim).
+
+        Parameters
+        ----------
+        src : torch.LongTensor, shape (R, j)
+            Columns to read in each row (padding entries point at the scratch column C - 1).
         """
         import torch
 
@@ -87,8 +140,16 @@ class StaticKV:
         torch.gather(self.kv, 4, index, out=self._moved)
 
     def scatter(self, dst) -> None:
-        """Second half of a move: write the side buffer to columns ``dst`` [R, j] of each row
-        (padding entries of both halves point at the scratch column C - 1)."""
+        """Second half of a move: write the side buffer to columns ``dst`` of each row.
+
+        Padding entries of both halves point at the scratch column C - 1. O(layers R heads j
+        head_dim), in place.
+
+        Parameters
+        ----------
+        dst : torch.LongTensor, shape (R, j)
+            Columns to write in each row, matching the ``src`` of the preceding :meth:`gather`.
+        """
         self.kv.scatter_(4, self._index(dst), self._moved)
 
     def _index(self, cols):

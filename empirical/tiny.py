@@ -108,8 +108,24 @@ def tiny_pair(vocab_size: int = 64, *, noise: float = 0.3, seed: int = 0, sharpn
 
 
 def save_pair(pair, folder, names=("target", "draft")) -> tuple:
-    """Save a pair's target and draft, each with the tokenizer, as model folders ``folder/<name>``
-    (what :func:`empirical.models.load_pair` reads, as a user's local models); returns the paths."""
+    """Save a pair's target and draft, each with the tokenizer, as model folders ``folder/<name>``.
+
+    The folders are what :func:`empirical.models.load_pair` reads, as a user's local models.
+
+    Parameters
+    ----------
+    pair : empirical.models.ModelPair
+        The pair to save (``target``, ``draft``, ``tokenizer``).
+    folder : str or pathlib.Path
+        Parent folder of the two model folders.
+    names : tuple of str, optional
+        Folder names of the target and the draft.
+
+    Returns
+    -------
+    tuple of pathlib.Path
+        The target's and the draft's folders.
+    """
     from pathlib import Path
 
     paths = tuple(Path(folder) / name for name in names)

@@ -207,8 +207,10 @@ def synthetic_case(n: int = 64, *, seed: int = 0, sampling: Sampling = Sampling(
 
 
 def model_case(pair, input_ids, sampling: Sampling = Sampling(), *, draft_length: int = 1, name: str | None = None) -> FunctionCase:
-    """Function-level case from real models at a prompt: the draft's logits at the prompt (and after
-    its own most likely tokens for later rows) and the target's at those L + 1 positions.
+    """Function-level case from real models at a prompt.
+
+    The draft's logits at the prompt (and after its own most likely tokens for later rows) and the
+    target's at those L + 1 positions, upcast to float32.
 
     Parameters
     ----------
@@ -223,6 +225,11 @@ def model_case(pair, input_ids, sampling: Sampling = Sampling(), *, draft_length
     -------
     FunctionCase
         O(L) forwards of each model.
+
+    Raises
+    ------
+    ValueError
+        If ``draft_length`` is below 1.
     """
     import torch
 

@@ -132,7 +132,7 @@ def audit_generate(sampler, law: TargetLaw, *, tv: float = 0.01, alpha: float = 
     ----------
     sampler : callable
     law : TargetLaw
-        The draft law (a name or a DraftLaw).
+        The target's exact law of the first token and of the first two tokens (:func:`target_law`).
     tv : float, optional
     alpha : float, optional
     power : float, optional
@@ -142,6 +142,8 @@ def audit_generate(sampler, law: TargetLaw, *, tv: float = 0.01, alpha: float = 
     progress : callable, optional
     name : str or None, optional
     settings : dict, optional
+    workers : int, optional
+        Processes drawing the trials; >= 2 forks them (CPU models only).
 
     Returns
     -------

@@ -35,7 +35,13 @@ class MemoStats:
     bytes: int
 
     def to_dict(self) -> dict:
-        """``{"hits", "misses", "entries", "bytes"}``."""
+        """Return the counters as a plain dict.
+
+        Returns
+        -------
+        dict
+            ``{"hits", "misses", "entries", "bytes"}``.
+        """
         return {"hits": self.hits, "misses": self.misses, "entries": self.entries, "bytes": self.bytes}
 
 
@@ -44,7 +50,8 @@ class ForwardMemo:
 
     Parameters
     ----------
-    model : transformers ``PreTrainedModel`` with a ``DynamicCache``-style cache (``layers[i].keys``).
+    model : transformers.PreTrainedModel
+        A causal LM with a ``DynamicCache``-style cache (``layers[i].keys``).
     max_bytes : int, optional
         Most bytes of stored tensors (default 2 GiB); beyond it the least recently used entries go.
     """
