@@ -10,12 +10,12 @@ Built once per (p, q, k) by :func:`optimal_plan` and reused for every verificati
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .base import normalise_residual
+from .optimal_levels import kinetic_levels as _kinetic_levels, region_levels
 
 __all__ = ["OptimalPlan", "optimal_plan", "cut_values", "range_max_table", "NEGLIGIBLE_Q_MASS"]
 
@@ -110,7 +110,7 @@ def cut_values(ps: np.ndarray, qs: np.ndarray, k: int, *, extended: bool = True)
     return P, S, U, poly, P + U * poly
 
 
-def optimal_plan(p: np.ndarray, q: np.ndarray, k: int) -> OptimalPlan:
+def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull") -> OptimalPlan:
     r"""Prepare the optimal verifier for one node: validated float64 p, q of shape (n,), k >= 1.
 
     1. **Cut** (theory.md 2.3): sort the drafted tokens by r = p/q; m = first minimiser of
@@ -173,7 +173,7 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int) -> OptimalPlan:
         for lo, hi in ((0, m), (m, M)):
             if hi - lo >= 1:
                 lv, ex, qt_sorted[lo:hi] = _region_levels(qs[lo:hi], qt_sorted[lo:hi], t[lo:hi], negligible[lo:hi],
-                                                          S[lo : hi + 1], U[lo : hi + 1], lo >= m, k)
+                                                          S[lo : hi + 1], U[lo : hi + 1], lo >= m, k, levels_by)
                 gap_levels[lo : hi - 1] = lv
                 excess = max(excess, ex)
         if 0 < m < M:
@@ -251,7 +251,7 @@ def _negligible(qs):
     return out
 
 
-def _region_levels(qs, qt, t, negligible, S, U, upper, k):
+def _region_levels(qs, qt, t, negligible, S, U, upper, k, levels_by):
     """Gap levels inside one region (its tokens in sorted order), the raw-level excess, and the
     realised q~ of its tokens (unit averages on merged units)."""
     L = len(qs)
@@ -274,82 +274,16 @@ def _region_levels(qs, qt, t, negligible, S, U, upper, k):
     if len(start) > 1:
         # boundaries: prefix sums in B, 1 - (suffix sums) in C; lower boundary of each unit
         edges = (1.0 - U[np.append(start, L)]) if upper else S[np.append(start, L)]
-        unit_levels = np.asarray(_kinetic_levels(Q.tolist(), A.tolist(), edges.tolist(), k))
+        if levels_by == "heap":
+            unit_levels = np.asarray(_kinetic_levels(Q.tolist(), A.tolist(), edges.tolist(), k))
+        else:
+            unit_levels = region_levels(Q, A, edges, k)
         raw = unit_levels
         excess = float(max(0.0, raw.max() - 1.0, -raw.min()))
         levels[start[1:] - 1] = np.clip(raw, 0.0, 1.0)
     else:
         excess = 0.0
     return levels, excess, realised
-
-
-def _h(a, b, d, k):
-    """Complete homogeneous symmetric polynomial of degree k - 2 in (a, b, d): the chord-slope
-    difference of s^k divided by (d - a)."""
-    if k == 2:
-        return 1.0
-    if k == 3:
-        return a + b + d
-    total = 0.0
-    for i in range(k - 1):
-        for j in range(k - 1 - i):
-            total += a**i * b**j * d ** (k - 2 - i - j)
-    return total
-
-
-def _kinetic_levels(Q, A, edges, k):
-    """Merge levels of the U - 1 gaps between U units (lists; edges has U + 1 boundaries).
-
-    Blocks are keyed by their first unit; a heap holds the merge level of each adjacent pair,
-    stamped: an entry for the pair starting at block i is live while ``stamp[i]`` still holds its
-    stamp (a merge restamps the two pairs it changes and kills the absorbed block's pair).
-    O(U log U), pure Python (the only sequential part of the preparation).
-    """
-    U = len(Q)
-    right = list(range(1, U)) + [-1]
-    left = list(range(-1, U - 1))
-    lo, hi = edges[:-1], list(edges[1:])
-    levels = [0.0] * (U - 1)
-    rho = [A[i] / Q[i] for i in range(U)]
-    if k == 2:
-        heap = [((rho[i + 1] - rho[i]) / (Q[i] + Q[i + 1]), i, i) for i in range(U - 1)]
-    else:
-        heap = [((rho[i + 1] - rho[i]) / ((Q[i] + Q[i + 1]) * _h(lo[i], hi[i], hi[i + 1], k)), i, i) for i in range(U - 1)]
-    stamp = list(range(U))
-    stamp[U - 1] = -1
-    fresh = U
-    heapq.heapify(heap)
-    pop, push = heapq.heappop, heapq.heappush
-    w = 0.0
-    while heap:
-        wt, st, i = pop(heap)
-        if stamp[i] != st:
-            continue
-        j = right[i]
-        if wt > w:
-            w = wt
-        levels[j - 1] = w
-        Qi = Q[i] = Q[i] + Q[j]
-        Ai = A[i] = A[i] + A[j]
-        r = rho[i] = Ai / Qi
-        hi[i] = hi[j]
-        nxt = right[i] = right[j]
-        stamp[j] = -1  # block j is gone
-        a = left[i]
-        if a >= 0:
-            den = Q[a] + Qi if k == 2 else (Q[a] + Qi) * _h(lo[a], hi[a], hi[i], k)
-            stamp[a] = fresh
-            push(heap, ((r - rho[a]) / den, fresh, a))
-            fresh += 1
-        if nxt >= 0:
-            left[nxt] = i
-            den = Qi + Q[nxt] if k == 2 else (Qi + Q[nxt]) * _h(lo[i], hi[i], hi[nxt], k)
-            stamp[i] = fresh
-            push(heap, ((rho[nxt] - r) / den, fresh, i))
-            fresh += 1
-        else:
-            stamp[i] = -1
-    return levels
 
 
 def range_max_table(levels):
