@@ -16,6 +16,7 @@ import numpy as np
 
 from .base import normalise_residual
 from .optimal_levels import kinetic_levels as _kinetic_levels, region_levels
+from .range_max import RangeMax, range_max
 
 __all__ = ["OptimalPlan", "optimal_plan", "cut_values", "range_max_table", "NEGLIGIBLE_Q_MASS"]
 
@@ -33,7 +34,7 @@ class OptimalPlan:
     ----------
     k, n : int
     order : ndarray of int64, shape (M,)
-        The drafted tokens (q > 0) by ascending p/q (ties: lowest index first).
+        The drafted tokens (q > 0) by ascending p/q (ties: in numpy's deterministic quicksort order).
     rank : ndarray of int64, shape (n,)
         Position of each token in ``order`` (-1 for q = 0: never drafted).
     m : int
@@ -71,23 +72,11 @@ class OptimalPlan:
     gap_levels: np.ndarray = field(repr=False)
     level_excess: float = 0.0
     merged_mass: float = 0.0
-    _table: np.ndarray = field(default=None, repr=False)
+    _table: RangeMax = field(default=None, repr=False)
 
     def max_gap_level(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """max(gap_levels[lo:hi]) per entry (0 where lo >= hi), O(1) per query (sparse table)."""
-        lo = np.asarray(lo, dtype=np.int64)
-        hi = np.asarray(hi, dtype=np.int64)
-        length = hi - lo
-        out = np.zeros(np.broadcast_shapes(lo.shape, hi.shape))
-        some = length > 0
-        if not some.any():
-            return out
-        j = np.zeros(length.shape, dtype=np.int64)
-        j[some] = np.floor(np.log2(length[some])).astype(np.int64)
-        a = self._table[j[some], lo[some]]
-        b = self._table[j[some], hi[some] - (np.int64(1) << j[some])]
-        out[some] = np.maximum(a, b)
-        return out
+        """max(gap_levels[lo:hi]) per entry (0 where lo >= hi), O(1) per query (:mod:`.range_max`)."""
+        return self._table.query(lo, hi)
 
 
 def cut_values(ps: np.ndarray, qs: np.ndarray, k: int, *, extended: bool = True):
@@ -145,7 +134,7 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull
     n = p.shape[-1]
     drafted = np.flatnonzero(q > 0)
     r = p[drafted] / q[drafted]
-    order = drafted[np.argsort(r, kind="stable")]
+    order = drafted[np.argsort(r)]  # quicksort: ties in an order fixed by numpy (3x the stable sort's speed)
     M = len(order)
     rank = np.full(n, -1, dtype=np.int64)
     rank[order] = np.arange(M)
@@ -242,12 +231,18 @@ def _level_C(rs, U, Pc, G):
 
 
 def _negligible(qs):
-    """Mask of the smallest-q tokens whose total q-mass is <= NEGLIGIBLE_Q_MASS."""
-    out = np.zeros(len(qs), dtype=bool)
-    small = np.flatnonzero(qs <= NEGLIGIBLE_Q_MASS)  # a larger token alone exceeds the budget
-    by_q = small[np.argsort(qs[small], kind="stable")]
-    count = int(np.searchsorted(np.cumsum(qs[by_q]), NEGLIGIBLE_Q_MASS, side="right"))
-    out[by_q[:count]] = True
+    """Mask of the smallest-q tokens whose total q-mass is <= NEGLIGIBLE_Q_MASS: every token with q
+    below a threshold tau, plus those at tau in index order while the budget lasts. O(n) but for
+    one sort of the candidates below the budget's largest possible member."""
+    small = qs <= NEGLIGIBLE_Q_MASS  # a larger token alone exceeds the budget
+    values = np.sort(qs[small])
+    count = int(np.searchsorted(np.cumsum(values), NEGLIGIBLE_Q_MASS, side="right"))
+    if count == 0:
+        return np.zeros(len(qs), dtype=bool)
+    tau = values[count - 1]
+    out = qs < tau
+    at = np.flatnonzero(qs == tau)
+    out[at[: count - int(np.searchsorted(values, tau, side="left"))]] = True
     return out
 
 
@@ -286,18 +281,6 @@ def _region_levels(qs, qt, t, negligible, S, U, upper, k, levels_by):
     return levels, excess, realised
 
 
-def range_max_table(levels):
-    """Range-maximum table: row j holds max(levels[i : i + 2^j]); shape (LOG, len)."""
-    L = len(levels)
-    if L == 0:
-        return np.zeros((1, 1))
-    rows = [levels]
-    span = 1
-    while 2 * span <= L:
-        prev = rows[-1]
-        rows.append(np.maximum(prev[: L - 2 * span + 1], prev[span : L - span + 1]))
-        span *= 2
-    table = np.zeros((len(rows), L))
-    for j, row in enumerate(rows):
-        table[j, : len(row)] = row
-    return table
+def range_max_table(levels) -> RangeMax:
+    """The range-maximum structure over the gap levels (:func:`.range_max.range_max`)."""
+    return range_max(levels)
