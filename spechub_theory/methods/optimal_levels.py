@@ -118,33 +118,32 @@ def h_poly(a, b, d, k: int):
 
 
 def kinetic_levels(Q, A, edges, k):
-    """Merge levels of the U - 1 gaps between U units by the sequential heap pass (the reference).
+    r"""Merge levels of the U - 1 gaps between U units by the sequential heap pass (the reference).
 
-    Lists Q, A (changed in place), edges with U + 1 boundaries. Blocks are keyed by their first unit;
-    a heap holds the merge level of each adjacent pair, stamped: an entry for the pair starting at
-    block i is live while ``stamp[i]`` still holds its stamp (a merge restamps the two pairs it
-    changes and kills the absorbed block's pair). O(U log U), pure Python.
+    Lists Q, A (changed in place), edges with U + 1 boundaries. Blocks are keyed by their first
+    unit; ``key[i]`` is the live merge level of block i with its right neighbour (NaN once block i
+    is absorbed or has none) and a heap entry (w, i) is live while ``key[i] == w``. Two adjacent
+    blocks merge at :math:`w = (\rho' - \rho) / ((Q + Q') h_{k-2}(a, b, d))`. O(U log U), pure Python.
     """
     U = len(Q)
+    nan = float("nan")
     right = list(range(1, U)) + [-1]
     left = list(range(-1, U - 1))
     lo, hi = edges[:-1], list(edges[1:])
     levels = [0.0] * (U - 1)
-    rho = [A[i] / Q[i] for i in range(U)]
+    rho = [a / q for a, q in zip(A, Q)]
     if k == 2:
-        heap = [((rho[i + 1] - rho[i]) / (Q[i] + Q[i + 1]), i, i) for i in range(U - 1)]
+        key = [(rho[i + 1] - rho[i]) / (Q[i] + Q[i + 1]) for i in range(U - 1)] + [nan]
     else:
-        heap = [((rho[i + 1] - rho[i]) / ((Q[i] + Q[i + 1]) * _h(lo[i], hi[i], hi[i + 1], k)), i, i) for i in range(U - 1)]
-    stamp = list(range(U))
-    stamp[U - 1] = -1
-    fresh = U
+        key = [(rho[i + 1] - rho[i]) / ((Q[i] + Q[i + 1]) * _h(lo[i], hi[i], hi[i + 1], k)) for i in range(U - 1)] + [nan]
+    heap = [(key[i], i) for i in range(U - 1)]
     heapq.heapify(heap)
     pop, push = heapq.heappop, heapq.heappush
     w = 0.0
     while heap:
-        wt, st, i = pop(heap)
-        if stamp[i] != st:
-            continue
+        wt, i = pop(heap)
+        if key[i] != wt:
+            continue  # stale (NaN never compares equal)
         j = right[i]
         if wt > w:
             w = wt
@@ -154,21 +153,19 @@ def kinetic_levels(Q, A, edges, k):
         r = rho[i] = Ai / Qi
         hi[i] = hi[j]
         nxt = right[i] = right[j]
-        stamp[j] = -1  # block j is gone
+        key[j] = nan  # block j is gone
         a = left[i]
         if a >= 0:
             den = Q[a] + Qi if k == 2 else (Q[a] + Qi) * _h(lo[a], hi[a], hi[i], k)
-            stamp[a] = fresh
-            push(heap, ((r - rho[a]) / den, fresh, a))
-            fresh += 1
+            ka = key[a] = (r - rho[a]) / den
+            push(heap, (ka, a))
         if nxt >= 0:
             left[nxt] = i
             den = Qi + Q[nxt] if k == 2 else (Qi + Q[nxt]) * _h(lo[i], hi[i], hi[nxt], k)
-            stamp[i] = fresh
-            push(heap, ((rho[nxt] - r) / den, fresh, i))
-            fresh += 1
+            ki = key[i] = (rho[nxt] - r) / den
+            push(heap, (ki, i))
         else:
-            stamp[i] = -1
+            key[i] = nan
     return levels
 
 
