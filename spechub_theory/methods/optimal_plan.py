@@ -107,9 +107,13 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull
     2. **Water levels**: :math:`\sum_B \max(p, \mu q) = S_m^k` and
        :math:`\sum_C \min(p, \lambda q) = 1 - S_m^k`, solved exactly on the sorted breakpoints;
        :math:`\tilde q = \max(p, \mu q)` on B, :math:`\min(p, \lambda q)` on C.
-    3. **Gap levels**: per region, an agglomerative pass over blocks (Q = q-mass, A = q~-mass,
-       boundaries a < b): block densities fall as :math:`R(w) = (A - w (b^k - a^k))/Q`; adjacent
-       blocks merge when their R meet, at
+    3. **Gap levels**: per region, the level of a boundary is the w at which it leaves the lower
+       convex hull of the points :math:`(e_i, F_i - w e_i^k)` (F = cumulative q~-mass over the
+       unit boundaries e); computed by :func:`.optimal_levels.region_levels` (fans of the lifted
+       hull by compiled isotonic regression, certified strips, the sequential heap pass as a
+       fallback; ``levels_by="heap"`` runs the heap everywhere, the reference). The heap pass is
+       the agglomerative merge: block densities fall as :math:`R(w) = (A - w (b^k - a^k))/Q`;
+       adjacent blocks merge when their R meet, at
        :math:`w^* = (\rho' - \rho) / ((Q + Q') h_{k-2}(a, b, d))`, with :math:`\rho = A/Q` and
        :math:`h_{k-2}` the complete homogeneous polynomial of degree k - 2 in the three boundaries
        (the difference of the two chord slopes of :math:`s^k` in closed form: no cancellation).
@@ -127,10 +131,12 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull
     :math:`\alpha^*` to within that bound. Raw levels are clipped to [0, 1] (``level_excess``
     records the round-off removed).
 
-    Cost: one sort O(n log n), vectorised passes O(n), a heap pass O(u log u) over the u units
-    that are not merged at once (pure Python: the dominant cost, see BENCHMARKS.md), a sparse
-    table O(M log M).
+    Cost: one sort O(n log n), vectorised passes O(n), the levels in O(n) per fan round plus a
+    heap pass O(u log u) over the u units of blocks with several seeds (pure Python: the dominant
+    cost at T >= 0.6, see BENCHMARKS.md section 8), range maxima O(n).
     """
+    if levels_by not in ("hull", "heap"):
+        raise ValueError(f"`levels_by` must be 'hull' or 'heap'; got {levels_by!r}.")
     n = p.shape[-1]
     drafted = np.flatnonzero(q > 0)
     r = p[drafted] / q[drafted]

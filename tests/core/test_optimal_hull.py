@@ -79,3 +79,9 @@ def test_real_laws_fast_plan_equals_the_heap_plan(T):
     np.testing.assert_array_equal(fast.q_tilde, heap.q_tilde)
     np.testing.assert_allclose(fast.gap_levels, heap.gap_levels, rtol=1e-9, atol=1e-14)
     assert ((fast.gap_levels >= 0) & (fast.gap_levels <= 1)).all()
+
+
+def test_bad_levels_by_raises_a_clear_error():
+    p, q = np.array([0.5, 0.5]), np.array([0.9, 0.1])
+    with pytest.raises(ValueError, match="`levels_by` must be 'hull' or 'heap'; got 'fast'"):
+        optimal_plan(p, q, 2, levels_by="fast")
