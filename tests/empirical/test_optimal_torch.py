@@ -33,3 +33,17 @@ def test_rule_matches_numpy_at_a_large_vocabulary():
     want = optimal.rule(p, q, drafts)
     np.testing.assert_allclose(got.accept.numpy(), want.accept, atol=1e-12)
     np.testing.assert_allclose(got.residual.numpy(), np.broadcast_to(want.residual, got.residual.shape), atol=1e-12)
+
+
+def test_plans_built_in_threads_equal_the_serial_ones(monkeypatch):
+    import empirical.optimal_torch as optimal_torch
+
+    rng = np.random.default_rng(2)
+    p, q = rng.dirichlet(np.ones(300) * 0.2, size=5), rng.dirichlet(np.ones(300) * 0.2, size=5)
+    drafts = torch.as_tensor(rng.integers(0, 300, size=(5, 3)))
+    monkeypatch.setattr(optimal_torch, "PLAN_THREADS", 1)
+    serial = rule(torch.as_tensor(p), torch.as_tensor(q), drafts)
+    optimal._cache.clear()
+    monkeypatch.setattr(optimal_torch, "PLAN_THREADS", 3)
+    threaded = rule(torch.as_tensor(p), torch.as_tensor(q), drafts)
+    assert torch.equal(serial.accept, threaded.accept) and torch.equal(serial.residual, threaded.residual)
