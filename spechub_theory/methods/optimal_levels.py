@@ -33,12 +33,16 @@ from scipy.optimize import isotonic_regression
 __all__ = ["region_levels", "kinetic_levels", "h_poly"]
 
 #: fan rounds before a remaining block is tried as a strip / handed to the heap pass
-_FAN_ROUNDS = 2
-#: fixed-point iterations of the strip solver before it gives up on a block
-_STRIP_ITERATIONS = 40
+_FAN_ROUNDS = 1
+#: fixed-point iterations of the strip solver before it gives up on a block (certified strips of the
+#: real-shaped laws settle in <= 2; blocks with several seeds oscillate)
+_STRIP_ITERATIONS = 8
+#: blocks of fewer units go straight to the heap pass (cheaper there than the strip's fixed cost)
+_STRIP_MIN_UNITS = 32
 
 
-def region_levels(Q, A, e, k: int, *, fan_rounds: int = _FAN_ROUNDS, stats: dict | None = None) -> np.ndarray:
+def region_levels(Q, A, e, k: int, *, fan_rounds: int = _FAN_ROUNDS, strip_min_units: int = _STRIP_MIN_UNITS,
+                  stats: dict | None = None) -> np.ndarray:
     r"""Merge levels of the U - 1 interior boundaries of one region (float64 arrays).
 
     Parameters
@@ -51,6 +55,8 @@ def region_levels(Q, A, e, k: int, *, fan_rounds: int = _FAN_ROUNDS, stats: dict
         Number of drafts (>= 2).
     fan_rounds : int, optional
         Rounds of fans before the remaining blocks are tried as strips (then the heap pass).
+    strip_min_units : int, optional
+        Remaining blocks of fewer units skip the strip and go to the heap pass.
     stats : dict, optional
         Filled with counts: ``fan_vertices``, ``strip_vertices``, ``heap_vertices``, ``rounds``.
 
@@ -86,7 +92,7 @@ def region_levels(Q, A, e, k: int, *, fan_rounds: int = _FAN_ROUNDS, stats: dict
                 counts["fan_vertices"] += 1
                 continue
             if rounds > fan_rounds:
-                solved = _strip(Q, A, rho, e, k, j, l)
+                solved = _strip(Q, A, rho, e, k, j, l) if l - j >= strip_min_units else None
                 if solved is not None:
                     vertices, levels = solved
                     out[vertices] = levels

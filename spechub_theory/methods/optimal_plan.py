@@ -184,7 +184,7 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull
 
 def _cumsum(x):
     """Running sums along the last axis, accumulated in np.longdouble, returned as float64."""
-    return np.cumsum(x.astype(np.longdouble), axis=-1).astype(np.float64)
+    return np.cumsum(x, axis=-1, dtype=np.longdouble).astype(np.float64)
 
 
 #: prefixes whose float64 cut value is within this of the minimum are compared exactly

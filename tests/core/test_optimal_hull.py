@@ -30,11 +30,12 @@ def random_units(rng, U, upper, tiny=-40.0):
 FAN_ROUNDS = st.sampled_from([0, 1, 2])
 
 
-@given(U=st.integers(2, 60), k=st.integers(2, 4), upper=st.booleans(), fan_rounds=FAN_ROUNDS, seed=st.integers(0, 2**32 - 1))
-def test_fast_levels_equal_the_heap_pass(U, k, upper, fan_rounds, seed):
+@given(U=st.integers(2, 60), k=st.integers(2, 4), upper=st.booleans(), fan_rounds=FAN_ROUNDS,
+       strip_min=st.sampled_from([0, 32]), seed=st.integers(0, 2**32 - 1))
+def test_fast_levels_equal_the_heap_pass(U, k, upper, fan_rounds, strip_min, seed):
     Q, A, e = random_units(np.random.default_rng(seed), U, upper)
     stats = {}
-    fast = region_levels(Q, A, e, k, fan_rounds=fan_rounds, stats=stats)
+    fast = region_levels(Q, A, e, k, fan_rounds=fan_rounds, strip_min_units=strip_min, stats=stats)
     heap = np.array(kinetic_levels(Q.tolist(), A.tolist(), e.tolist(), k))
     assert stats["fan_vertices"] + stats["strip_vertices"] + stats["heap_vertices"] == U - 1
     np.testing.assert_allclose(fast, heap, rtol=1e-9, atol=1e-13)
@@ -43,7 +44,7 @@ def test_fast_levels_equal_the_heap_pass(U, k, upper, fan_rounds, seed):
 @given(U=st.integers(2, 9), k=st.integers(2, 4), fan_rounds=FAN_ROUNDS, seed=st.integers(0, 2**32 - 1))
 def test_fast_levels_are_the_hull_exit_levels(U, k, fan_rounds, seed):
     Q, A, e = random_units(np.random.default_rng(seed), U, False, tiny=-6.0)  # the O(U^3) oracle in float64
-    fast = region_levels(Q, A, e, k, fan_rounds=fan_rounds)
+    fast = region_levels(Q, A, e, k, fan_rounds=fan_rounds, strip_min_units=0)
     np.testing.assert_allclose(fast, hull_levels(Q, A, e, k), rtol=1e-8, atol=1e-12)
 
 
