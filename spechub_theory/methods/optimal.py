@@ -12,6 +12,8 @@ the acceptance is :math:`\sum_x \min(p, \tilde q) = \alpha^*_{iid}`, the optimum
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ._sorted import SortedCoverage, SortedPair, _sorted_window, blockwise
@@ -32,6 +34,7 @@ RESIDUAL_DEPENDS_ON_DRAFTS = False
 #: plans kept for repeated (p, q, k) (Monte Carlo chunks, enumeration): a few nodes' worth
 _CACHE_SIZE = 8
 _cache: dict = {}
+_cache_lock = threading.Lock()
 
 
 def plan(p, q, k: int) -> OptimalPlan:
@@ -65,9 +68,10 @@ def plan(p, q, k: int) -> OptimalPlan:
     found = _cache.get(key)
     if found is None:
         found = optimal_plan(p, q, k)
-        if len(_cache) >= _CACHE_SIZE:
-            _cache.pop(next(iter(_cache)), None)
-        _cache[key] = found
+        with _cache_lock:  # plans may be built in threads (empirical.optimal_torch)
+            if len(_cache) >= _CACHE_SIZE:
+                _cache.pop(next(iter(_cache)), None)
+            _cache[key] = found
     return found
 
 

@@ -10,12 +10,13 @@ Built once per (p, q, k) by :func:`optimal_plan` and reused for every verificati
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .base import normalise_residual
+from .optimal_levels import kinetic_levels as _kinetic_levels, region_levels
+from .range_max import RangeMax, range_max
 
 __all__ = ["OptimalPlan", "optimal_plan", "cut_values", "range_max_table", "NEGLIGIBLE_Q_MASS"]
 
@@ -33,7 +34,7 @@ class OptimalPlan:
     ----------
     k, n : int
     order : ndarray of int64, shape (M,)
-        The drafted tokens (q > 0) by ascending p/q (ties: lowest index first).
+        The drafted tokens (q > 0) by ascending p/q (ties: in numpy's deterministic quicksort order).
     rank : ndarray of int64, shape (n,)
         Position of each token in ``order`` (-1 for q = 0: never drafted).
     m : int
@@ -71,33 +72,11 @@ class OptimalPlan:
     gap_levels: np.ndarray = field(repr=False)
     level_excess: float = 0.0
     merged_mass: float = 0.0
-    _table: np.ndarray = field(default=None, repr=False)
+    _table: RangeMax = field(default=None, repr=False)
 
     def max_gap_level(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Range maximum max(gap_levels[lo:hi]) per entry (0 where lo >= hi), O(1) per query (sparse table).
-
-        Parameters
-        ----------
-        lo : numpy.ndarray
-        hi : numpy.ndarray
-
-        Returns
-        -------
-        numpy.ndarray
-        """
-        lo = np.asarray(lo, dtype=np.int64)
-        hi = np.asarray(hi, dtype=np.int64)
-        length = hi - lo
-        out = np.zeros(np.broadcast_shapes(lo.shape, hi.shape))
-        some = length > 0
-        if not some.any():
-            return out
-        j = np.zeros(length.shape, dtype=np.int64)
-        j[some] = np.floor(np.log2(length[some])).astype(np.int64)
-        a = self._table[j[some], lo[some]]
-        b = self._table[j[some], hi[some] - (np.int64(1) << j[some])]
-        out[some] = np.maximum(a, b)
-        return out
+        """max(gap_levels[lo:hi]) per entry (0 where lo >= hi), O(1) per query (:mod:`.range_max`)."""
+        return self._table.query(lo, hi)
 
 
 def cut_values(ps: np.ndarray, qs: np.ndarray, k: int, *, extended: bool = True):
@@ -108,18 +87,6 @@ def cut_values(ps: np.ndarray, qs: np.ndarray, k: int, *, extended: bool = True)
     sums are accumulated in extended precision (``np.longdouble``): a float64 running sum of 150k
     terms drifts by ~1e-13 (S_M + U_M - 1 was -1.1e-13 on a real-shaped law at n = 151,936), which
     the plan cannot afford (its levels need sum q~ = 1); the rate alone can (float64, 5x faster).
-
-    Parameters
-    ----------
-    ps : numpy.ndarray
-    qs : numpy.ndarray
-    k : int
-        Drafts per node.
-    extended : bool, optional
-
-    Returns
-    -------
-    tuple
     """
     cumsum = _cumsum if extended else (lambda x: np.cumsum(x, axis=-1))
     zero = np.zeros(ps.shape[:-1] + (1,))
@@ -132,7 +99,7 @@ def cut_values(ps: np.ndarray, qs: np.ndarray, k: int, *, extended: bool = True)
     return P, S, U, poly, P + U * poly
 
 
-def optimal_plan(p: np.ndarray, q: np.ndarray, k: int) -> OptimalPlan:
+def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull") -> OptimalPlan:
     r"""Prepare the optimal verifier for one node: validated float64 p, q of shape (n,), k >= 1.
 
     1. **Cut** (theory.md 2.3): sort the drafted tokens by r = p/q; m = first minimiser of
@@ -140,9 +107,13 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int) -> OptimalPlan:
     2. **Water levels**: :math:`\sum_B \max(p, \mu q) = S_m^k` and
        :math:`\sum_C \min(p, \lambda q) = 1 - S_m^k`, solved exactly on the sorted breakpoints;
        :math:`\tilde q = \max(p, \mu q)` on B, :math:`\min(p, \lambda q)` on C.
-    3. **Gap levels**: per region, an agglomerative pass over blocks (Q = q-mass, A = q~-mass,
-       boundaries a < b): block densities fall as :math:`R(w) = (A - w (b^k - a^k))/Q`; adjacent
-       blocks merge when their R meet, at
+    3. **Gap levels**: per region, the level of a boundary is the w at which it leaves the lower
+       convex hull of the points :math:`(e_i, F_i - w e_i^k)` (F = cumulative q~-mass over the
+       unit boundaries e); computed by :func:`.optimal_levels.region_levels` (fans of the lifted
+       hull by compiled isotonic regression, certified strips, the sequential heap pass as a
+       fallback; ``levels_by="heap"`` runs the heap everywhere, the reference). The heap pass is
+       the agglomerative merge: block densities fall as :math:`R(w) = (A - w (b^k - a^k))/Q`;
+       adjacent blocks merge when their R meet, at
        :math:`w^* = (\rho' - \rho) / ((Q + Q') h_{k-2}(a, b, d))`, with :math:`\rho = A/Q` and
        :math:`h_{k-2}` the complete homogeneous polynomial of degree k - 2 in the three boundaries
        (the difference of the two chord slopes of :math:`s^k` in closed form: no cancellation).
@@ -160,25 +131,16 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int) -> OptimalPlan:
     :math:`\alpha^*` to within that bound. Raw levels are clipped to [0, 1] (``level_excess``
     records the round-off removed).
 
-    Cost: one sort O(n log n), vectorised passes O(n), a heap pass O(u log u) over the u units
-    that are not merged at once (pure Python: the dominant cost, see BENCHMARKS.md), a sparse
-    table O(M log M).
-
-    Parameters
-    ----------
-    p, q : numpy.ndarray
-        Target and draft laws, last axis = vocabulary.
-    k : int
-        Drafts per node.
-
-    Returns
-    -------
-    OptimalPlan
+    Cost: one sort O(n log n), vectorised passes O(n), the levels in O(n) per fan round plus a
+    heap pass O(u log u) over the u units of blocks with several seeds (pure Python: the dominant
+    cost at T >= 0.6, see BENCHMARKS.md section 8), range maxima O(n).
     """
+    if levels_by not in ("hull", "heap"):
+        raise ValueError(f"`levels_by` must be 'hull' or 'heap'; got {levels_by!r}.")
     n = p.shape[-1]
     drafted = np.flatnonzero(q > 0)
     r = p[drafted] / q[drafted]
-    order = drafted[np.argsort(r, kind="stable")]
+    order = drafted[np.argsort(r)]  # quicksort: ties in an order fixed by numpy (3x the stable sort's speed)
     M = len(order)
     rank = np.full(n, -1, dtype=np.int64)
     rank[order] = np.arange(M)
@@ -206,7 +168,7 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int) -> OptimalPlan:
         for lo, hi in ((0, m), (m, M)):
             if hi - lo >= 1:
                 lv, ex, qt_sorted[lo:hi] = _region_levels(qs[lo:hi], qt_sorted[lo:hi], t[lo:hi], negligible[lo:hi],
-                                                          S[lo : hi + 1], U[lo : hi + 1], lo >= m, k)
+                                                          S[lo : hi + 1], U[lo : hi + 1], lo >= m, k, levels_by)
                 gap_levels[lo : hi - 1] = lv
                 excess = max(excess, ex)
         if 0 < m < M:
@@ -222,7 +184,7 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int) -> OptimalPlan:
 
 def _cumsum(x):
     """Running sums along the last axis, accumulated in np.longdouble, returned as float64."""
-    return np.cumsum(x.astype(np.longdouble), axis=-1).astype(np.float64)
+    return np.cumsum(x, axis=-1, dtype=np.longdouble).astype(np.float64)
 
 
 #: prefixes whose float64 cut value is within this of the minimum are compared exactly
@@ -275,16 +237,22 @@ def _level_C(rs, U, Pc, G):
 
 
 def _negligible(qs):
-    """Mask of the smallest-q tokens whose total q-mass is <= NEGLIGIBLE_Q_MASS."""
-    out = np.zeros(len(qs), dtype=bool)
-    small = np.flatnonzero(qs <= NEGLIGIBLE_Q_MASS)  # a larger token alone exceeds the budget
-    by_q = small[np.argsort(qs[small], kind="stable")]
-    count = int(np.searchsorted(np.cumsum(qs[by_q]), NEGLIGIBLE_Q_MASS, side="right"))
-    out[by_q[:count]] = True
+    """Mask of the smallest-q tokens whose total q-mass is <= NEGLIGIBLE_Q_MASS: every token with q
+    below a threshold tau, plus those at tau in index order while the budget lasts. O(n) but for
+    one sort of the candidates below the budget's largest possible member."""
+    small = qs <= NEGLIGIBLE_Q_MASS  # a larger token alone exceeds the budget
+    values = np.sort(qs[small])
+    count = int(np.searchsorted(np.cumsum(values), NEGLIGIBLE_Q_MASS, side="right"))
+    if count == 0:
+        return np.zeros(len(qs), dtype=bool)
+    tau = values[count - 1]
+    out = qs < tau
+    at = np.flatnonzero(qs == tau)
+    out[at[: count - int(np.searchsorted(values, tau, side="left"))]] = True
     return out
 
 
-def _region_levels(qs, qt, t, negligible, S, U, upper, k):
+def _region_levels(qs, qt, t, negligible, S, U, upper, k, levels_by):
     """Gap levels inside one region (its tokens in sorted order), the raw-level excess, and the
     realised q~ of its tokens (unit averages on merged units)."""
     L = len(qs)
@@ -307,7 +275,10 @@ def _region_levels(qs, qt, t, negligible, S, U, upper, k):
     if len(start) > 1:
         # boundaries: prefix sums in B, 1 - (suffix sums) in C; lower boundary of each unit
         edges = (1.0 - U[np.append(start, L)]) if upper else S[np.append(start, L)]
-        unit_levels = np.asarray(_kinetic_levels(Q.tolist(), A.tolist(), edges.tolist(), k))
+        if levels_by == "heap":
+            unit_levels = np.asarray(_kinetic_levels(Q.tolist(), A.tolist(), edges.tolist(), k))
+        else:
+            unit_levels = region_levels(Q, A, edges, k)
         raw = unit_levels
         excess = float(max(0.0, raw.max() - 1.0, -raw.min()))
         levels[start[1:] - 1] = np.clip(raw, 0.0, 1.0)
@@ -316,96 +287,6 @@ def _region_levels(qs, qt, t, negligible, S, U, upper, k):
     return levels, excess, realised
 
 
-def _h(a, b, d, k):
-    """Complete homogeneous symmetric polynomial of degree k - 2 in (a, b, d): the chord-slope
-    difference of s^k divided by (d - a)."""
-    if k == 2:
-        return 1.0
-    if k == 3:
-        return a + b + d
-    total = 0.0
-    for i in range(k - 1):
-        for j in range(k - 1 - i):
-            total += a**i * b**j * d ** (k - 2 - i - j)
-    return total
-
-
-def _kinetic_levels(Q, A, edges, k):
-    """Merge levels of the U - 1 gaps between U units (lists; edges has U + 1 boundaries).
-
-    Blocks are keyed by their first unit; a heap holds the merge level of each adjacent pair,
-    stamped: an entry for the pair starting at block i is live while ``stamp[i]`` still holds its
-    stamp (a merge restamps the two pairs it changes and kills the absorbed block's pair).
-    O(U log U), pure Python (the only sequential part of the preparation).
-    """
-    U = len(Q)
-    right = list(range(1, U)) + [-1]
-    left = list(range(-1, U - 1))
-    lo, hi = edges[:-1], list(edges[1:])
-    levels = [0.0] * (U - 1)
-    rho = [A[i] / Q[i] for i in range(U)]
-    if k == 2:
-        heap = [((rho[i + 1] - rho[i]) / (Q[i] + Q[i + 1]), i, i) for i in range(U - 1)]
-    else:
-        heap = [((rho[i + 1] - rho[i]) / ((Q[i] + Q[i + 1]) * _h(lo[i], hi[i], hi[i + 1], k)), i, i) for i in range(U - 1)]
-    stamp = list(range(U))
-    stamp[U - 1] = -1
-    fresh = U
-    heapq.heapify(heap)
-    pop, push = heapq.heappop, heapq.heappush
-    w = 0.0
-    while heap:
-        wt, st, i = pop(heap)
-        if stamp[i] != st:
-            continue
-        j = right[i]
-        if wt > w:
-            w = wt
-        levels[j - 1] = w
-        Qi = Q[i] = Q[i] + Q[j]
-        Ai = A[i] = A[i] + A[j]
-        r = rho[i] = Ai / Qi
-        hi[i] = hi[j]
-        nxt = right[i] = right[j]
-        stamp[j] = -1  # block j is gone
-        a = left[i]
-        if a >= 0:
-            den = Q[a] + Qi if k == 2 else (Q[a] + Qi) * _h(lo[a], hi[a], hi[i], k)
-            stamp[a] = fresh
-            push(heap, ((r - rho[a]) / den, fresh, a))
-            fresh += 1
-        if nxt >= 0:
-            left[nxt] = i
-            den = Qi + Q[nxt] if k == 2 else (Qi + Q[nxt]) * _h(lo[i], hi[i], hi[nxt], k)
-            stamp[i] = fresh
-            push(heap, ((rho[nxt] - r) / den, fresh, i))
-            fresh += 1
-        else:
-            stamp[i] = -1
-    return levels
-
-
-def range_max_table(levels):
-    """Range-maximum table: row j holds max(levels[i : i + 2^j]); shape (LOG, len).
-
-    Parameters
-    ----------
-    levels : numpy.ndarray
-
-    Returns
-    -------
-    list of numpy.ndarray
-    """
-    L = len(levels)
-    if L == 0:
-        return np.zeros((1, 1))
-    rows = [levels]
-    span = 1
-    while 2 * span <= L:
-        prev = rows[-1]
-        rows.append(np.maximum(prev[: L - 2 * span + 1], prev[span : L - span + 1]))
-        span *= 2
-    table = np.zeros((len(rows), L))
-    for j, row in enumerate(rows):
-        table[j, : len(row)] = row
-    return table
+def range_max_table(levels) -> RangeMax:
+    """The range-maximum structure over the gap levels (:func:`.range_max.range_max`)."""
+    return range_max(levels)
