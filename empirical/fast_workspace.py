@@ -28,13 +28,36 @@ _CACHE_SIZE = 2
 
 
 def workspace_for(pair, tree, method: str, sampling, rows: int, tokens: int, *, graphs: bool = True) -> "Workspace":
-    """A :class:`Workspace` for ``rows`` rows of at most ``tokens`` tokens (prompt + budget),
-    reused from the last calls when one with the same pair, tree, method, sampling and rows is
-    wide enough (its CUDA graphs are then replayed, not captured again).
+    """A :class:`Workspace` for ``rows`` rows of at most ``tokens`` tokens, reused when possible.
 
-    Width: on CUDA the next power of two >= tokens + tree size + 4, at least 256 (few distinct
-    widths, so few captures); elsewhere that need rounded up to 16 (attention spans the whole
-    width, and a CPU pays for every column), reusing a cached one only within 64 columns of it. O(1) when reused; else allocation of the caches and laws buffers.
+    Reused from the last calls when one with the same pair, tree, method, sampling and rows is
+    wide enough (its CUDA graphs are then replayed, not captured again); the two most recent are
+    kept. Width: on CUDA the next power of two >= tokens + tree size + 4, at least 256 (few
+    distinct widths, so few captures); elsewhere that need rounded up to 16 (attention spans the
+    whole width, and a CPU pays for every column), reusing a cached one only within 64 columns of
+    it. O(1) when reused; else allocation of the
+    caches and laws buffers.
+
+    Parameters
+    ----------
+    pair : empirical.models.ModelPair
+    tree : Tree
+        The draft tree, of uniform branching per level.
+    method : str
+        The node rule (single, rrs, rrs_wor or spechub).
+    sampling : Sampling
+        Temperature, top-k and top-p of both models' laws.
+    rows : int
+        Sequences decoded together (R).
+    tokens : int
+        Most tokens a row holds: longest prompt + ``max_new_tokens``.
+    graphs : bool, optional
+        Capture the pieces as CUDA graphs (on CUDA; ignored elsewhere).
+
+    Returns
+    -------
+    Workspace
+        A cached or a new workspace at least ``tokens + tree.size + 4`` columns wide.
     """
     key = (id(pair.target), id(pair.draft), tuple(tree.parents), method, sampling, int(rows), bool(graphs))
     need = int(tokens) + tree.size + 4
@@ -51,7 +74,13 @@ def workspace_for(pair, tree, method: str, sampling, rows: int, tokens: int, *, 
 
 
 def capture_failures() -> list:
-    """Sorted reasons why pieces of the cached workspaces run eagerly on CUDA (empty: all graphed)."""
+    """Sorted reasons why pieces of the cached workspaces run eagerly on CUDA (empty: all graphed).
+
+    Returns
+    -------
+    list of str
+        Distinct :attr:`Workspace.notes` of every cached workspace, sorted.
+    """
     return sorted({note for space in _CACHE.values() for note in space.notes})
 
 
@@ -137,6 +166,21 @@ class Workspace:
         """Cache the runs ``ids[b]`` (causal, positions 0...) in both models; returns their lengths.
 
         One forward per model over the right-padded runs (padding sees itself only).
+
+        Parameters
+        ----------
+        ids : sequence of sequences of int
+            Token ids of each of the R rows.
+
+        Returns
+        -------
+        numpy.ndarray of int64, shape (R,)
+            Length of each run (nothing is forwarded when all are empty).
+
+        Raises
+        ------
+        NonFiniteLogitsError
+            A model produced a NaN or inf logit (from :func:`empirical.vocab.check_finite`).
         """
         import torch
 
@@ -164,8 +208,28 @@ class Workspace:
         return lengths
 
     def run_step(self, ints: np.ndarray, u: np.ndarray):
-        """Stage the step's integers and uniforms, run every piece, return (outcome [R, ...] int64
-        host array, phase seconds). The one host synchronisation of the step is the outcome copy."""
+        """Stage the step's integers and uniforms, run every piece and return the outcome.
+
+        The one host synchronisation of the step is the outcome copy (plus the tallies' copy when
+        the laws are cut to a shared vocabulary).
+
+        Parameters
+        ----------
+        ints : numpy.ndarray of int64, shape (R, INTS)
+            Per row: root token, two re-fed tokens, re-fed count, target and draft cache lengths,
+            target and draft write offsets (shared), live flag (see :attr:`INTS`).
+        u : numpy.ndarray of float64, shape (R, layout.total)
+            Each row's uniforms in the order of :class:`empirical.fast_walk.UniformLayout`.
+
+        Returns
+        -------
+        outcome : numpy.ndarray of int64, shape (R, 4 (D + 1) + 1)
+            :func:`empirical.fast_walk.device_walk`'s columns, then per forward the first position
+            with a non-finite logit (``NO_POSITION`` if none).
+        seconds : dict
+            Seconds per phase (``draft``, ``target``, ``verify``, ``cache``) and ``other``, from
+            :meth:`empirical.graphs.StepClock.seconds`.
+        """
         import torch
 
         with torch.inference_mode():
@@ -192,13 +256,34 @@ class Workspace:
         return out, self.clock.seconds()
 
     def node_laws(self, b: int, visited: list):
-        """Host float64 (p, q) rows of row b at nodes ``visited`` (p renormalised as the walk uses it)."""
+        """Host float64 (p, q) rows of row b at nodes ``visited`` (p renormalised as the walk uses it).
+
+        Parameters
+        ----------
+        b : int
+            Row index.
+        visited : list of int
+            Tree nodes (internal nodes only: q is stored for those).
+
+        Returns
+        -------
+        p : numpy.ndarray of float64, shape (len(visited), n)
+            Target laws at the nodes, renormalised in float64.
+        q : numpy.ndarray of float64, shape (len(visited), n)
+            Draft laws at the nodes.
+        """
         if not visited:
             return np.zeros((0, self.n)), np.zeros((0, self.n))
         return law64(self.p[b, visited]).cpu().numpy(), self.q[b, visited].cpu().numpy()
 
     def fold_tallies(self, vocab) -> None:
-        """Add the dropped-mass tallies of the call to ``vocab`` (a SharedVocab) and reset them."""
+        """Add the dropped-mass tallies of the call to ``vocab`` (a SharedVocab) and reset them.
+
+        Parameters
+        ----------
+        vocab : empirical.vocab.SharedVocab or None
+            Receives the dropped sums, maxima and law counts per model; None: only reset.
+        """
         if vocab is not None and self.tallied[:, 2].any():
             for model, row in (("target", self.tallied[0]), ("draft", self.tallied[1])):
                 vocab.dropped_sum[model] += float(row[0])

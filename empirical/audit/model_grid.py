@@ -36,8 +36,10 @@ MIN_LEVEL_S = 5.0
 
 
 def size_for_time(n_for, cost_s: float, seconds: float, *, min_tv: float, workers: int = 1) -> dict:
-    """Smallest ladder TV >= ``min_tv`` whose ``n_for(tv)`` trials fit ``seconds`` at ``cost_s`` per
-    call on ``workers`` processes (the largest ladder TV if none does).
+    """Smallest ladder TV >= ``min_tv`` whose trials fit the time.
+
+    The first TV whose ``n_for(tv)`` trials fit ``seconds`` at ``cost_s`` per call on ``workers``
+    processes (the largest ladder TV if none does).
 
     Parameters
     ----------
@@ -69,8 +71,9 @@ def size_for_time(n_for, cost_s: float, seconds: float, *, min_tv: float, worker
 
 def run_setting(pair, ids, sampling, levels, *, deadline: float, min_tv: float, alpha: float, power: float, seed: int,
                 probe: int, workers: int, save, log=print) -> None:
-    """Run ``levels`` at one setting; the time left until ``deadline`` is shared out evenly over the
-    levels still to run.
+    """Run ``levels`` at one sampling setting, sharing the time left evenly over them.
+
+    The time left until ``deadline`` is shared out evenly over the levels still to run.
 
     Parameters
     ----------
@@ -262,7 +265,25 @@ def _write(path, doc) -> None:
 
 
 def main(argv=None) -> int:
-    """Command line (module docstring); writes one JSON bundle to ``--out`` (``--table FILE``: print its table)."""
+    """Command line (module docstring); writes one JSON bundle to ``--out``.
+
+    ``--table FILE`` prints the table of an earlier bundle instead.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status (0 on success).
+
+    Raises
+    ------
+    SystemExit
+        On bad arguments (argparse).
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["--table"] and len(argv) == 2:
         with open(argv[1], encoding="utf-8") as fh:

@@ -28,15 +28,17 @@ def check_workers(workers) -> int:
     Parameters
     ----------
     workers : int
+        Number of processes; a bool or a non-integer is refused.
 
     Returns
     -------
     int
+        ``workers`` as a Python int.
 
     Raises
     ------
     ValueError
-        If ``workers`` is not an integer >= 1 (booleans included).
+        If ``workers`` is a bool, not integral, or below 1.
     """
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise ValueError(f"`workers` must be an integer >= 1; got {workers!r}.")

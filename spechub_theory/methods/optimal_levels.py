@@ -48,7 +48,7 @@ def region_levels(Q, A, e, k: int, *, fan_rounds: int = _FAN_ROUNDS, strip_min_u
     Parameters
     ----------
     Q, A : ndarray, shape (U,)
-        q-mass (> 0) and q~-mass of each unit, densities A / Q strictly increasing.
+        The q-mass (> 0) and q~-mass of each unit, densities A / Q strictly increasing.
     e : ndarray, shape (U + 1,)
         The units' boundaries (cumulative q-mass; in the upper region computed from the top).
     k : int
@@ -62,7 +62,7 @@ def region_levels(Q, A, e, k: int, *, fan_rounds: int = _FAN_ROUNDS, strip_min_u
 
     Returns
     -------
-    levels : ndarray, shape (U - 1,)
+    ndarray, shape (U - 1,)
         :math:`\lambda_i = \min_{j<i<l} W(j, i, l)` (unclipped), equal to :func:`kinetic_levels`.
 
     Notes
@@ -110,8 +110,22 @@ def region_levels(Q, A, e, k: int, *, fan_rounds: int = _FAN_ROUNDS, strip_min_u
 
 
 def h_poly(a, b, d, k: int):
-    """Complete homogeneous symmetric polynomial of degree k - 2 in (a, b, d): the chord-slope
-    difference of s^k over [a, b] and [b, d], divided by (d - a)."""
+    """Complete homogeneous symmetric polynomial of degree k - 2 in (a, b, d).
+
+    It is the chord-slope difference of s^k over [a, b] and [b, d], divided by (d - a).
+
+    Parameters
+    ----------
+    a, b, d : float or ndarray
+        Three boundaries a <= b <= d (broadcast).
+    k : int
+        Number of drafts (>= 2).
+
+    Returns
+    -------
+    float or ndarray
+        :math:`h_{k-2}(a, b, d)`, O(k^2) operations per entry.
+    """
     if k == 2:
         return np.ones(np.broadcast_shapes(np.shape(a), np.shape(b), np.shape(d)))
     if k == 3:
@@ -130,6 +144,20 @@ def kinetic_levels(Q, A, edges, k):
     unit; ``key[i]`` is the live merge level of block i with its right neighbour (NaN once block i
     is absorbed or has none) and a heap entry (w, i) is live while ``key[i] == w``. Two adjacent
     blocks merge at :math:`w = (\rho' - \rho) / ((Q + Q') h_{k-2}(a, b, d))`. O(U log U), pure Python.
+
+    Parameters
+    ----------
+    Q, A : list of float
+        The q-mass and q~-mass of each unit (changed in place).
+    edges : list of float
+        The U + 1 unit boundaries.
+    k : int
+        Number of drafts (>= 2).
+
+    Returns
+    -------
+    ndarray, shape (U - 1,)
+        The merge level of every gap.
     """
     U = len(Q)
     nan = float("nan")

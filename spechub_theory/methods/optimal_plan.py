@@ -75,7 +75,20 @@ class OptimalPlan:
     _table: RangeMax = field(default=None, repr=False)
 
     def max_gap_level(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """max(gap_levels[lo:hi]) per entry (0 where lo >= hi), O(1) per query (:mod:`.range_max`)."""
+        """The largest gap level in each range, ``max(gap_levels[lo:hi])`` (0 where lo >= hi).
+
+        O(1) per query (:mod:`.range_max`).
+
+        Parameters
+        ----------
+        lo, hi : array_like of int
+            Half-open ranges of gaps (broadcast).
+
+        Returns
+        -------
+        ndarray of float64
+            The range maxima.
+        """
         return self._table.query(lo, hi)
 
 
@@ -87,6 +100,20 @@ def cut_values(ps: np.ndarray, qs: np.ndarray, k: int, *, extended: bool = True)
     sums are accumulated in extended precision (``np.longdouble``): a float64 running sum of 150k
     terms drifts by ~1e-13 (S_M + U_M - 1 was -1.1e-13 on a real-shaped law at n = 151,936), which
     the plan cannot afford (its levels need sum q~ = 1); the rate alone can (float64, 5x faster).
+
+    Parameters
+    ----------
+    ps, qs : ndarray, shape (..., M)
+        The laws p and q of the drafted tokens in the sorted order.
+    k : int
+        Number of drafts.
+    extended : bool, optional
+        Accumulate the running sums in ``np.longdouble``.
+
+    Returns
+    -------
+    tuple of ndarray
+        (P, S, U, poly, values), each of shape (..., M + 1).
     """
     cumsum = _cumsum if extended else (lambda x: np.cumsum(x, axis=-1))
     zero = np.zeros(ps.shape[:-1] + (1,))
@@ -134,6 +161,25 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull
     Cost: one sort O(n log n), vectorised passes O(n), the levels in O(n) per fan round plus a
     heap pass O(u log u) over the u units of blocks with several seeds (pure Python: the dominant
     cost at T >= 0.6, see BENCHMARKS.md section 8), range maxima O(n).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (n,)
+        Target and draft laws.
+    k : int
+        Number of i.i.d. drafts (>= 1).
+    levels_by : {"hull", "heap"}, optional
+        How the gap levels are computed (``"heap"``: the sequential reference everywhere).
+
+    Returns
+    -------
+    OptimalPlan
+        The cut, the water levels, q~, the gap levels and their range-maximum structure.
+
+    Raises
+    ------
+    ValueError
+        For invalid laws, k < 1 or an unknown ``levels_by``.
     """
     if levels_by not in ("hull", "heap"):
         raise ValueError(f"`levels_by` must be 'hull' or 'heap'; got {levels_by!r}.")
@@ -288,5 +334,16 @@ def _region_levels(qs, qt, t, negligible, S, U, upper, k, levels_by):
 
 
 def range_max_table(levels) -> RangeMax:
-    """The range-maximum structure over the gap levels (:func:`.range_max.range_max`)."""
+    """The range-maximum structure over the gap levels (:func:`.range_max.range_max`).
+
+    Parameters
+    ----------
+    levels : ndarray of float64
+        The gap levels.
+
+    Returns
+    -------
+    RangeMax
+        O(len(levels)) to build, O(1) per query.
+    """
     return range_max(levels)

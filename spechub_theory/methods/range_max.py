@@ -41,7 +41,9 @@ class RangeMax:
         return self.blocks.size
 
     def query(self, lo, hi) -> np.ndarray:
-        """max(values[lo:hi]) per entry, 0 where lo >= hi; lo, hi integer arrays (broadcast).
+        """The range maxima ``max(values[lo:hi])`` per entry, 0 where lo >= hi.
+
+        ``lo`` and ``hi`` are integer arrays (broadcast).
 
         Parameters
         ----------
@@ -50,7 +52,7 @@ class RangeMax:
 
         Returns
         -------
-        out : ndarray of float64
+        ndarray of float64
             The range maxima (0 for empty ranges).
         """
         lo, hi = np.broadcast_arrays(np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64))
