@@ -318,7 +318,9 @@ class TorchEngine:
         """Walk R trees at once on the device (:func:`empirical.fast_verify.walk_trees`).
 
         All rows step down together: per depth one batched node rule per distinct child count and
-        one host sync. Each row consumes its Generator as :meth:`NumpyEngine.walk_batch` does.
+        one host sync. A sequence-level method (block, traversal) runs one batched tree rule
+        instead (:func:`empirical.sequence_torch.walk_trees`). Each row consumes its Generator as
+        :meth:`NumpyEngine.walk_batch` does.
 
         Parameters
         ----------
@@ -337,6 +339,8 @@ class TorchEngine:
         list
             R pairs (TreeWalk, node -> host float64 p row of a visited node).
         """
+        if method in sequence_torch.SEQUENCE_TORCH_METHODS:
+            return sequence_torch.walk_trees(tree, method, tokens, p_probs, q_rows, rngs)
         return [(walk, lambda v, rows=rows: rows[v].cpu().numpy())
                 for walk, rows in fast_verify.walk_trees(tree, method, tokens, p_probs, q_rows, rngs)]
 
