@@ -126,7 +126,7 @@ def sample_level(method: str, q_level, c: int, u):
         The drafted tokens.
     """
     R, m, n = q_level.shape
-    return sample_drafts(method, q_level.reshape(R * m, n), c, u.reshape(R * m, c)).reshape(R, m, c)
+    return sample_drafts(q_level.reshape(R * m, n), c, u.reshape(R * m, c), method=method).reshape(R, m, c)
 
 
 def device_walk(kids, tokens, p, q, u, layout: UniformLayout, branching, *, method: str):
@@ -173,7 +173,7 @@ def device_walk(kids, tokens, p, q, u, layout: UniformLayout, branching, *, meth
     for d, c in enumerate(branching):
         children = kids[node, :c]  # [R, c]
         drafts = torch.gather(tokens, 1, children)
-        token, slot = _verify(rule(method, law64(p[rows, node]), q[rows, node], drafts), drafts,
+        token, slot = _verify(rule(law64(p[rows, node]), q[rows, node], drafts, method=method), drafts,
                               u[:, layout.walk[d]: layout.walk[d] + c + 1])
         emitted[:, d] = torch.where(alive, token, 0)
         slots[:, d] = torch.where(alive, slot, -1)
