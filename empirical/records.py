@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["record_key", "RecordLog"]
+__all__ = ["record_key", "RecordLog", "write_atomic"]
 
 
 def record_key(tree: str, method: str, prompt_index: int) -> str:
@@ -95,3 +95,20 @@ class RecordLog:
                 # torn last line of an interrupted run: drop it
                 self.path.write_text("".join(line + "\n" for line in lines[:-1]), encoding="utf-8")
         return good
+
+
+def write_atomic(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a fsynced temporary file and a rename (never half a file).
+
+    Parameters
+    ----------
+    path : str or Path
+    data : bytes
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

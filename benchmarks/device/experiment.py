@@ -212,21 +212,14 @@ def compact(record: dict, job: dict, shard_size: int) -> dict:
 
 def compact_decoded(result, job: dict, prompt_index: int, prompt_id: str, prompt_tokens: int, kind=None) -> dict:
     """:func:`compact` of a :class:`empirical.decoder.Decoded` (global ``prompt_index``), with the
-    prompt's type ("code"/"chat") when known."""
+    prompt's type ("code"/"chat") when known: :func:`empirical.sweep.records.compact_record` of the
+    job's cell (one schema for the driver and ``spechub sweep``)."""
     from empirical.run import AR_TREE
-    from empirical.summary import PHASES
+    from empirical.sweep.plan import Cell
+    from empirical.sweep.records import compact_record
 
-    rec = {
-        "T": float(job["T"]), "seed": int(job["seed"]), "tree": AR_TREE if job["method"] == "ar" else job["tree"],
-        "method": job["method"], "prompt_index": int(prompt_index), "prompt_id": prompt_id,
-        "prompt_tokens": int(prompt_tokens), "tokens": [int(t) for t in result.tokens], "finish": result.finish,
-        "prefill_s": float(result.prefill_s),
-        "steps": {"emitted": [len(s.tokens) for s in result.steps], "accepted": [int(s.accepted) for s in result.steps],
-                  **{f"{ph}_s": [float(sum(s.seconds.get(ph, 0.0) for s in result.steps))] for ph in PHASES}},
-    }
-    if kind is not None:
-        rec["type"] = kind
-    return rec
+    cell = Cell(float(job["T"]), AR_TREE if job["method"] == "ar" else job["tree"], job["method"], int(job["seed"]))
+    return compact_record(result, cell, prompt_index, prompt_id, prompt_tokens, kind)
 
 
 def read_records(path) -> list:

@@ -258,10 +258,9 @@ def _job(args, settings, deadline, path):
 def _write(path, doc) -> None:
     from spechub_theory.montecarlo.audit_stats import json_ready
 
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(json_ready(doc), fh, indent=1, allow_nan=False, default=float)
-    os.replace(tmp, path)
+    from ..records import write_atomic
+
+    write_atomic(path, json.dumps(json_ready(doc), indent=1, allow_nan=False, default=float).encode("utf-8"))
 
 
 def main(argv=None) -> int:

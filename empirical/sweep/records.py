@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..records import RecordLog
+from ..records import RecordLog, write_atomic
 from ..summary import PHASES, summarize
 
 __all__ = ["RECORDS_FILE", "LOG_DIR", "compact_record", "identity", "without_timing", "ShardLog", "finished_jobs",
@@ -277,21 +276,4 @@ def summarize_cells(records) -> dict:
         no_nodes = {"k": [], "tv": [], "hub_q": [], "hub_p": [], "slot": [], "acceptance": {}}
         groups.setdefault((float(rec["T"]), int(rec["seed"])), []).append({**rec, "nodes": no_nodes})
     return {f"T={T},seed={seed}": summarize(recs, seed=seed) for (T, seed), recs in sorted(groups.items())}
-
-
-def write_atomic(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a fsynced temporary file and a rename (never half a file).
-
-    Parameters
-    ----------
-    path : str or Path
-    data : bytes
-    """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
