@@ -138,6 +138,7 @@ class Workspace:
         self.pack = torch.zeros(R, self.outcome.shape[1] + D + 1, dtype=long, device=dev)
         self.dst = [torch.zeros(R, D + 1, dtype=long, device=dev) for _ in range(2)]
         self.columns = torch.arange(width, device=dev)
+        self.tree_columns = torch.arange(tree.size, device=dev)  # built here: no host data inside a piece
         self.depths = torch.as_tensor(tree.depths, device=dev)
         self.ancestors = torch.as_tensor(tree.ancestor_mask, device=dev)
         kids = np.zeros((tree.size, max(self.branching, default=1)), dtype=np.int64)
@@ -341,7 +342,7 @@ class Workspace:
         nodes = self.ancestors[:, rel.clamp(0, size - 1)] & ((rel >= 0) & (rel < size))[None]  # [size, C]
         visible = (cols[None, :] < s["Lt"][:, None])[:, None, :] | nodes[None]
         positions = s["Lt"][:, None] + self.depths[None]
-        self.target_kv.cols = s["Wt"] + self.depths.new_tensor(range(size))
+        self.target_kv.cols = s["Wt"] + self.tree_columns
         logits = forward_block(self.pair.target, self.target_kv, self.tokens, positions, visible)
         D = len(self.branching)
         logits = self._cut(logits, D, s["live"])
