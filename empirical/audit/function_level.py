@@ -16,6 +16,7 @@ project's methods and mutants) is audited exactly by enumeration (``output_law``
 
 from __future__ import annotations
 
+import inspect
 import time
 
 import numpy as np
@@ -59,23 +60,40 @@ class HFSpeculativeSampling:
     Each trial passes ``candidate_input_ids`` = (one context token, the L drafts) (1, L + 1),
     ``candidate_logits`` (1, L, n), ``new_logits`` (1, L + 1, n) and ``assistant_ensemble_weight``
     (None = lossless; w in [0, 1]: DIVERSE ensemble verification, v = w p + (1 - w) q), exactly as
-    ``_assisted_decoding`` calls it, and returns ``valid_tokens[0, 0]``. Randomness: torch's global
-    generator, seeded from ``rng`` inside ``torch.random.fork_rng`` (the caller's state is kept).
-    About 10^3-10^4 calls per second on one CPU core (BENCHMARKS.md).
+    ``_assisted_decoding`` calls it, and returns ``valid_tokens[0, 0]``. Transformers whose
+    ``_speculative_sampling`` takes ``is_done_candidate`` (older ones, e.g. 5.17) get
+    ``is_done_candidate=False``: the drafts did not end in EOS, the case the audit draws. The
+    signature is read once, when the adapter is built. Randomness: torch's global generator, seeded
+    from ``rng`` inside ``torch.random.fork_rng`` (the caller's state is kept). About 10^3-10^4
+    calls per second on one CPU core (BENCHMARKS.md).
+
+    Parameters
+    ----------
+    ensemble_weight : float, optional
+        The weight w in [0, 1] of DIVERSE ensemble verification; None (default) is the lossless verifier.
+
+    Raises
+    ------
+    ValueError
+        If ``ensemble_weight`` is outside [0, 1], or is given while the installed transformers'
+        ``_speculative_sampling`` has no ``assistant_ensemble_weight``.
     """
 
     per_row = True
 
     def __init__(self, ensemble_weight: float | None = None):
+        from transformers.generation.utils import _speculative_sampling
+
         if ensemble_weight is not None and not 0.0 <= float(ensemble_weight) <= 1.0:
             raise ValueError(f"`ensemble_weight` must be in [0, 1] or None; got {ensemble_weight}.")
         self.ensemble_weight = None if ensemble_weight is None else float(ensemble_weight)
         self.NAME = "hf:_speculative_sampling" + ("" if ensemble_weight is None else f"(w={self.ensemble_weight:g})")
+        self._verify = _speculative_sampling
+        self._options = _speculative_sampling_options(_speculative_sampling, self.ensemble_weight)
 
     def __call__(self, target_logits, draft_logits, drafts, rng):
         """First emitted token of each trial (N,)."""
         import torch
-        from transformers.generation.utils import _speculative_sampling
 
         L = draft_logits.shape[0]
         new_logits = torch.as_tensor(target_logits, dtype=torch.float32)[None]  # [1, L + 1, n]
@@ -86,8 +104,7 @@ class HFSpeculativeSampling:
         with torch.random.fork_rng(devices=[]), torch.no_grad(), one_thread():  # tiny tensors: threads only cost
             torch.manual_seed(int(rng.integers(2**62)))
             for i in range(len(drafts)):
-                tokens, _ = _speculative_sampling(ids[i : i + 1], cand_logits, L, new_logits,
-                                                  assistant_ensemble_weight=self.ensemble_weight)
+                tokens, _ = self._verify(ids[i : i + 1], cand_logits, L, new_logits, **self._options)
                 out[i] = int(tokens[0, 0])
         return out
 
@@ -226,3 +243,21 @@ def _first_token_counts(tokens, m: int, n: int) -> np.ndarray:
         raise ValueError(f"the sampler returned token ids outside [0, {n}): {int(t.min())}..{int(t.max())}.")
     return np.bincount(t, minlength=n)
 
+
+
+def _speculative_sampling_options(verify, ensemble_weight: float | None) -> dict:
+    """Keyword arguments that this transformers' ``_speculative_sampling`` (``verify``) takes.
+
+    ``is_done_candidate=False`` where it is a parameter (older transformers); the ensemble weight
+    only when one is asked for. Raises ValueError when it is asked for but ``verify`` lacks it.
+    """
+    params = inspect.signature(verify).parameters
+    options = {"is_done_candidate": False} if "is_done_candidate" in params else {}
+    if ensemble_weight is None:
+        return options
+    if "assistant_ensemble_weight" not in params:
+        import transformers
+
+        raise ValueError(f"`ensemble_weight` needs a newer transformers: the installed transformers "
+                         f"{transformers.__version__} has no `assistant_ensemble_weight` in `_speculative_sampling`.")
+    return {**options, "assistant_ensemble_weight": ensemble_weight}

@@ -13,7 +13,8 @@ seconds, N c / workers <= seconds. Every result records the TV it was sized for,
 the ``--min-tv`` audit would need (``projected_s_min_tv``). Each finished result is written into the
 JSON bundle atomically, so an interrupted run keeps every finished audit. ``--jobs J`` runs settings
 in J spawned processes (each loads the pair; GPU); ``--workers W`` forks W processes per end-to-end
-audit (CPU only).
+audit (CPU only). A level that raises is recorded in the bundle as ``error`` and the run goes on;
+exit status 0 = every level ran, 1 = a level raised, a job crashed or nothing ran, 2 = bad arguments.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ def run_setting(pair, ids, sampling, levels, *, deadline: float, min_tv: float, 
                 probe: int, workers: int, save, log=print) -> None:
     """Run ``levels`` at one sampling setting, sharing the time left evenly over them.
 
-    The time left until ``deadline`` is shared out evenly over the levels still to run.
+    The time left until ``deadline`` is shared out evenly over the levels still to run. A level
+    that raises is saved as ``{"level", "settings", "error": "Type: message", "where", "wall_s"}``
+    and the next level runs.
 
     Parameters
     ----------
@@ -91,12 +94,8 @@ def run_setting(pair, ids, sampling, levels, *, deadline: float, min_tv: float, 
         Stores each result (a dict) as it finishes.
     log : callable, optional
     """
-    from . import (HFCandidateGenerator, HFGenerate, HFSpeculativeSampling, audit_function, audit_generate,
-                   audit_generator, capture_candidate_generator, target_law)
-    from spechub_theory.montecarlo.stats import sample_size_for
-    from .cases import model_case
-
     tag = sampling.to_dict()
+    opts = {"min_tv": min_tv, "alpha": alpha, "power": power, "seed": seed, "probe": probe, "workers": workers}
     todo = [lv for lv in LEVELS if lv in levels]
     timed = [lv for lv in todo if lv != "drift"]
     for level in todo:
@@ -107,48 +106,14 @@ def run_setting(pair, ids, sampling, levels, *, deadline: float, min_tv: float, 
             save(level, {"level": level, "settings": tag, "skipped": f"no time left ({seconds:.0f} s < {MIN_LEVEL_S:g} s)"})
             log(f"{_tag(sampling)} {level}: skipped (no time left)")
             continue
-        t0, holder = time.time(), None
-        if level == "function":
-            case = model_case(pair, ids, sampling)
-            sampler = HFSpeculativeSampling()
-            t = time.perf_counter()
-            audit_function(sampler, case, n_trials=probe * 10, rng=seed + 1)
-            cost = (time.perf_counter() - t) / (probe * 10)
-            size = size_for_time(lambda tv: sample_size_for(case.p[0], tv, alpha, power), cost, seconds, min_tv=min_tv)
-            r = audit_function(sampler, case, tv=size["tv"], alpha=alpha, power=power, rng=seed)
-        elif level == "generator":
-            gen = holder = HFCandidateGenerator(capture_candidate_generator(pair.target, pair.draft, ids, sampling), ids, memo=True)
-            g = np.random.default_rng(seed + 1)
-            q1 = gen(g)[1][0]
-            cost = _cost(lambda: gen(g), probe)
-            size = size_for_time(lambda tv: sample_size_for(q1, tv, alpha / 2, power), cost, seconds, min_tv=min_tv)
-            r = audit_generator(gen, tv=size["tv"], alpha=alpha, power=power, rng=seed, name="hf:AssistedCandidateGenerator",
-                                settings=tag)
-        elif level == "generate":
-            law = target_law(pair.target, ids, sampling, eos_ids=pair.eos_token_ids)
-            sampler = holder = HFGenerate(pair.target, pair.draft, ids, sampling, memo=True)
-            g = np.random.default_rng(seed + 1)
-            cost = _cost(lambda: sampler(g), probe)
-            seconds = max(1.0, seconds - (time.time() - t0))
-            size = size_for_time(lambda tv: max(sample_size_for(law.p1, tv, alpha / 2, power),
-                                                sample_size_for(law.joint, tv, alpha / 2, power)),
-                                 cost, seconds, min_tv=min_tv, workers=workers)
-            r = audit_generate(sampler, law, tv=size["tv"], alpha=alpha, power=power, rng=seed, settings=tag, workers=workers)
-        else:
-            from .grid import draft_law_drift
-
-            save(level, {"level": "drift", "settings": tag, "draft_law_drift": draft_law_drift(pair, ids, sampling),
-                         "seconds": time.time() - t0})
-            log(f"{_tag(sampling)} drift done in {time.time() - t0:.0f} s")
-            continue
-        doc = {**r.to_dict(), "sizing": size, "wall_s": time.time() - t0}
-        memos = getattr(holder, "memos", None)
-        if memos:
-            doc["memo"] = [m.stats.to_dict() for m in memos.values()]
+        t0 = time.time()
+        try:
+            doc, note = _run_level(level, pair, ids, sampling, seconds, **opts)
+        except Exception as exc:  # one failed level must not cost the others (the bundle records it)
+            doc = _error_doc(level, tag, exc, time.time() - t0)
+            note = f"error: {doc['error']} ({doc['where']})"
         save(level, doc)
-        log(f"{_tag(sampling)} {level}: {r.verdict} at TV {size['tv']:g} (N = {r.n_samples:,}, p = {r.pvalue:.3g}, "
-            f"{cost * 1e3:.1f} ms/call, {time.time() - t0:.0f} s; TV {min_tv:g} would need N = {size['n_min_tv']:,}, "
-            f"~{size['projected_s_min_tv']:.0f} s)")
+        log(f"{_tag(sampling)} {level}: {note}")
 
 
 def table(doc: dict) -> str:
@@ -170,6 +135,8 @@ def table(doc: dict) -> str:
         for level, r in levels.items():
             if "skipped" in r:
                 rows.append(f"| {tag} | {level} | skipped: {r['skipped']} |" + " |" * 8)
+            elif "error" in r:
+                rows.append(f"| {tag} | {level} | error: {r['error']} |" + " |" * 8)
             elif level == "drift":
                 d = r["draft_law_drift"]
                 rows.append(f"| {tag} | drift | TV {d['tv']:.3f} (support {d['support_claimed']} vs {d['support_plain']}, "
@@ -181,6 +148,77 @@ def table(doc: dict) -> str:
                             f"{est['value']:.4f} ({est['noise']:.4f}) | {bins} | {z['cost_s'] * 1e3:.1f} | {z['n_min_tv']:,} | "
                             f"{z['projected_s_min_tv']:,.0f} s |")
     return "\n".join(rows)
+
+
+def _run_level(level, pair, ids, sampling, seconds, *, min_tv, alpha, power, seed, probe, workers):
+    """One level of :func:`run_setting` in ``seconds``: its result doc and a one-line log note."""
+    from . import (HFCandidateGenerator, HFGenerate, HFSpeculativeSampling, audit_function, audit_generate,
+                   audit_generator, capture_candidate_generator, target_law)
+    from spechub_theory.montecarlo.stats import sample_size_for
+    from .cases import model_case
+
+    tag = sampling.to_dict()
+    t0, holder = time.time(), None
+    if level == "function":
+        case = model_case(pair, ids, sampling)
+        sampler = HFSpeculativeSampling()
+        t = time.perf_counter()
+        audit_function(sampler, case, n_trials=probe * 10, rng=seed + 1)
+        cost = (time.perf_counter() - t) / (probe * 10)
+        size = size_for_time(lambda tv: sample_size_for(case.p[0], tv, alpha, power), cost, seconds, min_tv=min_tv)
+        r = audit_function(sampler, case, tv=size["tv"], alpha=alpha, power=power, rng=seed)
+    elif level == "generator":
+        gen = holder = HFCandidateGenerator(capture_candidate_generator(pair.target, pair.draft, ids, sampling), ids, memo=True)
+        g = np.random.default_rng(seed + 1)
+        q1 = gen(g)[1][0]
+        cost = _cost(lambda: gen(g), probe)
+        size = size_for_time(lambda tv: sample_size_for(q1, tv, alpha / 2, power), cost, seconds, min_tv=min_tv)
+        r = audit_generator(gen, tv=size["tv"], alpha=alpha, power=power, rng=seed, name="hf:AssistedCandidateGenerator",
+                            settings=tag)
+    elif level == "generate":
+        law = target_law(pair.target, ids, sampling, eos_ids=pair.eos_token_ids)
+        sampler = holder = HFGenerate(pair.target, pair.draft, ids, sampling, memo=True)
+        g = np.random.default_rng(seed + 1)
+        cost = _cost(lambda: sampler(g), probe)
+        seconds = max(1.0, seconds - (time.time() - t0))
+        size = size_for_time(lambda tv: max(sample_size_for(law.p1, tv, alpha / 2, power),
+                                            sample_size_for(law.joint, tv, alpha / 2, power)),
+                             cost, seconds, min_tv=min_tv, workers=workers)
+        r = audit_generate(sampler, law, tv=size["tv"], alpha=alpha, power=power, rng=seed, settings=tag, workers=workers)
+    else:
+        from .grid import draft_law_drift
+
+        doc = {"level": "drift", "settings": tag, "draft_law_drift": draft_law_drift(pair, ids, sampling),
+               "seconds": time.time() - t0}
+        return doc, f"done in {time.time() - t0:.0f} s"
+    doc = {**r.to_dict(), "sizing": size, "wall_s": time.time() - t0}
+    memos = getattr(holder, "memos", None)
+    if memos:
+        doc["memo"] = [m.stats.to_dict() for m in memos.values()]
+    note = (f"{r.verdict} at TV {size['tv']:g} (N = {r.n_samples:,}, p = {r.pvalue:.3g}, {cost * 1e3:.1f} ms/call, "
+            f"{time.time() - t0:.0f} s; TV {min_tv:g} would need N = {size['n_min_tv']:,}, ~{size['projected_s_min_tv']:.0f} s)")
+    return doc, note
+
+
+def _error_doc(level, tag, exc, wall_s) -> dict:
+    """The bundle entry of a level that raised ``exc``: type and message on one line, and where."""
+    import traceback
+
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f"{os.path.basename(frame.filename)}:{frame.lineno} in {frame.name}" if frame else "?"
+    return {"level": level, "settings": tag, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}",
+            "where": where, "wall_s": wall_s}
+
+
+def _summary(results: dict, crashed) -> tuple:
+    """The summary counts of a bundle's ``results`` and the exit status (module docstring)."""
+    docs = [d for r in results.values() for d in r.values()]
+    verdicts = [d["verdict"] for d in docs if "verdict" in d]
+    errors = sum("error" in d for d in docs) + len(crashed)
+    done = len(verdicts) + sum("draft_law_drift" in d for d in docs)
+    counts = {"audits": len(verdicts), "pass": verdicts.count("pass"), "refuted": verdicts.count("refuted"),
+              "errors": errors, "skipped": sum("skipped" in d for d in docs), "jobs_crashed": list(crashed)}
+    return counts, 1 if errors or not done else 0
 
 
 def _cost(call, probe: int) -> float:
@@ -276,12 +314,13 @@ def main(argv=None) -> int:
     Returns
     -------
     int
-        The exit status (0 on success).
+        The exit status: 0 when every level ran (a refutation is a finding, not a failure), 1 when
+        a level raised (recorded in the bundle as ``error``), a job crashed, or nothing ran at all.
 
     Raises
     ------
     SystemExit
-        On bad arguments (argparse).
+        Status 2 on bad arguments (argparse), unknown levels or malformed ``--settings``.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["--table"] and len(argv) == 2:
@@ -310,10 +349,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     start = time.time() if args.start_epoch is None else float(args.start_epoch)
     deadline = start + args.budget_s - args.reserve_s
-    settings = _parse_settings(args.settings)
+    try:
+        settings = _parse_settings(args.settings)
+    except ValueError as exc:
+        ap.error(str(exc))
     bad = set(args.levels.split(",")) - set(LEVELS)
     if bad:
-        raise SystemExit(f"model_grid: error: unknown level(s) {sorted(bad)}; use {', '.join(LEVELS)}")
+        ap.error(f"unknown level(s) {sorted(bad)}; use {', '.join(LEVELS)}")
     import platform
 
     import torch
@@ -338,11 +380,14 @@ def main(argv=None) -> int:
              for j in range(max(1, args.jobs))]
     for p in procs:
         p.start()
-    for p in procs:
+    stopped = set()
+    for j, p in enumerate(procs):
         p.join(max(1.0, deadline + args.reserve_s - time.time()))
         if p.is_alive():
             p.terminate()
             p.join(5)
+            stopped.add(j)
+    crashed = [j for j, p in enumerate(procs) if j not in stopped and p.exitcode != 0]
     results, loads = {}, []
     for path in parts:
         if os.path.exists(path):
@@ -352,12 +397,15 @@ def main(argv=None) -> int:
             meta["prompt_ids"] = part.pop("_prompt_ids", None)
             results.update(part)
             os.remove(path)
-    meta.update(load_s=loads, wall_s=time.time() - start, load_average_end=os.getloadavg())
+    counts, status = _summary(results, crashed)
+    meta.update(load_s=loads, wall_s=time.time() - start, load_average_end=os.getloadavg(),
+                job_exitcodes=[p.exitcode for p in procs], jobs_stopped_at_deadline=sorted(stopped), counts=counts)
     _write(args.out, {**meta, "results": results})
-    verdicts = [d.get("verdict") for r in results.values() for d in r.values() if "verdict" in d]
-    print(f"model_grid: {len(verdicts)} audits, {verdicts.count('pass')} pass, {verdicts.count('refuted')} refuted "
-          f"in {time.time() - start:.0f} s -> {args.out}", flush=True)
-    return 0
+    crash = f", {len(crashed)} job(s) crashed" if crashed else ""
+    print(f"model_grid: {counts['audits']} audits, {counts['pass']} pass, {counts['refuted']} refuted, "
+          f"{counts['errors']} errors{crash}, {counts['skipped']} skipped in {time.time() - start:.0f} s -> {args.out}"
+          + ("" if status == 0 else f" (exit {status})"), flush=True)
+    return status
 
 
 if __name__ == "__main__":

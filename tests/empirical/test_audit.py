@@ -115,6 +115,33 @@ def test_hf_speculative_sampling_lossless_and_ensemble():
         HFSpeculativeSampling(1.5)
 
 
+def _old_speculative_sampling(real):
+    """A stand-in of the older transformers signature (5.17): ``is_done_candidate``, no ensemble weight."""
+    calls = []
+
+    def _speculative_sampling(candidate_input_ids, candidate_logits, candidate_length, new_logits, is_done_candidate):
+        calls.append(is_done_candidate)
+        return real(candidate_input_ids, candidate_logits, candidate_length, new_logits)
+
+    return _speculative_sampling, calls
+
+
+def test_hf_speculative_sampling_with_the_older_signature(monkeypatch):
+    import transformers
+    import transformers.generation.utils as gen_utils
+
+    old, calls = _old_speculative_sampling(gen_utils._speculative_sampling)
+    monkeypatch.setattr(gen_utils, "_speculative_sampling", old)
+    small = synthetic_case(16, seed=1, sampling=SETTINGS)
+    assert audit_function(HFSpeculativeSampling(), small, tv=0.15, rng=0).passed
+    assert calls and set(calls) == {False}
+    tokens = HFSpeculativeSampling()(small.target_logits, small.draft_logits, np.zeros((5, small.draft_length), np.int64),
+                                     np.random.default_rng(0))
+    assert tokens.shape == (5,) and ((0 <= tokens) & (tokens < small.n)).all()
+    with pytest.raises(ValueError, match=rf"newer transformers.*{transformers.__version__}.*assistant_ensemble_weight"):
+        HFSpeculativeSampling(0.5)
+
+
 def test_function_protocol_rejects_bad_output(case):
     with pytest.raises(ValueError, match="outside"):
         audit_function(lambda t, d, x, rng: np.full(len(x), case.n), case, n_trials=10)

@@ -135,3 +135,57 @@ def test_model_grid_runs_every_level_on_a_tiny_pair(pair):
     rows = table({"results": {"T0.6_k5_p0.9": saved}, "min_tv": 0.3}).splitlines()
     assert len(rows) == 6 and rows[2].startswith("| T0.6_k5_p0.9 | function |")
     assert all(r.count("|") == rows[0].count("|") for r in rows)
+
+
+def _broken_speculative_sampling(*args, **kwargs):
+    raise TypeError("_speculative_sampling() missing 1 required positional argument:\n 'is_done_candidate'")
+
+
+def test_model_grid_records_a_failed_level_and_runs_the_others(pair, monkeypatch):
+    import time
+
+    import transformers.generation.utils as gen_utils
+
+    from empirical.audit.model_grid import _summary, run_setting, table
+
+    monkeypatch.setattr(gen_utils, "_speculative_sampling", _broken_speculative_sampling)
+    saved = {}
+    run_setting(pair, torch.tensor(IDS), Sampling(0.6, 5, 0.9), ["function", "drift"], deadline=time.time() + 60,
+                min_tv=0.3, alpha=1e-3, power=0.99, seed=0, probe=4, workers=1, save=saved.__setitem__, log=lambda m: None)
+    assert saved["function"]["error"] == ("TypeError: _speculative_sampling() missing 1 required positional argument: "
+                                          "'is_done_candidate'")
+    assert "draft_law_drift" in saved["drift"]
+    counts, status = _summary({"T0.6_k5_p0.9": saved}, crashed=[])
+    assert counts["errors"] == 1 and status == 1
+    assert "| function | error: TypeError" in table({"results": {"T0.6_k5_p0.9": saved}})
+    assert _summary({}, crashed=[])[1] == 1  # nothing ran: not a success
+    assert _summary({"T0.6_k5_p0.9": {"drift": saved["drift"]}}, crashed=[])[1] == 0
+
+
+def test_model_grid_cli_exits_non_zero_when_a_level_raises(pair, tmp_path, monkeypatch, capsys):
+    import json
+    import multiprocessing
+
+    import transformers.generation.utils as gen_utils
+
+    from empirical.audit.model_grid import main
+    from empirical.tiny import save_pair
+
+    target, draft = save_pair(pair, tmp_path)
+    fork = multiprocessing.get_context("fork")
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method=None: fork)  # the job inherits the patch below
+    monkeypatch.setattr(gen_utils, "_speculative_sampling", _broken_speculative_sampling)
+    out = tmp_path / "grid.json"
+    base = ["--target", str(target), "--draft", str(draft), "--prompt", "w3 w5 w7", "--settings", "0.6,5,0.9",
+            "--reserve-s", "1", "--out", str(out)]
+    assert main([*base, "--budget-s", "60", "--levels", "function,drift"]) == 1
+    doc = json.loads(out.read_text())
+    levels = doc["results"]["T0.6_k5_p0.9"]
+    assert levels["function"]["error"].startswith("TypeError:") and "draft_law_drift" in levels["drift"]
+    assert doc["counts"]["errors"] == 1 and "1 errors" in capsys.readouterr().out
+    assert main([*base, "--budget-s", "3", "--levels", "function"]) == 1  # no time for any level: nothing ran
+    assert "0 audits" in capsys.readouterr().out
+    assert "skipped" in json.loads(out.read_text())["results"]["T0.6_k5_p0.9"]["function"]
+    with pytest.raises(SystemExit) as bad:
+        main([*base, "--levels", "function,nonsense"])
+    assert bad.value.code == 2
