@@ -197,7 +197,7 @@ def _self_test(args) -> int:
     def log(row):
         bar.close()
         if not args.json:
-            print(f"[{'ok' if row.ok else 'FAIL'}] {row.check}: expected {row.expected}; " + row.result.report(), flush=True)
+            print(f"[{'ok' if row.ok else 'FAIL'}] {row.check}: expected {row.expected}; " + row.report(), flush=True)
 
     rows = self_test(SelfTestConfig(seed=args.seed), progress=bar, log=log)
     bar.close()

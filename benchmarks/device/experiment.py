@@ -13,8 +13,10 @@ accepted depths, phase seconds; no laws) are the resumable state: pass the commi
 with ``--node-shards``, ``nodes.npz`` (per verified node: exact acceptance of every method and the
 optimum, TV, q(a), p(a)).
 
-Jobs of a cell decode with ``empirical.decoder.decode_batch`` directly (no per-step host
-copy of the laws) and write compact records (``compact.jsonl``, atomically) in their folder; the
+Jobs of a cell decode with ``empirical.fast_decoder.decode_batch_with`` (``--runtime fast``, the
+default: the fast path where it applies, i.e. single, rrs, rrs_wor, spechub and ar on trees with one
+child count per level, else the eager ``empirical.decoder.decode_batch``; ``--runtime eager``: always
+the eager reference; no per-step host copy of the laws) and write compact records (``compact.jsonl``, atomically) in their folder; the
 node jobs (``--node-shards``) are the cells of ``--node-tree`` x ``--node-method`` at seed 0 walked
 with ``experiment_nodes.NodeCapture`` (rates of every method and both optima at every verified node,
 computed on the device). Workers take jobs from one shared queue in priority order
@@ -142,7 +144,7 @@ def run_job(pair, job: dict, args, types: dict) -> None:
     import numpy as np
 
     from empirical.decode_types import AR, Sampling
-    from empirical.decoder import decode_batch
+    from empirical.fast_decoder import decode_batch_with
     from empirical.prompts import encode_prompt, load_prompts
 
     folder = job_dir(Path(args.out), job)
@@ -159,8 +161,9 @@ def run_job(pair, job: dict, args, types: dict) -> None:
 
         capture = NodeCapture({id(g): i for i, g in enumerate(rngs)}, methods=args.node_methods)
         engine = register(capture)
-    results = decode_batch(pair, ids, tree=None if job["method"] == AR else job["tree"], method=job["method"], rngs=rngs,
-                           sampling=Sampling(job["T"], 1.0), max_new_tokens=args.max_new_tokens, engine=engine)
+    results = decode_batch_with(pair, ids, tree=None if job["method"] == AR else job["tree"], method=job["method"],
+                                rngs=rngs, sampling=Sampling(job["T"], 1.0), max_new_tokens=args.max_new_tokens,
+                                engine=engine, runtime=getattr(args, "runtime", "fast"))
     offset = job["shard"] * args.shard_size
     if job.get("nodes"):
         save_nodes(capture, folder / "nodes.npz", offset=offset, types=types)
@@ -416,6 +419,9 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=4, help="worker processes sharing the device (0 = this process)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--runtime", choices=("fast", "eager"), default="fast",
+                    help="fast: static caches and CUDA graphs where the method has a device rule (else eager); "
+                         "eager: the reference decoder for every cell")
     ap.add_argument("--time-budget-s", type=float, default=480)
     ap.add_argument("--node-shards", type=int, default=0,
                     help="prompt shards per temperature whose node table is collected (node jobs run first)")

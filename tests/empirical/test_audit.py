@@ -142,6 +142,23 @@ def test_hf_speculative_sampling_with_the_older_signature(monkeypatch):
         HFSpeculativeSampling(0.5)
 
 
+def test_self_test_skips_the_ensemble_check_on_an_older_transformers(monkeypatch):
+    """On a transformers without ``assistant_ensemble_weight`` the self-test says so in that row and
+    still runs (and judges) every other function-level check."""
+    import transformers.generation.utils as gen_utils
+
+    from empirical.audit.selftest import SelfTestConfig, SelfTestRow, _function_checks
+
+    old, _ = _old_speculative_sampling(gen_utils._speculative_sampling)
+    monkeypatch.setattr(gen_utils, "_speculative_sampling", old)
+    rows = []
+    _function_checks(SelfTestConfig(function_tv=0.2, vocab=16), lambda *a, **k: rows.append(SelfTestRow(*a, **k)), None)
+    skipped = [r for r in rows if r.skipped]
+    assert [r.check for r in skipped] == ["function: hf ensemble weight 0.5 (lossy by design)"]
+    assert "newer transformers" in skipped[0].report() and skipped[0].to_dict()["result"] is None
+    assert all(r.ok for r in rows) and len(rows) > 3
+
+
 def test_function_protocol_rejects_bad_output(case):
     with pytest.raises(ValueError, match="outside"):
         audit_function(lambda t, d, x, rng: np.full(len(x), case.n), case, n_trials=10)

@@ -108,6 +108,42 @@ def test_chain_cells_decode_through_the_driver_and_resume(experiment, tmp_path, 
     assert "0 jobs to run" in drive(tmp_path / "b", "--records", str(tmp_path / "a" / "experiment_records.jsonl.gz"))
 
 
+def test_fast_and_eager_runtimes_decode_the_same_cells(experiment, tmp_path, capsys, monkeypatch):
+    """``--runtime fast`` (the default) takes the fast path for rrs / spechub and the eager decoder for
+    traversal; on the CPU in float32 both runtimes emit the same tokens for the same seeds."""
+    pair = tiny_pair(64)
+    for name, model in (("t", pair.target), ("d", pair.draft)):
+        model.save_pretrained(tmp_path / name)
+        pair.tokenizer.save_pretrained(tmp_path / name)
+    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"w{i} w{i + 1}"}) + "\n" for i in range(2)))
+
+    def records(runtime):
+        out = tmp_path / runtime
+        experiment.main(["--target", str(tmp_path / "t"), "--draft", str(tmp_path / "d"), "--prompts", str(tmp_path / "prompts.jsonl"),
+                         "--num-prompts", "2", "--shard-size", "2", "--max-new-tokens", "6", "--temperatures", "1.0",
+                         "--seeds-deep", "1", "--binary-trees", "2^2", "--binary-methods", "rrs,spechub,traversal",
+                         "--ternary-methods", "", "--device", "cpu", "--workers", "0", "--runtime", runtime, "--out", str(out)])
+        capsys.readouterr()
+        with gzip.open(out / "experiment_records.jsonl.gz", "rt") as f:
+            return sorted((r["method"], r["prompt_index"], tuple(r["tokens"])) for r in map(json.loads, f))
+
+    import empirical.fast_decoder as fast_decoder
+
+    fast_methods = []
+    real = fast_decoder.decode_batch_fast
+
+    def counting(pair, prompts, *, method, **kw):
+        fast_methods.append(method)
+        return real(pair, prompts, method=method, **kw)
+
+    monkeypatch.setattr(fast_decoder, "decode_batch_fast", counting)
+    fast = records("fast")
+    assert sorted(fast_methods) == ["rrs", "spechub"]
+    eager = records("eager")
+    assert len(fast_methods) == 2  # the eager runtime never takes the fast path
+    assert fast == eager and {m for m, _, _ in fast} == {"rrs", "spechub", "traversal"}
+
+
 def _record(T, seed, tree, method, i, tokens, steps, kind):
     return {"T": T, "seed": seed, "tree": tree, "method": method, "prompt_index": i, "type": kind, "tokens": [1] * tokens,
             "finish": "length", "steps": {"emitted": [1] * steps, "accepted": [0] * steps, "verify_s": [0.01], "target_s": [0.1]}}
