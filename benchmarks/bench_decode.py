@@ -295,7 +295,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--trees", default="2^4")
-    p.add_argument("--methods", default="spechub,rrs,rrs_wor")
+    p.add_argument("--methods", default="spechub,rrs,rrs_wor,traversal")
     p.add_argument("--batch-sizes", default="1,16")
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--top-p", type=float, default=1.0)

@@ -13,6 +13,7 @@ import numpy as np
 from spechub_theory.trees import walk as tree_walk
 
 from . import fast_verify, sequence_torch
+from .fast_walk import draft_method
 from .probs import to_float64_law
 
 __all__ = ["ENGINES", "get_engine", "NumpyEngine", "TorchEngine"]
@@ -260,7 +261,7 @@ class TorchEngine:
         -------
         list
         """
-        return fast_verify.draft_tree_level(_law_of(method), q_rows, counts, rng)
+        return fast_verify.draft_tree_level(draft_method(method), q_rows, counts, rng)
 
     @staticmethod
     def draft_level_batch(method, q_level, counts, rngs, device) -> list:
@@ -288,7 +289,7 @@ class TorchEngine:
             c = counts[idx[0]]
             u = torch.as_tensor(np.stack([rng.random((len(idx), c)) for rng in rngs]), device=q_level.device)
             q = q_level[:, idx].reshape(-1, q_level.shape[-1])  # [R * len(idx), n]
-            out.append((idx, fast_verify.sample_drafts(q, c, u.reshape(-1, c), method=_law_of(method)).reshape(len(rngs), len(idx), c)))
+            out.append((idx, fast_verify.sample_drafts(q, c, u.reshape(-1, c), method=draft_method(method)).reshape(len(rngs), len(idx), c)))
         return out
 
     @staticmethod
@@ -357,11 +358,6 @@ class TorchEngine:
         numpy.ndarray
         """
         return rows.cpu().numpy()
-
-
-def _law_of(method: str) -> str:
-    """A torch method whose draft law is ``method``'s: sequence-level verifiers draft i.i.d. (as rrs)."""
-    return "rrs" if method in sequence_torch.SEQUENCE_TORCH_METHODS else method
 
 
 def _count_groups(counts) -> list:

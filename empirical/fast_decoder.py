@@ -14,7 +14,7 @@ from spechub_theory.trees.shapes import Tree
 
 from .decode_types import AR, ROOT_ONLY, Decoded, NodeLaws, Sampling, Step, _cut
 from .decoder import decode_batch
-from .fast_walk import UniformLayout, uniform_branching
+from .fast_walk import uniform_branching
 from .fast_workspace import Workspace, workspace_for
 from .vocab import NonFiniteLogitsError
 
@@ -22,8 +22,9 @@ __all__ = ["RUNTIMES", "FAST_RUNTIME_METHODS", "fast_reason", "decode_batch_fast
 
 #: ``fast``: the fast path where it applies (else the eager reference); ``eager``: always the reference
 RUNTIMES = ("fast", "eager")
-#: methods the fast path verifies on the device (node rules of :mod:`empirical.fast_verify`), and ``ar``
-FAST_RUNTIME_METHODS = frozenset({"single", "rrs", "rrs_wor", "spechub", AR})
+#: methods the fast path verifies on the device (node rules of :mod:`empirical.fast_verify`, the tree
+#: rules of :mod:`empirical.sequence_torch`), and ``ar``
+FAST_RUNTIME_METHODS = frozenset({"single", "rrs", "rrs_wor", "spechub", "block", "traversal", AR})
 
 
 def fast_reason(tree, method: str, engine: str = "auto"):
@@ -200,7 +201,7 @@ class _Run:
         self.prefill_s = 0.0
         tree = space.tree
         self.branching = uniform_branching(tree) or ()
-        self.layout = UniformLayout.of(tree, self.branching)
+        self.layout = space.layout
         self.counts = [len(c) for c in tree.children]
 
     def prefill(self) -> None:
@@ -250,7 +251,7 @@ class _Run:
                 self.finish[b] = "eos"
             elif len(self.new[b]) >= self.budget:
                 self.finish[b] = "length"
-            visited = tuple(int(v) for v in path[b, : min(a + 1, D)])
+            visited = () if space.sequence else tuple(int(v) for v in path[b, : min(a + 1, D)])  # a tree rule visits none
             step = Step(tokens=tuple(tokens), accepted=a, visited=visited, slots=tuple(int(s) for s in slots[b, : len(visited)]),
                         seconds=share)
             self.steps[b].append(step)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .fast_verify import _inverse_cdf, _verify, law64, rule, sample_drafts
 
-__all__ = ["UniformLayout", "uniform_branching", "device_walk", "sample_level"]
+__all__ = ["UniformLayout", "uniform_branching", "device_walk", "sequence_walk", "sample_level", "draft_method"]
 
 
 def uniform_branching(tree):
@@ -46,13 +46,16 @@ class UniformLayout:
     """Where each use of a row's pre-drawn uniforms sits in its stream of ``total`` values.
 
     ``draft[d]``: start of level d's block ([nodes of level d, c_d], row-major); ``walk[d]``: start
-    of the c_d + 1 values of the node verified at depth d; ``bonus``: the leaf's one value.
+    of the c_d + 1 values of the node verified at depth d; ``bonus``: the leaf's one value. A
+    sequence-level layout (:meth:`for_sequence`, ``whole``) has no per-depth values: ``bonus`` is
+    the first of the two values of the tree rule (end node, emitted token), always both used.
     """
 
     draft: tuple
     walk: tuple
     bonus: int
     total: int
+    whole: bool = False
 
     @classmethod
     def of(cls, tree, branching) -> "UniformLayout":
@@ -81,6 +84,27 @@ class UniformLayout:
             at += c + 1
         return cls(draft=tuple(draft), walk=tuple(walk), bonus=at, total=at + 1)
 
+    @classmethod
+    def for_sequence(cls, tree, branching) -> "UniformLayout":
+        """The layout of a sequence-level method (block, traversal) on ``tree``.
+
+        Parameters
+        ----------
+        tree : Tree
+            The draft tree (its ``levels``).
+        branching : tuple of int
+            Children per node of each level, from :func:`uniform_branching`.
+
+        Returns
+        -------
+        UniformLayout
+            The draft blocks of :meth:`of`, then two values for the tree rule, as
+            :func:`empirical.sequence_torch.walk_trees` draws them.
+        """
+        blocks = cls.of(tree, branching)
+        at = blocks.walk[0] if blocks.walk else blocks.bonus
+        return cls(draft=blocks.draft, walk=(), bonus=at, total=at + 2, whole=True)
+
     def used(self, accepted, branching) -> np.ndarray:
         """Count the uniforms each row consumed, given its accepted depth.
 
@@ -99,8 +123,29 @@ class UniformLayout:
         numpy.ndarray of int64, shape (R,)
             Number of values of its stream each row consumed.
         """
+        accepted = np.asarray(accepted, dtype=np.int64)
+        if self.whole:
+            return np.full(accepted.shape, self.total, dtype=np.int64)
         ends = np.array([w + c + 1 for w, c in zip(self.walk, branching)] + [self.total], dtype=np.int64)
-        return ends[np.asarray(accepted, dtype=np.int64)]
+        return ends[accepted]
+
+
+def draft_method(method: str) -> str:
+    """The node method whose draft law ``method`` samples: sequence-level verifiers draft i.i.d. (as rrs).
+
+    Parameters
+    ----------
+    method : str
+        A verification method name.
+
+    Returns
+    -------
+    str
+        ``"rrs"`` for block and traversal, else ``method``.
+    """
+    from .sequence_torch import SEQUENCE_TORCH_METHODS
+
+    return "rrs" if method in SEQUENCE_TORCH_METHODS else method
 
 
 def sample_level(method: str, q_level, c: int, u):
@@ -184,4 +229,47 @@ def device_walk(kids, tokens, p, q, u, layout: UniformLayout, branching, *, meth
         alive = moved
     bonus = _inverse_cdf(law64(p[rows, node]), u[:, layout.bonus])
     emitted[:, D] = torch.where(alive, bonus, emitted[:, D])
+    return torch.cat([path, emitted, slots, accepted[:, None]], dim=1)
+
+
+def sequence_walk(plan, paths, tokens, p, q, u):
+    """Verify R drafted trees with a sequence-level rule (block, traversal), with no host synchronisation.
+
+    Parameters
+    ----------
+    plan : empirical.sequence_torch.TreeRulePlan
+        The tree rule's index tensors for these shapes.
+    paths : int64 tensor [size, D + 2]
+        Per node its path from the root (D + 1 entries, padded with 0), then its depth.
+    tokens : int64 tensor [R, size]
+    p : tensor [R, size, n]
+    q : float64 tensor [R, internal nodes, n]
+    u : float64 tensor [R, 2]
+        The two uniforms of the rule (end node, emitted token).
+
+    Returns
+    -------
+    int64 tensor [R, 3 (D + 1) + 1]
+        As :func:`device_walk`: path nodes, emitted tokens (the drafts on the path, then the
+        token drawn from the end node's law), slots (all -1: a sequence rule visits no node), the
+        accepted depth.
+
+    Notes
+    -----
+    O(size x R x n) device work (:meth:`~empirical.sequence_torch.TreeRulePlan.outcome`) and two
+    inverse CDFs, the same draws as :func:`empirical.sequence_torch.walk_trees`, so both give the
+    same tokens for the same uniforms.
+    """
+    import torch
+
+    outcome = plan.outcome(tokens, p, q)
+    node = _inverse_cdf(outcome.end, u[:, 0])  # [R]
+    token = _inverse_cdf(outcome.final(node), u[:, 1])
+    D = paths.shape[1] - 2
+    path, accepted = paths[node, : D + 1], paths[node, D + 1]
+    on_path = torch.gather(tokens, 1, path[:, 1:])  # [R, D] drafts on the path (padding reads node 0)
+    emitted = torch.cat([on_path, torch.zeros_like(on_path[:, :1])], dim=1)
+    depth = torch.arange(D + 1, device=tokens.device)[None]
+    emitted = torch.where(depth == accepted[:, None], token[:, None], torch.where(depth < accepted[:, None], emitted, 0))
+    slots = torch.full_like(path, -1)
     return torch.cat([path, emitted, slots, accepted[:, None]], dim=1)

@@ -14,9 +14,10 @@ from functools import partial
 import numpy as np
 
 from .fast_verify import law64
-from .fast_walk import UniformLayout, device_walk, sample_level, uniform_branching
+from .fast_walk import UniformLayout, device_walk, draft_method, sample_level, sequence_walk, uniform_branching
 from .graphs import Graphed, StepClock
 from .kv_forward import forward_block
+from .sequence_torch import SEQUENCE_TORCH_METHODS, TreeRulePlan
 from .static_cache import StaticKV
 from .vocab import check_finite
 
@@ -117,7 +118,8 @@ class Workspace:
         self.pair, self.tree, self.method, self.sampling = pair, tree, method, sampling
         self.device, self.width, R = pair.device, int(width), int(rows)
         self.branching = uniform_branching(tree) or ()
-        self.layout = UniformLayout.of(tree, self.branching)
+        self.sequence = method in SEQUENCE_TORCH_METHODS  # one tree rule (block, traversal), not a walk
+        self.layout = (UniformLayout.for_sequence if self.sequence else UniformLayout.of)(tree, self.branching)
         D, dev = len(self.branching), self.device
         self.vocab = getattr(pair, "vocab", None)
         self.n = self.vocab.n if self.vocab is not None else int(pair.target.get_output_embeddings().weight.shape[0])
@@ -147,6 +149,13 @@ class Workspace:
         self.kids = torch.as_tensor(kids, device=dev)
         self.child_index = [torch.as_tensor(np.array([tree.children[v] for v in tree.levels[d]]).reshape(-1), device=dev)
                             for d in range(D)]
+        if self.sequence:  # the tree rule's index tensors, and each node's path and depth
+            self.rule_plan = TreeRulePlan(tree, method, rows=R, n=self.n, device=dev)
+            paths = np.zeros((tree.size, D + 2), dtype=np.int64)
+            for v in range(tree.size):
+                path = tree.path_to(v)
+                paths[v, : len(path)], paths[v, D + 1] = path, len(path) - 1
+            self.paths = torch.as_tensor(paths, device=dev)
         self.tallied = np.zeros((2, 3))  # host running tally: target, draft x (sum, max, laws)
         make = partial(Graphed, device=dev, enabled=graphs)
         self.pieces = {
@@ -331,7 +340,7 @@ class Workspace:
         self.q[:, lo:hi] = q
         c = self.branching[d]
         at = self.layout.draft[d]
-        drafts = sample_level(self.method, q, c, self.u[:, at: at + (hi - lo) * c])
+        drafts = sample_level(draft_method(self.method), q, c, self.u[:, at: at + (hi - lo) * c])
         self.tokens[:, self.child_index[d]] = drafts.reshape(R, -1)
 
     def _target(self) -> None:
@@ -350,6 +359,10 @@ class Workspace:
         self.p.copy_(self.sampling.laws(logits.reshape(-1, logits.shape[-1])).reshape(self.p.shape))
 
     def _verify(self) -> None:
+        if self.sequence:
+            at = self.layout.bonus
+            self.outcome.copy_(sequence_walk(self.rule_plan, self.paths, self.tokens, self.p, self.q, self.u[:, at: at + 2]))
+            return
         self.outcome.copy_(device_walk(self.kids, self.tokens, self.p, self.q, self.u, self.layout,
                                        self.branching, method=self.method))
 

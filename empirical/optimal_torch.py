@@ -4,28 +4,53 @@ Convention: p = target, q = draft, last axis = vocabulary; drafts [..., k] i.i.d
 Source: ``spechub_theory.methods.optimal`` (the numpy reference) and docs/optimal-verifier.md.
 
 The per-node preparation (sort, cut, water levels, gap levels) runs on the host with the core's
-:func:`spechub_theory.methods.optimal.plan`, one per visited node and row, in a few threads (its
-PAVA and heap parts are sequential: a device gains nothing there); the plan's arrays (rank, accept
-ratio, residual, range-maximum blocks) go to the device once per node, and the selection
-probabilities (exact integral over the level u) and the accept probabilities of all nodes are
-computed there in one batched pass.
+:func:`spechub_theory.methods.optimal.plan`, one per visited node and row, in a few threads or,
+with ``$SPECHUB_PLAN_PROCESSES`` = P > 0, in a pool of P spawned processes (its PAVA and heap parts
+hold the GIL, so threads overlap only the numpy passes; processes run whole plans in parallel, at
+the cost of shipping p, q and the plan's arrays, ~6 MB a plan at n = 151,936, through a pipe); the
+plan's arrays (rank, accept ratio, residual, range-maximum blocks) go to the device once per node,
+and the selection probabilities (exact integral over the level u) and the accept probabilities of
+all nodes are computed there in one batched pass.
 """
 
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
 from spechub_theory.methods import optimal
 from spechub_theory.methods.range_max import BLOCK
 
-__all__ = ["rule", "PLAN_THREADS"]
+__all__ = ["rule", "PLAN_THREADS", "PLAN_PROCESSES_ENV", "plan_processes"]
 
 #: threads building the plans of one batch of rows (a quarter of the cores, at most 4: the
 #: experiment driver runs several worker processes on one host)
 PLAN_THREADS = max(1, min(4, (os.cpu_count() or 1) // 4))
+#: environment variable: P > 0 builds the plans in P spawned processes instead of threads
+PLAN_PROCESSES_ENV = "SPECHUB_PLAN_PROCESSES"
+_pool = None  # (processes, executor), made on first use and kept for the process's lifetime
+
+
+def plan_processes() -> int:
+    """Count the processes that build the plans (``$SPECHUB_PLAN_PROCESSES``; 0, the default: threads).
+
+    Returns
+    -------
+    int
+        P >= 0.
+
+    Raises
+    ------
+    ValueError
+        When the variable is set to something other than a non-negative integer.
+    """
+    raw = os.environ.get(PLAN_PROCESSES_ENV, "0").strip() or "0"
+    if not raw.isdigit():
+        raise ValueError(f"${PLAN_PROCESSES_ENV} must be a non-negative integer; got {raw!r}.")
+    return int(raw)
 
 
 def rule(p, q, drafts):
@@ -78,28 +103,54 @@ def rule(p, q, drafts):
     return TorchNodeRule(accept=accept.reshape(*lead, k), residual=residual.reshape(*lead, n))
 
 
+class _PlanArrays(NamedTuple):
+    """What the device needs of one plan (picklable, so a process pool can return it)."""
+
+    rank: np.ndarray
+    accept_ratio: np.ndarray
+    residual: np.ndarray
+    m: int
+    blocks: np.ndarray  # range-maximum blocks [NB, BLOCK]
+    table: np.ndarray  # sparse table over the block maxima [LOG, NB]
+
+
+def _plan_arrays(p, q, k: int) -> _PlanArrays:
+    pl = optimal.plan(p, q, k)
+    return _PlanArrays(pl.rank, pl.accept_ratio, pl.residual, pl.m, pl._table.blocks, pl._table.table)
+
+
 def _plans(p_host, q_host, k):
-    """One plan per row, built in up to PLAN_THREADS threads (numpy's sorts and array passes run
-    without the GIL; the PAVA and heap parts do not, so the gain is partial: 1.4x with 2 threads on
-    a loaded 2-core machine)."""
+    """:func:`_plan_arrays` of every row: in a pool of :func:`plan_processes` spawned processes
+    when that is > 0, else in up to PLAN_THREADS threads (numpy's sorts and array passes run
+    without the GIL; the PAVA and heap parts do not, so the gain of threads is partial: 1.4x with
+    2 threads on a loaded 2-core machine)."""
+    global _pool
     rows = range(len(p_host))
+    processes = plan_processes()
+    if processes > 0 and len(p_host) > 1:
+        if _pool is None or _pool[0] != processes:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            _pool = (processes, ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")))
+        return list(_pool[1].map(_plan_arrays, p_host, q_host, [k] * len(p_host)))
     if PLAN_THREADS <= 1 or len(p_host) <= 1:
-        return [optimal.plan(p_host[i], q_host[i], k) for i in rows]
+        return [_plan_arrays(p_host[i], q_host[i], k) for i in rows]
     with ThreadPoolExecutor(min(PLAN_THREADS, len(p_host))) as pool:
-        return list(pool.map(lambda i: optimal.plan(p_host[i], q_host[i], k), rows))
+        return list(pool.map(lambda i: _plan_arrays(p_host[i], q_host[i], k), rows))
 
 
 def _tables(plans, device):
     """The plans' range-maximum structures padded to tensors: blocks [B, NB, BLOCK], table [B, LOG, NB]."""
     import torch
 
-    nb = max(pl._table.blocks.shape[0] for pl in plans)
-    log = max(pl._table.table.shape[0] for pl in plans)
+    nb = max(pl.blocks.shape[0] for pl in plans)
+    log = max(pl.table.shape[0] for pl in plans)
     blocks = np.zeros((len(plans), nb, BLOCK))
     table = np.zeros((len(plans), log, nb))
     for i, pl in enumerate(plans):
-        blocks[i, : pl._table.blocks.shape[0]] = pl._table.blocks
-        table[i, : pl._table.table.shape[0], : pl._table.table.shape[1]] = pl._table.table
+        blocks[i, : pl.blocks.shape[0]] = pl.blocks
+        table[i, : pl.table.shape[0], : pl.table.shape[1]] = pl.table
     return torch.as_tensor(blocks, device=device), torch.as_tensor(table, device=device)
 
 

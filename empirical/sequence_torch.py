@@ -19,13 +19,15 @@ tokens for the same Generators (parity-tested in float64 on the CPU).
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from spechub_theory.methods.base import RESIDUAL_EPS
 from spechub_theory.trees.sequence_rules import SEQUENCE_METHODS, check_tree_for, traversal_events
 from spechub_theory.trees.walk import TreeWalk
 
-__all__ = ["SEQUENCE_TORCH_METHODS", "TorchTreeOutcome", "tree_outcome", "walk_trees"]
+__all__ = ["SEQUENCE_TORCH_METHODS", "TorchTreeOutcome", "TreeRulePlan", "tree_outcome", "walk_trees"]
 
 #: sequence-level methods with a torch tree rule
 SEQUENCE_TORCH_METHODS = frozenset(SEQUENCE_METHODS)
@@ -47,10 +49,11 @@ class TorchTreeOutcome:
         The target laws as given (any float dtype; rows are renormalised in float64 when read).
     """
 
-    __slots__ = ("end", "finals", "p")
+    __slots__ = ("end", "finals", "p", "slot_maps")
 
-    def __init__(self, end, finals, p):
+    def __init__(self, end, finals, p, slot_maps=None):
         self.end, self.finals, self.p = end, finals, p
+        self.slot_maps = slot_maps  # per group: [size] position of each node in it, -1 elsewhere
 
     def final(self, node):
         """Law of the emitted token when row b's path ends at ``node[b]``: [R, n].
@@ -71,10 +74,8 @@ class TorchTreeOutcome:
 
         rows = torch.arange(len(node), device=node.device)
         law = law64(self.p[rows, node])  # leaves (and the default): the bonus token's law
-        size = self.p.shape[1]
-        for group, targets in self.finals:
-            slot = torch.full((size,), -1, dtype=torch.long, device=node.device)
-            slot[torch.as_tensor(group, device=node.device)] = torch.arange(len(group), device=node.device)
+        maps = self.slot_maps or [_slot_map(group, self.p.shape[1], node.device) for group, _ in self.finals]
+        for (group, targets), slot in zip(self.finals, maps):
             at = slot[node]  # [R] position of the end node in this group, -1 if elsewhere
             law = torch.where((at >= 0)[:, None], targets[rows, at.clamp(min=0)], law)
         return law
@@ -122,49 +123,112 @@ def tree_outcome(tree, method: str, tokens, p, q, *, group_entries: int = GROUP_
     P(end at v) = rho_v^(final) prod_{w tested before v} (1 - rho_w^(final)) as one cumulative
     product. O(size x R x n) device work in O(depth x max children) batched calls, no host sync.
     """
-    import torch
+    plan = TreeRulePlan(tree, method, rows=tokens.shape[0], n=p.shape[-1], device=p.device, group_entries=group_entries)
+    return plan.outcome(tokens, p, q)
 
-    from .fast_verify import _ratio, law64
 
-    if method not in SEQUENCE_TORCH_METHODS:
-        raise ValueError(f"`method` {method!r} is not one of {', '.join(map(repr, sorted(SEQUENCE_TORCH_METHODS)))}.")
-    check_tree_for(SEQUENCE_METHODS[method], tree)
-    R, size = tokens.shape
-    n, device = p.shape[-1], p.device
-    rho = torch.ones(R, size, dtype=torch.float64, device=device)  # entry rho, then (internal nodes) final rho
-    finals = []
-    width = max(1, int(group_entries) // max(R * n, 1))
-    for level in tree.levels:
-        internal = [v for v in level if tree.children[v]]
-        for lo in range(0, len(internal), width):
-            group = internal[lo : lo + width]
-            at = torch.as_tensor(group, device=device)
+class TreeRulePlan:
+    """The index tensors of :func:`tree_outcome` for one (tree, method, rows, n, device), built once.
+
+    :meth:`outcome` then reads no host data and never synchronises, so it can be captured as a CUDA
+    graph (the fast runtime's verification piece); :func:`tree_outcome` builds one per call.
+
+    Parameters
+    ----------
+    tree : Tree
+        The drafted tree (a chain for ``block``).
+    method : str
+        ``"block"`` or ``"traversal"``.
+    rows : int
+        R, rows verified together.
+    n : int
+        Vocabulary size.
+    device : torch.device or str
+    group_entries : int
+        Bound on R x nodes x n of the float64 targets processed at once.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is not sequence-level, or is ``block`` and ``tree`` is not a chain.
+    """
+
+    def __init__(self, tree, method: str, *, rows: int, n: int, device, group_entries: int = GROUP_ENTRIES):
+        import torch
+
+        if method not in SEQUENCE_TORCH_METHODS:
+            raise ValueError(f"`method` {method!r} is not one of {', '.join(map(repr, sorted(SEQUENCE_TORCH_METHODS)))}.")
+        check_tree_for(SEQUENCE_METHODS[method], tree)
+        self.tree, self.size = tree, tree.size
+        width = max(1, int(group_entries) // max(int(rows) * int(n), 1))
+        tensor = partial(torch.as_tensor, device=device)
+        self.groups = []  # (nodes, at, [(kids, live kids, live positions, mask or None) per child slot])
+        for level in tree.levels:
+            internal = [v for v in level if tree.children[v]]
+            for lo in range(0, len(internal), width):
+                group = internal[lo: lo + width]
+                slots = []
+                for j in range(max(len(tree.children[v]) for v in group)):
+                    has = [len(tree.children[v]) > j for v in group]
+                    kids = [tree.children[v][j] if h else v for v, h in zip(group, has)]
+                    live = [i for i, h in enumerate(has) if h]
+                    slots.append((tensor(kids), tensor([kids[i] for i in live]), tensor(live),
+                                  None if all(has) else tensor(has)))
+                self.groups.append((group, tensor(group), slots))
+        self.order = tensor([v for kind, v in traversal_events(tree) if kind == "test"])
+        self.slot_maps = [_slot_map(group, self.size, device) for group, _, _ in self.groups]
+
+    def outcome(self, tokens, p, q) -> TorchTreeOutcome:
+        """The outcome law on drafted trees (see :func:`tree_outcome`).
+
+        Parameters
+        ----------
+        tokens : int64 tensor, shape (R, size)
+        p : tensor, shape (R, size, n)
+        q : float64 tensor, shape (R, m, n)
+
+        Returns
+        -------
+        TorchTreeOutcome
+        """
+        import torch
+
+        from .fast_verify import _ratio, law64
+
+        R = tokens.shape[0]
+        rho = torch.ones(R, self.size, dtype=torch.float64, device=p.device)  # entry rho, then (internal) final rho
+        finals = []
+        for group, at, slots in self.groups:
             t = law64(p[:, at])  # [R, m, n] current targets
             qv = q[:, at]  # [R, m, n]
             r = rho[:, at]  # [R, m]
-            for j in range(max(len(tree.children[v]) for v in group)):
-                has = [len(tree.children[v]) > j for v in group]
-                kids = torch.as_tensor([tree.children[v][j] if h else v for v, h in zip(group, has)], device=device)
+            for kids, live_kids, live, mask in slots:
                 x = tokens[:, kids][..., None]  # [R, m, 1]
                 entered = _ratio(r * torch.gather(t, 2, x)[..., 0], torch.gather(qv, 2, x)[..., 0])
-                live = [i for i, h in enumerate(has) if h]
-                rho[:, kids[live]] = entered[:, live]
+                rho[:, live_kids] = entered[:, live]
                 new_r, new_t = _rejected_child_update(r, t, qv)
-                if all(has):
+                if mask is None:
                     r, t = new_r, new_t
                 else:  # nodes with fewer children keep their state
-                    mask = torch.as_tensor(has, device=device)
                     r, t = torch.where(mask, new_r, r), torch.where(mask[:, None], new_t, t)
             rho[:, at] = r
             finals.append((group, t))
-    order = [v for kind, v in traversal_events(tree) if kind == "test"]
-    tested = rho[:, order]  # [R, size] in test order
-    survive = torch.cumprod(1.0 - tested, dim=1)
-    before = torch.cat([torch.ones_like(survive[:, :1]), survive[:, :-1]], dim=1)
-    end = torch.empty_like(rho)
-    end[:, order] = tested * before
-    end[:, 0] += survive[:, -1]  # the root's rho is 1 up to round-off
-    return TorchTreeOutcome(end, finals, p)
+        tested = rho[:, self.order]  # [R, size] in test order
+        survive = torch.cumprod(1.0 - tested, dim=1)
+        before = torch.cat([torch.ones_like(survive[:, :1]), survive[:, :-1]], dim=1)
+        end = torch.empty_like(rho)
+        end[:, self.order] = tested * before
+        end[:, 0] += survive[:, -1]  # the root's rho is 1 up to round-off
+        return TorchTreeOutcome(end, finals, p, self.slot_maps)
+
+
+def _slot_map(group, size: int, device):
+    """[size] int64: the position of each node in ``group``, -1 for the others."""
+    import torch
+
+    slot = torch.full((size,), -1, dtype=torch.long, device=device)
+    slot[torch.as_tensor(group, device=device)] = torch.arange(len(group), device=device)
+    return slot
 
 
 def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:

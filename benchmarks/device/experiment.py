@@ -14,7 +14,7 @@ with ``--node-shards``, ``nodes.npz`` (per verified node: exact acceptance of ev
 optimum, TV, q(a), p(a)).
 
 Jobs of a cell decode with ``empirical.fast_decoder.decode_batch_with`` (``--runtime fast``, the
-default: the fast path where it applies, i.e. single, rrs, rrs_wor, spechub and ar on trees with one
+default: the fast path where it applies, i.e. single, rrs, rrs_wor, spechub, block, traversal and ar on trees with one
 child count per level, else the eager ``empirical.decoder.decode_batch``; ``--runtime eager``: always
 the eager reference; no per-step host copy of the laws) and write compact records (``compact.jsonl``, atomically) in their folder; the
 node jobs (``--node-shards``) are the cells of ``--node-tree`` x ``--node-method`` at seed 0 walked

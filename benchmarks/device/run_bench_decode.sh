@@ -30,7 +30,7 @@ mkdir -p "$out"
 log=$out/bench_decode_$pair.log
 echo "[$(date -u +%FT%TZ)] run_bench_decode.sh $pair budget ${budget}s" | tee "$log"
 timeout -k 5 $(( budget + 60 )) python3 benchmarks/bench_decode.py --pair "$pair" --target "$target" --draft "$draft" \
-  --device "${DEVICE:-cuda}" --batch-sizes "${BATCHES:-1,16}" --trees "${TREES:-2^4}" --methods "${METHODS:-spechub,rrs,rrs_wor}" \
+  --device "${DEVICE:-cuda}" --batch-sizes "${BATCHES:-1,16}" --trees "${TREES:-2^4}" --methods "${METHODS:-spechub,rrs,rrs_wor,traversal}" \
   --num-prompts "${NUM_PROMPTS:-4}" --max-new-tokens "${NEW_TOKENS:-128}" --temperature "${TEMPERATURE:-0.6}" \
   --hf-groups "${HF_GROUPS:-2}" --time-budget-s "$budget" --out-dir "$out" 2>&1 \
   | grep --line-buffered -v -e "Loading weights" -e "it/s]" -e "Converting and de-quantizing" | tee -a "$log"

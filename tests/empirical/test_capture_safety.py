@@ -58,7 +58,7 @@ def guarded(monkeypatch):
 
 
 @pytest.mark.parametrize("tree, method", [(None, "ar"), ("2^3", "spechub"), ("3^2", "rrs_wor"), ("chain-3", "single"),
-                                          ("2,1,2", "rrs")])
+                                          ("2,1,2", "rrs"), ("2^3", "traversal"), ("chain-3", "block")])
 def test_pieces_build_no_tensor_from_host_data(pair, guarded, tree, method):
     out = decode_batch_fast(pair, PROMPTS, tree=tree, method=method, rngs=_rngs(3), max_new_tokens=12, graphs=False)
     assert all(r.tokens for r in out)

@@ -84,7 +84,8 @@ def test_first_two_tokens_follow_the_target_on_the_torch_engine(pair, law):
     assert result.passed, result.reason
 
 
-@pytest.mark.parametrize("method, tree", [("spechub", "2^3"), ("rrs_wor", "3^2"), ("single", "chain-2")])
+@pytest.mark.parametrize("method, tree", [("spechub", "2^3"), ("rrs_wor", "3^2"), ("single", "chain-2"), ("traversal", "2^3"),
+                                          ("block", "chain-2")])
 def test_first_two_tokens_follow_the_target_on_the_fast_path(pair, law, method, tree):
     result = _test(pair, law, tree=tree, method=method, seed=12, decoder=_fast)
     assert result.passed, result.reason

@@ -109,8 +109,8 @@ def test_chain_cells_decode_through_the_driver_and_resume(experiment, tmp_path, 
 
 
 def test_fast_and_eager_runtimes_decode_the_same_cells(experiment, tmp_path, capsys, monkeypatch):
-    """``--runtime fast`` (the default) takes the fast path for rrs / spechub and the eager decoder for
-    traversal; on the CPU in float32 both runtimes emit the same tokens for the same seeds."""
+    """``--runtime fast`` (the default) takes the fast path for rrs / traversal and the eager decoder for
+    optimal (no device rule there); on the CPU in float32 both runtimes emit the same tokens for the same seeds."""
     pair = tiny_pair(64)
     for name, model in (("t", pair.target), ("d", pair.draft)):
         model.save_pretrained(tmp_path / name)
@@ -121,7 +121,7 @@ def test_fast_and_eager_runtimes_decode_the_same_cells(experiment, tmp_path, cap
         out = tmp_path / runtime
         experiment.main(["--target", str(tmp_path / "t"), "--draft", str(tmp_path / "d"), "--prompts", str(tmp_path / "prompts.jsonl"),
                          "--num-prompts", "2", "--shard-size", "2", "--max-new-tokens", "6", "--temperatures", "1.0",
-                         "--seeds-deep", "1", "--binary-trees", "2^2", "--binary-methods", "rrs,spechub,traversal",
+                         "--seeds-deep", "1", "--binary-trees", "2^2", "--binary-methods", "rrs,traversal,optimal",
                          "--ternary-methods", "", "--device", "cpu", "--workers", "0", "--runtime", runtime, "--out", str(out)])
         capsys.readouterr()
         with gzip.open(out / "experiment_records.jsonl.gz", "rt") as f:
@@ -138,10 +138,10 @@ def test_fast_and_eager_runtimes_decode_the_same_cells(experiment, tmp_path, cap
 
     monkeypatch.setattr(fast_decoder, "decode_batch_fast", counting)
     fast = records("fast")
-    assert sorted(fast_methods) == ["rrs", "spechub"]
+    assert sorted(fast_methods) == ["rrs", "traversal"]
     eager = records("eager")
     assert len(fast_methods) == 2  # the eager runtime never takes the fast path
-    assert fast == eager and {m for m, _, _ in fast} == {"rrs", "spechub", "traversal"}
+    assert fast == eager and {m for m, _, _ in fast} == {"rrs", "traversal", "optimal"}
 
 
 def _record(T, seed, tree, method, i, tokens, steps, kind):

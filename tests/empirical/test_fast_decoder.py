@@ -17,7 +17,8 @@ from test_empirical_batch_decoder import PROMPTS, _rngs, _threads, pair  # noqa:
 
 pytestmark = pytest.mark.hf
 CASES = [("2^3", "rrs", "torch"), ("2^3", "spechub", "numpy"), ("3^2", "rrs_wor", "torch"), ("chain-3", "single", "numpy"),
-         (None, "ar", "torch"), ("2,1,2", "spechub", "torch"), ("2^2", "rrs", "numpy"), ("4^2", "spechub", "torch")]
+         (None, "ar", "torch"), ("2,1,2", "spechub", "torch"), ("2^2", "rrs", "numpy"), ("4^2", "spechub", "torch"),
+         ("2^3", "traversal", "torch"), ("3^2", "traversal", "numpy"), ("2,1,2", "traversal", "torch"), ("chain-3", "block", "torch")]
 
 
 def _run(decoder, pair, tree, method, rngs, **kw):
@@ -86,3 +87,8 @@ def test_what_the_fast_path_refuses(pair):
     kseq = decode_batch_with(pair, PROMPTS, tree="2^3", method="kseq", rngs=_rngs(3), max_new_tokens=8)  # falls back
     assert [r.tokens for r in kseq] == [r.tokens for r in decode_batch(pair, PROMPTS, tree="2^3", method="kseq",
                                                                        rngs=_rngs(3), max_new_tokens=8)]
+
+
+def test_block_on_a_tree_is_refused_on_the_fast_path(pair):
+    with pytest.raises(ValueError, match="single chain"):
+        decode_batch_fast(pair, PROMPTS, tree="2^2", method="block", rngs=_rngs(1), max_new_tokens=4)

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from empirical.optimal_torch import _range_max, _tables, rule  # noqa: E402
+from empirical.optimal_torch import _plan_arrays, _range_max, _tables, rule  # noqa: E402
 from spechub_theory.methods import optimal  # noqa: E402
 
 
@@ -14,7 +14,7 @@ def test_range_max_matches_the_core():
     rng = np.random.default_rng(0)
     pairs = [(rng.dirichlet(np.ones(n) * 0.3), rng.dirichlet(np.ones(n) * 0.3)) for n in (40, 300)]
     plans = [optimal.plan(p, q, 3) for p, q in pairs]
-    tables = _tables(plans, "cpu")
+    tables = _tables([_plan_arrays(p, q, 3) for p, q in pairs], "cpu")
     size = min(len(pl.gap_levels) for pl in plans)  # ranges valid in both plans
     lo = rng.integers(0, size + 1, (2, 64))
     hi = rng.integers(0, size + 1, (2, 64))
@@ -47,3 +47,26 @@ def test_plans_built_in_threads_equal_the_serial_ones(monkeypatch):
     monkeypatch.setattr(optimal_torch, "PLAN_THREADS", 3)
     threaded = rule(torch.as_tensor(p), torch.as_tensor(q), drafts)
     assert torch.equal(serial.accept, threaded.accept) and torch.equal(serial.residual, threaded.residual)
+
+
+def test_plans_built_in_processes_equal_the_serial_ones(monkeypatch):
+    """``$SPECHUB_PLAN_PROCESSES``: the same plans from a spawned pool; a bad value is one clear error."""
+    import empirical.optimal_torch as optimal_torch
+
+    rng = np.random.default_rng(3)
+    p, q = rng.dirichlet(np.ones(300) * 0.2, size=4), rng.dirichlet(np.ones(300) * 0.2, size=4)
+    drafts = torch.as_tensor(rng.integers(0, 300, size=(4, 2)))
+    monkeypatch.setattr(optimal_torch, "PLAN_THREADS", 1)
+    serial = rule(torch.as_tensor(p), torch.as_tensor(q), drafts)
+    optimal._cache.clear()
+    monkeypatch.setenv(optimal_torch.PLAN_PROCESSES_ENV, "2")
+    try:
+        pooled = rule(torch.as_tensor(p), torch.as_tensor(q), drafts)
+    finally:
+        if optimal_torch._pool is not None:
+            optimal_torch._pool[1].shutdown()
+            optimal_torch._pool = None
+    assert torch.equal(serial.accept, pooled.accept) and torch.equal(serial.residual, pooled.residual)
+    monkeypatch.setenv(optimal_torch.PLAN_PROCESSES_ENV, "two")
+    with pytest.raises(ValueError, match="SPECHUB_PLAN_PROCESSES"):
+        optimal_torch.plan_processes()
