@@ -35,17 +35,25 @@ def test_rule_matches_numpy_at_a_large_vocabulary():
     np.testing.assert_allclose(got.residual.numpy(), np.broadcast_to(want.residual, got.residual.shape), atol=1e-12)
 
 
+def _serial_and(build, monkeypatch, seed: int, rows: int, k: int):
+    """The rule on random Dirichlet pairs with serial plans, and again after ``build()`` changes how
+    plans are built (cache cleared in between): (serial, other)."""
+    import empirical.optimal_torch as optimal_torch
+
+    rng = np.random.default_rng(seed)
+    p, q = (torch.as_tensor(rng.dirichlet(np.ones(300) * 0.2, size=rows)) for _ in range(2))
+    drafts = torch.as_tensor(rng.integers(0, 300, size=(rows, k)))
+    monkeypatch.setattr(optimal_torch, "PLAN_THREADS", 1)
+    serial = rule(p, q, drafts)
+    optimal._cache.clear()
+    build()
+    return serial, rule(p, q, drafts)
+
+
 def test_plans_built_in_threads_equal_the_serial_ones(monkeypatch):
     import empirical.optimal_torch as optimal_torch
 
-    rng = np.random.default_rng(2)
-    p, q = rng.dirichlet(np.ones(300) * 0.2, size=5), rng.dirichlet(np.ones(300) * 0.2, size=5)
-    drafts = torch.as_tensor(rng.integers(0, 300, size=(5, 3)))
-    monkeypatch.setattr(optimal_torch, "PLAN_THREADS", 1)
-    serial = rule(torch.as_tensor(p), torch.as_tensor(q), drafts)
-    optimal._cache.clear()
-    monkeypatch.setattr(optimal_torch, "PLAN_THREADS", 3)
-    threaded = rule(torch.as_tensor(p), torch.as_tensor(q), drafts)
+    serial, threaded = _serial_and(lambda: monkeypatch.setattr(optimal_torch, "PLAN_THREADS", 3), monkeypatch, 2, 5, 3)
     assert torch.equal(serial.accept, threaded.accept) and torch.equal(serial.residual, threaded.residual)
 
 
@@ -53,15 +61,8 @@ def test_plans_built_in_processes_equal_the_serial_ones(monkeypatch):
     """``$SPECHUB_PLAN_PROCESSES``: the same plans from a spawned pool; a bad value is one clear error."""
     import empirical.optimal_torch as optimal_torch
 
-    rng = np.random.default_rng(3)
-    p, q = rng.dirichlet(np.ones(300) * 0.2, size=4), rng.dirichlet(np.ones(300) * 0.2, size=4)
-    drafts = torch.as_tensor(rng.integers(0, 300, size=(4, 2)))
-    monkeypatch.setattr(optimal_torch, "PLAN_THREADS", 1)
-    serial = rule(torch.as_tensor(p), torch.as_tensor(q), drafts)
-    optimal._cache.clear()
-    monkeypatch.setenv(optimal_torch.PLAN_PROCESSES_ENV, "2")
     try:
-        pooled = rule(torch.as_tensor(p), torch.as_tensor(q), drafts)
+        serial, pooled = _serial_and(lambda: monkeypatch.setenv(optimal_torch.PLAN_PROCESSES_ENV, "2"), monkeypatch, 3, 4, 2)
     finally:
         if optimal_torch._pool is not None:
             optimal_torch._pool[1].shutdown()
