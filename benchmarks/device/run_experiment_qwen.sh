@@ -11,7 +11,7 @@
 # is held); rerun until the log says "0 jobs to run". Writes to $OUT (5 files, each well under 16 MiB): experiment_summary.json,
 # experiment_records.jsonl.gz, nodes.npz (per-node scalars only), timing.json, experiment.log.
 # Environment overrides (for a dry run on a CPU): TARGET, DRAFT (model paths), QDIR, EXP, RESULTS, DEVICE, WORKERS, SHARD,
-# NUM_PROMPTS, NEW_TOKENS, TEMPS, SEEDS, TIMING_PROMPTS, TIMING_TOKENS, TIMING_RESERVE.
+# NUM_PROMPTS, NEW_TOKENS, TEMPS, SEEDS, NODE_SHARDS (0: no node table), TIMING_PROMPTS, TIMING_TOKENS, TIMING_RESERVE.
 set -u
 budget=${1:-520}
 QDIR=${QDIR:-/root/q} EXP=${EXP:-/root/exp-qwen} RESULTS=${RESULTS:-results/h200/qwen}
@@ -28,7 +28,7 @@ args=(--target "${TARGET:-$QDIR/t.gguf}" --draft "${DRAFT:-$QDIR/d.gguf}" --prom
   --num-prompts "$NUM_PROMPTS" --shard-size "$SHARD" --max-new-tokens "${NEW_TOKENS:-128}"
   --temperatures "${TEMPS:-0.6,1.0}" --seeds-deep "${SEEDS:-3}" --first-trees 2^3,2^5
   --binary-methods "${BINARY_METHODS:-spechub,rrs,rrs_wor}" --ternary-methods "${TERNARY_METHODS:-rrs,rrs_wor}"
-  --node-shards $(( (NUM_PROMPTS + SHARD - 1) / SHARD )) --node-tree 2^4 --node-method spechub
+  --node-shards "${NODE_SHARDS:-$(( (NUM_PROMPTS + SHARD - 1) / SHARD ))}" --node-tree 2^4 --node-method spechub
   --timing-prompts "$timing" --timing-tokens "${TIMING_TOKENS:-64}" --timing-tree 2^4
   --timing-reserve-s "${TIMING_RESERVE:-90}" --workers "${WORKERS:-6}" --device "${DEVICE:-cuda}" --out "$EXP")
 echo "[$(date -u +%H:%M:%S)] run_experiment_qwen.sh budget ${budget}s" >> "$EXP.log"
