@@ -114,7 +114,8 @@ def _legend(fig, axes_row, paper_label) -> None:
             found.setdefault(lab, h)
     handles = {st.label: found[st.label] for st in METHOD_STYLES.values() if st.label in found}
     keys = [Line2D([], [], color="#444444", linestyle="-", label="binary trees 2^d"),
-            Line2D([], [], color="#444444", linestyle="-.", label="ternary trees 3^d")]
+            Line2D([], [], color="#444444", linestyle="-.", label="ternary trees 3^d"),
+            Line2D([], [], color="#444444", linestyle="--", label="chains and other trees")]
     if paper_label:
         keys.append(Line2D([], [], color="#444444", marker="o", **PAPER_STYLE, label=paper_label))
     fig.legend(list(handles.values()) + keys, list(handles.keys()) + [k.get_label() for k in keys],

@@ -1,7 +1,8 @@
 """One mapping of method names to colours, line styles, markers and legend labels, for every figure.
 
 Convention: the closed method vocabulary of the toolkit (``single``, ``rrs``, ``rrs_wor``, ``kseq``,
-``spechub``, ``optimal_iid``, ``optimal_wor``) is also the legend vocabulary (style.md C10).
+``spechub``, ``khisti_is``, ``block``, ``traversal``, ``optimal``; the LP optima ``optimal_iid``,
+``optimal_wor``) is also the legend vocabulary (style.md C10).
 No matplotlib import here: colours are plain hex strings (Okabe-Ito palette, colour-blind safe).
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MethodStyle", "METHOD_STYLES", "METHODS", "OPTIMA", "PAPER_STYLE", "method_style", "RC"]
+__all__ = ["MethodStyle", "METHOD_STYLES", "METHODS", "NEWER_METHODS", "OPTIMA", "PAPER_STYLE", "method_style", "RC"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class MethodStyle:
 
 #: verification methods, in legend order
 METHODS = ("single", "rrs", "rrs_wor", "kseq", "spechub")
+#: the verifiers added since SpecHub (issues 15, 19), styled for decoding results; not in the node-level sweeps
+NEWER_METHODS = ("khisti_is", "block", "traversal", "optimal")
 #: the optimum of the optimal-transport LP, per draft law
 OPTIMA = ("optimal_iid", "optimal_wor")
 
@@ -47,6 +50,10 @@ METHOD_STYLES: dict[str, MethodStyle] = {
     "rrs_wor": MethodStyle("#56B4E9", "-", "D", "rrs_wor", "recursive rejection sampling, drafts without replacement"),
     "kseq": MethodStyle("#009E73", "-", "^", "kseq", "K-SEQ (SpecTr), i.i.d. drafts"),
     "spechub": MethodStyle("#D55E00", "-", "o", "spechub", "SpecHub (hub draft law, Sun et al. 2024)"),
+    "khisti_is": MethodStyle("#8C564B", "-", "P", "khisti_is", "importance-sampling selection, i.i.d. drafts (Khisti et al. 2025)"),
+    "block": MethodStyle("#E69F00", "-", "X", "block", "block verification of a chain (Sun et al. 2025)"),
+    "traversal": MethodStyle("#CC79A7", "-", "h", "traversal", "Traversal Verification, i.i.d. drafts (Weng et al. 2025)"),
+    "optimal": MethodStyle("#000000", "-", "*", "optimal", "the optimal verifier of i.i.d. drafts (attains optimal_iid)"),
     "optimal_iid": MethodStyle("#000000", ":", "", "optimal_iid", "optimal transport optimum, i.i.d. drafts"),
     "optimal_wor": MethodStyle("#000000", "--", "", "optimal_wor", "optimal transport optimum, drafts without replacement"),
 }
