@@ -146,6 +146,7 @@ def run_job(pair, job: dict, args, types: dict) -> None:
     from empirical.decode_types import AR, Sampling
     from empirical.fast_decoder import decode_batch_with
     from empirical.prompts import encode_prompt, load_prompts
+    from empirical.vocab import NonFiniteLogitsError
 
     folder = job_dir(Path(args.out), job)
     if (folder / "compact.jsonl").exists() and (not job.get("nodes") or (folder / "nodes.npz").exists()):
@@ -161,9 +162,21 @@ def run_job(pair, job: dict, args, types: dict) -> None:
 
         capture = NodeCapture({id(g): i for i, g in enumerate(rngs)}, methods=args.node_methods)
         engine = register(capture)
-    results = decode_batch_with(pair, ids, tree=None if job["method"] == AR else job["tree"], method=job["method"],
-                                rngs=rngs, sampling=Sampling(job["T"], 1.0), max_new_tokens=args.max_new_tokens,
-                                engine=engine, runtime=getattr(args, "runtime", "fast"))
+    runtime = getattr(args, "runtime", "fast")
+
+    def decode(runtime, rngs):
+        return decode_batch_with(pair, ids, tree=None if job["method"] == AR else job["tree"], method=job["method"],
+                                 rngs=rngs, sampling=Sampling(job["T"], 1.0), max_new_tokens=args.max_new_tokens,
+                                 engine=engine, runtime=runtime)
+
+    try:
+        results = decode(runtime, rngs)
+    except Exception as exc:  # noqa: BLE001 - a fast-path failure must not cost the job: redo it on the reference
+        if runtime != "fast" or job.get("nodes") or isinstance(exc, NonFiniteLogitsError):
+            raise
+        print(f"[{time.strftime('%H:%M:%S')}] job {job}: the fast runtime failed ({type(exc).__name__}: "
+              f"{' '.join(str(exc).split())[:200]}); decoding it on the eager path", flush=True)
+        results = decode("eager", [np.random.default_rng([seed, i]) for i in range(len(prompts))])
     offset = job["shard"] * args.shard_size
     if job.get("nodes"):
         save_nodes(capture, folder / "nodes.npz", offset=offset, types=types)

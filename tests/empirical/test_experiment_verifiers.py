@@ -143,6 +143,15 @@ def test_fast_and_eager_runtimes_decode_the_same_cells(experiment, tmp_path, cap
     assert len(fast_methods) == 2  # the eager runtime never takes the fast path
     assert fast == eager and {m for m, _, _ in fast} == {"rrs", "traversal", "optimal"}
 
+    def broken(*a, **kw):
+        raise RuntimeError("CUDA error: out of memory")
+
+    monkeypatch.setattr(fast_decoder, "decode_batch_fast", broken)
+    import shutil
+
+    shutil.rmtree(tmp_path / "fast")
+    assert records("fast") == eager  # a fast-path failure redoes the job on the eager path, same seeds
+
 
 def _record(T, seed, tree, method, i, tokens, steps, kind):
     return {"T": T, "seed": seed, "tree": tree, "method": method, "prompt_index": i, "type": kind, "tokens": [1] * tokens,
