@@ -219,7 +219,14 @@ def _finish(report: dict, args) -> None:
         if eager is not None:  # same first group of prompts
             r["fast_over_eager_first_group"] = r["group_tokens_per_second"][0] / eager["group_tokens_per_second"][0]
     report["graph_capture_failures"] = capture_failures()
+    for failure in report["graph_capture_failures"]:  # say it in the log too, once: the timings mean eager pieces
+        if failure not in _ANNOUNCED:
+            _ANNOUNCED.add(failure)
+            print(f"warning: a piece was not captured as a CUDA graph and runs eagerly: {failure}", flush=True)
     report["hardware"]["load_average_last"] = list(os.getloadavg())
+
+
+_ANNOUNCED: set = set()  # capture failures already printed
 
 
 def _report(args, pair, batch: int, load_s: float) -> dict:
