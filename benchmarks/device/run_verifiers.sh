@@ -35,9 +35,12 @@ SHARD=${SHARD:-$shard} NUM_PROMPTS=${NUM_PROMPTS:-100} PROMPTS=${PROMPTS:-$promp
 export PYTHONPATH=/root/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TRANSFORMERS_VERBOSITY=error \
   TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 mkdir -p "$EXP"
-records=$RESULTS/experiment_records.jsonl.gz timing=${TIMING_PROMPTS:-2}
+records=$RESULTS/experiment_records.jsonl.gz timing=2
 [ -f "$EXP/experiment_records.jsonl.gz" ] && records=$EXP/experiment_records.jsonl.gz  # the union of the last call
-[ -f "$RESULTS/timing.json" ] && timing=0  # timed in an earlier session
+# the timing job runs on a pair's first call only (a resumed pair has its cells' own phase times);
+# TIMING_PROMPTS, when set, decides
+{ [ -f "$RESULTS/timing.json" ] || [ -f "$RESULTS/experiment_records.jsonl.gz" ]; } && timing=0
+timing=${TIMING_PROMPTS:-$timing}
 args=(--target "${TARGET:-$target}" --draft "${DRAFT:-$draft}" --prompts "$PROMPTS" --records "$records"
   --num-prompts "$NUM_PROMPTS" --shard-size "$SHARD" --max-new-tokens "${NEW_TOKENS:-128}"
   --temperatures "${TEMPS:-0.6,1.0}" --seeds-deep 1 --first-trees "${FIRST_TREES:-2^3,2^5,chain-3}"
