@@ -5,7 +5,8 @@ level. Its PAVA and heap parts hold the GIL, so threads overlap only the numpy p
 ``$SPECHUB_PLAN_PROCESSES`` = P builds whole plans in P spawned processes. Side by side in one
 run, on LLM-shaped pairs at n = 151,936 (``tests/real_laws.py``), k = 2: wall time of one
 ``rule`` call for ``--rows`` rows, serial, with P threads, with P processes (pool started and
-warmed before timing), best of ``--repeat``; the plan cache is cleared before every call.
+warmed before timing), best of ``--repeat``; every timed call gets fresh pairs (new seeds), so no
+plan cache, here or in the pool's processes, can hit.
 
 Usage: python3 benchmarks/bench_plan_pool.py [--T 0.6] [--rows 8] [--workers 2] [--repeat 2] [--out FILE]
 """
@@ -40,15 +41,20 @@ def main():
     from spechub_theory.methods import optimal
 
     torch.set_num_threads(1)
-    pairs = [real_pair(args.T, seed=s) for s in range(args.rows)]
-    p = torch.as_tensor(np.stack([a for a, _ in pairs]))
-    q = torch.as_tensor(np.stack([b for _, b in pairs]))
-    drafts = torch.as_tensor(np.random.default_rng(0).integers(0, p.shape[1], size=(args.rows, 2)))
+    seeds = iter(range(10**6))
+
+    def batch():
+        """Fresh pairs for every timed call: no plan cache (here or in a pool's processes) can hit."""
+        pairs = [real_pair(args.T, seed=next(seeds)) for _ in range(args.rows)]
+        p = torch.as_tensor(np.stack([a for a, _ in pairs]))
+        q = torch.as_tensor(np.stack([b for _, b in pairs]))
+        return p, q, torch.as_tensor(np.random.default_rng(0).integers(0, p.shape[1], size=(args.rows, 2)))
 
     def best(setup):
         setup()
         times = []
         for _ in range(args.repeat):
+            p, q, drafts = batch()
             optimal._cache.clear()
             t0 = time.perf_counter()
             optimal_torch.rule(p, q, drafts)
@@ -63,8 +69,8 @@ def main():
 
     def processes():
         os.environ[optimal_torch.PLAN_PROCESSES_ENV] = str(args.workers)
-        optimal._cache.clear()
-        optimal_torch.rule(p[:2], q[:2], drafts[:2])  # start and warm the pool (imports, first plans)
+        p, q, drafts = batch()
+        optimal_torch.rule(p, q, drafts)  # start and warm the pool (imports, first plans)
 
     serial = best(threads(1))
     threaded = best(threads(args.workers))
