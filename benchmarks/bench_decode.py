@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a sourc
 from empirical.decode_types import AR, Sampling  # noqa: E402
 from empirical.decoder import decode_batch  # noqa: E402
 from empirical.fast_decoder import decode_batch_fast  # noqa: E402
-from empirical.fast_workspace import capture_failures  # noqa: E402
+from empirical.fast_workspace import COMPILE_VERIFY_ENV, capture_failures  # noqa: E402
 from empirical.metadata import run_metadata  # noqa: E402
 from empirical.prompts import encode_prompt, load_prompts  # noqa: E402
 from empirical.timing import synchronize  # noqa: E402
@@ -101,6 +101,9 @@ def _jobs(args, pair, sampling, batches, width: int):
         for t in trees:
             for m in methods:
                 yield b, f"tree {t} {m} [fast]", _ours(pair, t, m, sampling, full, "fast"), full, None
+                if args.compile_verify:  # the same run with the verification piece through torch.compile
+                    yield (b, f"tree {t} {m} [fast, compiled verify]",
+                           _ours(pair, t, m, sampling, full, "fast", compile_backend=args.compile_verify), full, None)
     yield batches[0], "check: graphs vs eager pieces", _check(pair, trees[0], methods[0], sampling, full), None, 1
     for b in batches:  # the eager reference on the first group (for the fast / eager ratio)
         yield b, "ar [eager]", _ours(pair, None, AR, sampling, full, "eager"), short, 1
@@ -115,15 +118,24 @@ def _jobs(args, pair, sampling, batches, width: int):
         yield b, "generate() static cache + compile", _hf(pair, sampling, full, "static", width), full, 1
 
 
-def _ours(pair, tree, method, sampling, max_new_tokens, runtime):
-    """A job decoding a group with our decoder (fast path or eager reference)."""
+def _ours(pair, tree, method, sampling, max_new_tokens, runtime, *, compile_backend=None):
+    """A job decoding a group with our decoder (fast path or eager reference; ``compile_backend``:
+    the fast path's verification piece through ``torch.compile`` with that backend)."""
     def job(ids, rngs, budget):
         kw = dict(tree=tree, method=method, sampling=sampling, max_new_tokens=budget or max_new_tokens, rngs=rngs)
-        synchronize(pair.device)
-        t0 = time.perf_counter()
-        out = decode_batch_fast(pair, ids, **kw) if runtime == "fast" else decode_batch(pair, ids, **kw)
-        synchronize(pair.device)
-        seconds = time.perf_counter() - t0
+        before = os.environ.get(COMPILE_VERIFY_ENV)
+        os.environ[COMPILE_VERIFY_ENV] = compile_backend or "0"
+        try:
+            synchronize(pair.device)
+            t0 = time.perf_counter()
+            out = decode_batch_fast(pair, ids, **kw) if runtime == "fast" else decode_batch(pair, ids, **kw)
+            synchronize(pair.device)
+            seconds = time.perf_counter() - t0
+        finally:
+            if before is None:
+                os.environ.pop(COMPILE_VERIFY_ENV, None)
+            else:
+                os.environ[COMPILE_VERIFY_ENV] = before
         phases = {ph: sum(s.seconds.get(ph, 0.0) for r in out for s in r.steps) for ph in PHASES}
         if runtime == "eager":  # the eager decoder does not split out host time: the rest of the wall
             phases["other"] = max(seconds - sum(r.prefill_s for r in out) - sum(phases.values()), 0.0)
@@ -303,6 +315,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto")
     p.add_argument("--trees", default="2^4")
     p.add_argument("--methods", default="spechub,rrs,rrs_wor,traversal")
+    p.add_argument("--compile-verify", default=None, metavar="BACKEND",
+                   help="also run every tree method with the verification piece through torch.compile(backend=BACKEND), "
+                        "e.g. inductor (CUDA) or eager (a dry run): rows '[fast, compiled verify]'")
     p.add_argument("--batch-sizes", default="1,16")
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--top-p", type=float, default=1.0)

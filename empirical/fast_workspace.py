@@ -8,8 +8,9 @@ them, the target's tree at [Wt, Wt + size) (W = the largest L of the live rows).
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -21,7 +22,11 @@ from .sequence_torch import SEQUENCE_TORCH_METHODS, TreeRulePlan
 from .static_cache import StaticKV
 from .vocab import check_finite
 
-__all__ = ["Workspace", "workspace_for", "capture_failures", "clear_workspaces"]
+__all__ = ["Workspace", "workspace_for", "capture_failures", "clear_workspaces", "COMPILE_VERIFY_ENV", "verify_backend"]
+
+#: environment variable: a ``torch.compile`` backend for the verification piece (``1`` = inductor;
+#: unset or ``0``: not compiled). An experiment for fusing the rules' full-vocabulary passes on CUDA.
+COMPILE_VERIFY_ENV = "SPECHUB_COMPILE_VERIFY"
 
 #: cached workspaces (buffers and captured graphs), most recent last
 _CACHE: OrderedDict = OrderedDict()
@@ -60,7 +65,7 @@ def workspace_for(pair, tree, method: str, sampling, rows: int, tokens: int, *, 
     Workspace
         A cached or a new workspace at least ``tokens + tree.size + 4`` columns wide.
     """
-    key = (id(pair.target), id(pair.draft), tuple(tree.parents), method, sampling, int(rows), bool(graphs))
+    key = (id(pair.target), id(pair.draft), tuple(tree.parents), method, sampling, int(rows), bool(graphs), verify_backend())
     need = int(tokens) + tree.size + 4
     cuda = getattr(pair.device, "type", str(pair.device)) == "cuda"
     for k, space in _CACHE.items():
@@ -72,6 +77,29 @@ def workspace_for(pair, tree, method: str, sampling, rows: int, tokens: int, *, 
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return space
+
+
+def verify_backend():
+    """The ``torch.compile`` backend of the verification piece, from ``$SPECHUB_COMPILE_VERIFY``.
+
+    Returns
+    -------
+    str or None
+        None (not compiled: the variable unset, empty or ``0``), ``"inductor"`` for ``1``, else
+        the variable's value (e.g. ``eager``, which compiles the graph capture without code generation).
+    """
+    raw = os.environ.get(COMPILE_VERIFY_ENV, "").strip()
+    return None if raw in ("", "0") else "inductor" if raw == "1" else raw
+
+
+@lru_cache(maxsize=None)
+def _walks(backend):
+    """(device_walk, sequence_walk), compiled with ``backend`` unless it is None."""
+    if backend is None:
+        return device_walk, sequence_walk
+    import torch
+
+    return tuple(torch.compile(fn, backend=backend, dynamic=False) for fn in (device_walk, sequence_walk))
 
 
 def capture_failures() -> list:
@@ -119,6 +147,7 @@ class Workspace:
         self.device, self.width, R = pair.device, int(width), int(rows)
         self.branching = uniform_branching(tree) or ()
         self.sequence = method in SEQUENCE_TORCH_METHODS  # one tree rule (block, traversal), not a walk
+        self.compile_backend = verify_backend()
         self.layout = (UniformLayout.for_sequence if self.sequence else UniformLayout.of)(tree, self.branching)
         D, dev = len(self.branching), self.device
         self.vocab = getattr(pair, "vocab", None)
@@ -359,12 +388,13 @@ class Workspace:
         self.p.copy_(self.sampling.laws(logits.reshape(-1, logits.shape[-1])).reshape(self.p.shape))
 
     def _verify(self) -> None:
+        walk, tree_walk = _walks(self.compile_backend)
         if self.sequence:
             at = self.layout.bonus
-            self.outcome.copy_(sequence_walk(self.rule_plan, self.paths, self.tokens, self.p, self.q, self.u[:, at: at + 2]))
+            self.outcome.copy_(tree_walk(self.rule_plan, self.paths, self.tokens, self.p, self.q, self.u[:, at: at + 2]))
             return
-        self.outcome.copy_(device_walk(self.kids, self.tokens, self.p, self.q, self.u, self.layout,
-                                       self.branching, method=self.method))
+        self.outcome.copy_(walk(self.kids, self.tokens, self.p, self.q, self.u, self.layout, self.branching,
+                                method=self.method))
 
     def _gather(self) -> None:
         """Columns of the accepted path (and the draft's re-fed tokens) -> side buffers."""

@@ -92,3 +92,20 @@ def test_what_the_fast_path_refuses(pair):
 def test_block_on_a_tree_is_refused_on_the_fast_path(pair):
     with pytest.raises(ValueError, match="single chain"):
         decode_batch_fast(pair, PROMPTS, tree="2^2", method="block", rngs=_rngs(1), max_new_tokens=4)
+
+
+@pytest.mark.parametrize("tree, method", [("2^3", "spechub"), ("2^2", "traversal")])
+def test_compiled_verification_piece_emits_the_same_tokens(pair, monkeypatch, tree, method):
+    """``$SPECHUB_COMPILE_VERIFY``: the verification piece through ``torch.compile`` (here the
+    ``eager`` backend: graph capture by dynamo without code generation, no compiler needed)."""
+    from empirical.fast_workspace import COMPILE_VERIFY_ENV, verify_backend
+
+    plain = decode_batch_fast(pair, PROMPTS, tree=tree, method=method, rngs=_rngs(5), max_new_tokens=12)
+    monkeypatch.setenv(COMPILE_VERIFY_ENV, "eager")
+    assert verify_backend() == "eager"
+    compiled = decode_batch_fast(pair, PROMPTS, tree=tree, method=method, rngs=_rngs(5), max_new_tokens=12)
+    assert [r.tokens for r in compiled] == [r.tokens for r in plain]
+    monkeypatch.setenv(COMPILE_VERIFY_ENV, "1")
+    assert verify_backend() == "inductor"
+    monkeypatch.setenv(COMPILE_VERIFY_ENV, "0")
+    assert verify_backend() is None
