@@ -26,6 +26,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 
@@ -123,19 +124,12 @@ def _ours(pair, tree, method, sampling, max_new_tokens, runtime, *, compile_back
     the fast path's verification piece through ``torch.compile`` with that backend)."""
     def job(ids, rngs, budget):
         kw = dict(tree=tree, method=method, sampling=sampling, max_new_tokens=budget or max_new_tokens, rngs=rngs)
-        before = os.environ.get(COMPILE_VERIFY_ENV)
-        os.environ[COMPILE_VERIFY_ENV] = compile_backend or "0"
-        try:
+        with patch.dict(os.environ, {COMPILE_VERIFY_ENV: compile_backend or "0"}):  # restored after the run
             synchronize(pair.device)
             t0 = time.perf_counter()
             out = decode_batch_fast(pair, ids, **kw) if runtime == "fast" else decode_batch(pair, ids, **kw)
             synchronize(pair.device)
             seconds = time.perf_counter() - t0
-        finally:
-            if before is None:
-                os.environ.pop(COMPILE_VERIFY_ENV, None)
-            else:
-                os.environ[COMPILE_VERIFY_ENV] = before
         phases = {ph: sum(s.seconds.get(ph, 0.0) for r in out for s in r.steps) for ph in PHASES}
         if runtime == "eager":  # the eager decoder does not split out host time: the rest of the wall
             phases["other"] = max(seconds - sum(r.prefill_s for r in out) - sum(phases.values()), 0.0)

@@ -200,8 +200,7 @@ class _Run:
         self.refeed = [[ids[-1]] for ids in prompts]
         self.prefill_s = 0.0
         tree = space.tree
-        self.branching = uniform_branching(tree) or ()
-        self.layout = space.layout
+        self.branching, self.layout = space.branching, space.layout
         self.counts = [len(c) for c in tree.children]
 
     def prefill(self) -> None:

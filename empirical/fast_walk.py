@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fast_verify import _inverse_cdf, _verify, law64, rule, sample_drafts
+from .sequence_torch import SEQUENCE_TORCH_METHODS
 
 __all__ = ["UniformLayout", "uniform_branching", "device_walk", "sequence_walk", "sample_level", "draft_method"]
 
@@ -143,8 +144,6 @@ def draft_method(method: str) -> str:
     str
         ``"rrs"`` for block and traversal, else ``method``.
     """
-    from .sequence_torch import SEQUENCE_TORCH_METHODS
-
     return "rrs" if method in SEQUENCE_TORCH_METHODS else method
 
 
@@ -257,14 +256,12 @@ def sequence_walk(plan, paths, tokens, p, q, u):
     Notes
     -----
     O(size x R x n) device work (:meth:`~empirical.sequence_torch.TreeRulePlan.outcome`) and two
-    inverse CDFs, the same draws as :func:`empirical.sequence_torch.walk_trees`, so both give the
-    same tokens for the same uniforms.
+    inverse CDFs (:meth:`~empirical.sequence_torch.TorchTreeOutcome.draw`, as
+    :func:`empirical.sequence_torch.walk_trees`), so both give the same tokens for the same uniforms.
     """
     import torch
 
-    outcome = plan.outcome(tokens, p, q)
-    node = _inverse_cdf(outcome.end, u[:, 0])  # [R]
-    token = _inverse_cdf(outcome.final(node), u[:, 1])
+    node, token = plan.outcome(tokens, p, q).draw(u)
     D = paths.shape[1] - 2
     path, accepted = paths[node, : D + 1], paths[node, D + 1]
     on_path = torch.gather(tokens, 1, path[:, 1:])  # [R, D] drafts on the path (padding reads node 0)

@@ -147,6 +147,7 @@ class Workspace:
         self.device, self.width, R = pair.device, int(width), int(rows)
         self.branching = uniform_branching(tree) or ()
         self.sequence = method in SEQUENCE_TORCH_METHODS  # one tree rule (block, traversal), not a walk
+        self.draft_law = draft_method(method)  # the node method whose drafts the levels sample
         self.compile_backend = verify_backend()
         self.layout = (UniformLayout.for_sequence if self.sequence else UniformLayout.of)(tree, self.branching)
         D, dev = len(self.branching), self.device
@@ -369,7 +370,7 @@ class Workspace:
         self.q[:, lo:hi] = q
         c = self.branching[d]
         at = self.layout.draft[d]
-        drafts = sample_level(draft_method(self.method), q, c, self.u[:, at: at + (hi - lo) * c])
+        drafts = sample_level(self.draft_law, q, c, self.u[:, at: at + (hi - lo) * c])
         self.tokens[:, self.child_index[d]] = drafts.reshape(R, -1)
 
     def _target(self) -> None:

@@ -125,19 +125,19 @@ def _plans(p_host, q_host, k):
     without the GIL; the PAVA and heap parts do not, so the gain of threads is partial: 1.4x with
     2 threads on a loaded 2-core machine)."""
     global _pool
-    rows = range(len(p_host))
+    args = (p_host, q_host, [k] * len(p_host))
     processes = plan_processes()
-    if processes > 0 and len(p_host) > 1:
+    if len(p_host) <= 1 or (processes == 0 and PLAN_THREADS <= 1):
+        return list(map(_plan_arrays, *args))
+    if processes > 0:
         if _pool is None or _pool[0] != processes:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             _pool = (processes, ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")))
-        return list(_pool[1].map(_plan_arrays, p_host, q_host, [k] * len(p_host)))
-    if PLAN_THREADS <= 1 or len(p_host) <= 1:
-        return [_plan_arrays(p_host[i], q_host[i], k) for i in rows]
+        return list(_pool[1].map(_plan_arrays, *args))
     with ThreadPoolExecutor(min(PLAN_THREADS, len(p_host))) as pool:
-        return list(pool.map(lambda i: _plan_arrays(p_host[i], q_host[i], k), rows))
+        return list(pool.map(_plan_arrays, *args))
 
 
 def _tables(plans, device):

@@ -47,13 +47,14 @@ class TorchTreeOutcome:
         residual emitted when the path ends there); a leaf emits its own p row (the bonus token).
     p : tensor, shape (R, size, n)
         The target laws as given (any float dtype; rows are renormalised in float64 when read).
+    slot_maps : list of tensor
+        Per group of ``finals``: [size] int64, the position of each node in the group, -1 elsewhere.
     """
 
     __slots__ = ("end", "finals", "p", "slot_maps")
 
-    def __init__(self, end, finals, p, slot_maps=None):
-        self.end, self.finals, self.p = end, finals, p
-        self.slot_maps = slot_maps  # per group: [size] position of each node in it, -1 elsewhere
+    def __init__(self, end, finals, p, slot_maps):
+        self.end, self.finals, self.p, self.slot_maps = end, finals, p, slot_maps
 
     def final(self, node):
         """Law of the emitted token when row b's path ends at ``node[b]``: [R, n].
@@ -74,11 +75,28 @@ class TorchTreeOutcome:
 
         rows = torch.arange(len(node), device=node.device)
         law = law64(self.p[rows, node])  # leaves (and the default): the bonus token's law
-        maps = self.slot_maps or [_slot_map(group, self.p.shape[1], node.device) for group, _ in self.finals]
-        for (group, targets), slot in zip(self.finals, maps):
+        for (_, targets), slot in zip(self.finals, self.slot_maps):
             at = slot[node]  # [R] position of the end node in this group, -1 if elsewhere
             law = torch.where((at >= 0)[:, None], targets[rows, at.clamp(min=0)], law)
         return law
+
+    def draw(self, u):
+        """The end node and the emitted token of each row from its two uniforms, by inverse CDFs.
+
+        Parameters
+        ----------
+        u : float64 tensor, shape (R, 2)
+            Per row: the uniform of the end node, then that of the emitted token.
+
+        Returns
+        -------
+        tuple of int64 tensors, shape (R,)
+            (end node, emitted token); O(R size + R n) device work, no host sync.
+        """
+        from .fast_verify import _inverse_cdf
+
+        node = _inverse_cdf(self.end, u[:, 0])  # [R] the first node with cdf > u * total
+        return node, _inverse_cdf(self.final(node), u[:, 1])
 
 
 def tree_outcome(tree, method: str, tokens, p, q, *, group_entries: int = GROUP_ENTRIES) -> TorchTreeOutcome:
@@ -267,15 +285,14 @@ def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:
     """
     import torch
 
-    from .fast_verify import _inverse_cdf, law64
+    from .fast_verify import law64
 
     R, device = tokens.shape[0], tokens.device
     if q is None:  # the bare root: no draft law is read
         q = p
     outcome = tree_outcome(tree, method, tokens, p, q)
     u = torch.as_tensor(np.stack([rng.random(2) for rng in rngs]), dtype=torch.float64, device=device)  # [R, 2]
-    node = _inverse_cdf(outcome.end, u[:, 0])  # [R] the first node with cdf > u * total
-    token = _inverse_cdf(outcome.final(node), u[:, 1])
+    node, token = outcome.draw(u)
     walks, drafted = [], tokens.tolist()  # one host copy, not one sync per emitted token
     for b, (v, y) in enumerate(zip(node.tolist(), token.tolist())):
         path = tuple(tree.path_to(int(v)))
