@@ -154,7 +154,11 @@ def run_job(pair, job: dict, args, types: dict) -> None:
     prompts = load_prompts(str(Path(args.shard_dir) / f"shard{job['shard']}.jsonl"), num_prompts=args.shard_size)
     ids = [encode_prompt(pair.tokenizer, p) for p in prompts]
     seed = 1000 * job["seed"] + job["shard"]  # the seeds run_decode gave the shard's prompts before
-    rngs = [np.random.default_rng([seed, i]) for i in range(len(prompts))]
+
+    def seeded():  # the shard's Generators, as run_decode seeded them
+        return [np.random.default_rng([seed, i]) for i in range(len(prompts))]
+
+    rngs = seeded()
     engine = "auto"
     if job.get("nodes"):
         _device_path()
@@ -176,7 +180,7 @@ def run_job(pair, job: dict, args, types: dict) -> None:
             raise
         print(f"[{time.strftime('%H:%M:%S')}] job {job}: the fast runtime failed ({type(exc).__name__}: "
               f"{' '.join(str(exc).split())[:200]}); decoding it on the eager path", flush=True)
-        results = decode("eager", [np.random.default_rng([seed, i]) for i in range(len(prompts))])
+        results = decode("eager", seeded())
     offset = job["shard"] * args.shard_size
     if job.get("nodes"):
         save_nodes(capture, folder / "nodes.npz", offset=offset, types=types)
