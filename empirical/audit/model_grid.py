@@ -133,8 +133,9 @@ def table(doc: dict) -> str:
     rows = [head]
     for tag, levels in doc.get("results", {}).items():
         for level, r in levels.items():
-            if "skipped" in r:
-                rows.append(f"| {tag} | {level} | skipped: {r['skipped']} |" + " |" * 8)
+            if "skipped" in r or "stopped" in r:
+                why = f"skipped: {r['skipped']}" if "skipped" in r else f"stopped: {r['stopped']}"
+                rows.append(f"| {tag} | {level} | {why} |" + " |" * 8)
             elif "error" in r:
                 rows.append(f"| {tag} | {level} | error: {r['error']} |" + " |" * 8)
             elif level == "drift":
@@ -210,6 +211,32 @@ def _error_doc(level, tag, exc, wall_s) -> dict:
             "where": where, "wall_s": wall_s}
 
 
+def _mark_stopped(results: dict, stopped_settings, levels) -> None:
+    """Record, in place, every level of a job stopped at the deadline that left no result.
+
+    The item in flight is lost by design (the parent terminates the job); marking it keeps the bundle
+    honest about what was asked and not done, so ``table`` shows it instead of leaving the row out.
+
+    Parameters
+    ----------
+    results : dict
+        ``{tag: {level: doc}}`` merged from the jobs' files.
+    stopped_settings : iterable of iterables of Sampling
+        The settings of each stopped job.
+    levels : list of str
+        The levels asked for.
+
+    Returns
+    -------
+    None
+    """
+    for settings in stopped_settings:
+        for s in settings:
+            done = results.setdefault(_tag(s), {})
+            for level in (lv for lv in LEVELS if lv in levels and lv not in done):
+                done[level] = {"level": level, "settings": s.to_dict(), "stopped": "in flight or not started when the job was stopped at the deadline"}
+
+
 def _summary(results: dict, crashed) -> tuple:
     """The summary counts of a bundle's ``results`` and the exit status (module docstring)."""
     docs = [d for r in results.values() for d in r.values()]
@@ -217,7 +244,8 @@ def _summary(results: dict, crashed) -> tuple:
     errors = sum("error" in d for d in docs) + len(crashed)
     done = len(verdicts) + sum("draft_law_drift" in d for d in docs)
     counts = {"audits": len(verdicts), "pass": verdicts.count("pass"), "refuted": verdicts.count("refuted"),
-              "errors": errors, "skipped": sum("skipped" in d for d in docs), "jobs_crashed": list(crashed)}
+              "errors": errors, "skipped": sum("skipped" in d for d in docs),
+              "stopped": sum("stopped" in d for d in docs), "jobs_crashed": list(crashed)}
     return counts, 1 if errors or not done else 0
 
 
@@ -397,13 +425,14 @@ def main(argv=None) -> int:
             meta["prompt_ids"] = part.pop("_prompt_ids", None)
             results.update(part)
             os.remove(path)
+    _mark_stopped(results, [settings[j :: max(1, args.jobs)] for j in sorted(stopped)], args.levels.split(","))
     counts, status = _summary(results, crashed)
     meta.update(load_s=loads, wall_s=time.time() - start, load_average_end=os.getloadavg(),
                 job_exitcodes=[p.exitcode for p in procs], jobs_stopped_at_deadline=sorted(stopped), counts=counts)
     _write(args.out, {**meta, "results": results})
     crash = f", {len(crashed)} job(s) crashed" if crashed else ""
     print(f"model_grid: {counts['audits']} audits, {counts['pass']} pass, {counts['refuted']} refuted, "
-          f"{counts['errors']} errors{crash}, {counts['skipped']} skipped in {time.time() - start:.0f} s -> {args.out}"
+          f"{counts['errors']} errors{crash}, {counts['skipped']} skipped, {counts['stopped']} stopped at the deadline in {time.time() - start:.0f} s -> {args.out}"
           + ("" if status == 0 else f" (exit {status})"), flush=True)
     return status
 

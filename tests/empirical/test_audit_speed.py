@@ -189,3 +189,19 @@ def test_model_grid_cli_exits_non_zero_when_a_level_raises(pair, tmp_path, monke
     with pytest.raises(SystemExit) as bad:
         main([*base, "--levels", "function,nonsense"])
     assert bad.value.code == 2
+
+
+def test_model_grid_marks_the_levels_a_stopped_job_left_undone():
+    """A job terminated at the deadline loses its item in flight; the bundle says so (a 'stopped' row)."""
+    from empirical.audit.cases import Sampling
+    from empirical.audit.model_grid import _mark_stopped, _summary, table
+
+    done = {"function": {"level": "function", "skipped": "no time left (1 s < 5 s)"}}
+    results = {"T0.6_k0_p1": dict(done)}
+    _mark_stopped(results, [[Sampling(0.6, 0, 1.0), Sampling(1.0, 50, 0.9)]], ["function", "generate"])
+    assert results["T0.6_k0_p1"]["function"] == done["function"]  # a finished level is kept as it is
+    assert "stopped" in results["T0.6_k0_p1"]["generate"] and "stopped" in results["T1_k50_p0.9"]["function"]
+    assert "drift" not in results["T0.6_k0_p1"]  # only the levels that were asked for
+    counts, _ = _summary(results, crashed=[])
+    assert counts["stopped"] == 3 and counts["skipped"] == 1
+    assert "| T1_k50_p0.9 | generate | stopped: " in table({"results": results})

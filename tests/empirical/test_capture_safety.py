@@ -3,7 +3,7 @@ code builds no tensor from host data and reads nothing back to the host.
 
 CUDA-graph capture refuses a copy from pageable host memory and any host synchronisation; on the
 H200 (2026-12-02) the target piece fell back to eager for a ``new_tensor(range(size))``
-(results/h200/bench_decode_qwen_b1.json, ``graph_capture_failures``). There is no CUDA here, so
+(results/h200/bench_decode_before_capture_fix/bench_decode_qwen_b1.json, ``graph_capture_failures``). There is no CUDA here, so
 this test runs the pieces eagerly on the CPU under a torch function mode that raises on such calls
 made from ``empirical/`` (torch's and transformers' own internals are not judged here: the draft
 piece, the same model code, captured on the H200)."""
