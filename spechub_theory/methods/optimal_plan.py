@@ -19,12 +19,30 @@ from .base import RESIDUAL_EPS
 from .optimal_levels import kinetic_levels as _kinetic_levels, region_levels
 from .range_max import RangeMax, range_max
 
-__all__ = ["OptimalPlan", "optimal_plan", "cut_values", "range_max_table", "NEGLIGIBLE_Q_MASS"]
+__all__ = ["OptimalPlan", "optimal_plan", "cut_values", "range_max_table", "NEGLIGIBLE_LAW_ERROR", "negligible_budget"]
 
-#: total q-mass of the smallest-q tokens merged at once into units (no sequential pass for them);
-#: a unit's selection mass moves by at most k times its negligible mass, so the acceptance loses at
-#: most 2 k * NEGLIGIBLE_Q_MASS against alpha* and the output law stays exactly p (docstring of optimal_plan)
-NEGLIGIBLE_Q_MASS = 1e-15
+#: bound on sum |q~_used - q~| from merging the smallest-q tokens at once into units (no sequential
+#: pass for them): their total q-mass is at most NEGLIGIBLE_LAW_ERROR / (2 k) (:func:`negligible_budget`),
+#: a unit's selection mass moves by at most k times its negligible mass, so the law used is within
+#: this of the exact q~ in total, the acceptance within half of it (2e-13) of alpha*, and the output
+#: law stays exactly p (docstring of optimal_plan)
+NEGLIGIBLE_LAW_ERROR = 4e-13
+
+
+def negligible_budget(k: int) -> float:
+    """Total q-mass of the smallest-q tokens that the plan merges at once for k drafts.
+
+    Parameters
+    ----------
+    k : int
+        Number of drafts (>= 1).
+
+    Returns
+    -------
+    float
+        ``NEGLIGIBLE_LAW_ERROR / (2 k)``: 1e-13 at k = 2. O(1).
+    """
+    return NEGLIGIBLE_LAW_ERROR / (2 * k)
 
 
 @dataclass(frozen=True)
@@ -56,7 +74,7 @@ class OptimalPlan:
         How far the raw levels of the sequential pass fell outside [0, 1] before clipping
         (round-off; a diagnostic, ~1e-15 in every case tested).
     merged_mass : float
-        q-mass of the tokens merged at once below resolution (<= NEGLIGIBLE_Q_MASS).
+        q-mass of the tokens merged at once as negligible (<= ``negligible_budget(k)``).
     """
 
     k: int
@@ -170,14 +188,17 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull
     :math:`\sum_{i<k} b^i a^{k-1-i}` and slope differences come from the h formula, so no quantity
     is a difference of nearly equal cumulative masses. Tokens with equal density t = q~/q (the
     runs r <= mu in B and r >= lam in C, and ties) are one unit from the start (level 0, exact).
-    The smallest-q tokens, of total q-mass at most :data:`NEGLIGIBLE_Q_MASS`, are merged at once
-    with their left neighbour in the order into units whose density is the unit's average: a
-    unit's selection mass is unchanged, and each of its tokens moves by at most k times the
-    negligible mass in it (densities lie in [0, k]), so
-    :math:`\sum |\tilde q_{used} - \tilde q| \le 2k\,\cdot` NEGLIGIBLE_Q_MASS; ``q_tilde`` is
-    the law actually realised, so the output law is exactly p and the acceptance is
-    :math:`\alpha^*` to within that bound. Raw levels are clipped to [0, 1] (``level_excess``
-    records the round-off removed).
+    The smallest-q tokens, of total q-mass at most :func:`negligible_budget` (k) =
+    :data:`NEGLIGIBLE_LAW_ERROR` / (2k) (1e-13 at k = 2), are merged at once with their left
+    neighbour in the order into units whose density is the unit's average: a unit's selection mass
+    is unchanged, its non-negligible token (or run) moves by at most k times the negligible mass
+    Q_N in it and its negligible tokens by at most k Q_N together (densities lie in [0, k]), so
+    :math:`\sum |\tilde q_{used} - \tilde q| \le 2k \cdot` ``merged_mass`` :math:`\le`
+    NEGLIGIBLE_LAW_ERROR = 4e-13 for every k; ``q_tilde`` is the law actually realised, so the
+    output law is exactly p, and the acceptance :math:`\sum \min(p, \tilde q_{used})` is within
+    half that bound (k ``merged_mass`` :math:`\le` 2e-13; the two laws have the same total) of
+    :math:`\alpha^*`. Raw levels are clipped to [0, 1] (``level_excess`` records the round-off
+    removed).
 
     Cost: one sort O(n log n), vectorised passes O(n), the levels in O(n) per fan round plus a
     heap pass O(u log u) over the u units of blocks with several seeds (pure Python: the dominant
@@ -242,7 +263,7 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull
     gap_levels = np.zeros(max(M - 1, 0))
     excess, merged = 0.0, 0.0
     if k > 1 and M > 1:
-        negligible = _negligible(qs)
+        negligible = _negligible(qs, negligible_budget(k))
         merged = float(qs[negligible].sum())
         for lo, hi in ((0, m), (m, M)):
             if hi - lo >= 1:
@@ -385,13 +406,12 @@ def _level_C(rs, U, Pc, G):
 _BIN_SHIFT = 46
 
 
-def _negligible(qs):
-    """Mask of the smallest-q tokens whose total q-mass is <= NEGLIGIBLE_Q_MASS: every token with q
+def _negligible(qs, budget):
+    """Mask of the smallest-q tokens whose total q-mass is <= ``budget``: every token with q
     below a threshold tau, plus those at tau in index order while the budget lasts. O(n): the
     tokens are binned by the leading bits of their float64 pattern (exponent and 6 mantissa bits:
     monotone in q > 0, no log), and only the bin where the running mass crosses the budget is
     sorted."""
-    budget = NEGLIGIBLE_Q_MASS
     bins = qs.view(np.int64) >> _BIN_SHIFT  # bin of q: [bin << shift, (bin + 1) << shift) as bits
     low = int(bins.min())
     bins -= low

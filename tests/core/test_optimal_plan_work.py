@@ -57,12 +57,7 @@ def test_negligible_mask_equals_the_sorted_reference(n, budget_log, ties, seed):
     qs = np.exp(rng.uniform(-40.0, -20.0, n)) * rng.integers(1, 4, n)
     qs[rng.random(n) < ties] = qs[0]
     budget = float(np.exp(budget_log))
-    old = optimal_plan_module.NEGLIGIBLE_Q_MASS
-    optimal_plan_module.NEGLIGIBLE_Q_MASS = budget
-    try:
-        got = optimal_plan_module._negligible(qs)
-    finally:
-        optimal_plan_module.NEGLIGIBLE_Q_MASS = old
+    got = optimal_plan_module._negligible(qs, budget)
     np.testing.assert_array_equal(got, sorted_negligible(qs, budget))
     assert qs[got].sum() <= budget * (1 + 1e-12)
 
@@ -71,8 +66,52 @@ def test_negligible_mask_equals_the_sorted_reference(n, budget_log, ties, seed):
 def test_negligible_mask_at_real_size(T):
     p, q = real_pair(T)
     qs = q[np.argsort(p / q)]
-    got = optimal_plan_module._negligible(qs)
-    np.testing.assert_array_equal(got, sorted_negligible(qs, optimal_plan_module.NEGLIGIBLE_Q_MASS))
+    for k in (2, 3):
+        budget = optimal_plan_module.negligible_budget(k)
+        got = optimal_plan_module._negligible(qs, budget)
+        np.testing.assert_array_equal(got, sorted_negligible(qs, budget))
+
+
+def exact_selection_law(p, q, plan):
+    """q~ = max(p, mu q) on B, min(p, lam q) on C, without any merge (0 off supp q)."""
+    B = np.zeros(len(p), dtype=bool)
+    B[plan.order[: plan.m]] = True
+    return np.where(q > 0, np.where(B, np.maximum(p, plan.mu * q), np.minimum(p, plan.lam * q)), 0.0)
+
+
+def check_negligible_bound(p, q, k, plan):
+    """The law used is within 2 k merged_mass <= NEGLIGIBLE_LAW_ERROR of the exact q~ in total, the
+    acceptance within k merged_mass of the exact law's (round-off aside)."""
+    exact = exact_selection_law(p, q, plan)
+    budget = optimal_plan_module.negligible_budget(k)
+    assert plan.merged_mass <= budget * (1 + 1e-12)
+    assert 2 * k * budget == pytest.approx(optimal_plan_module.NEGLIGIBLE_LAW_ERROR)
+    assert np.abs(plan.q_tilde - exact).sum() <= 2 * k * plan.merged_mass + 1e-15
+    used, ideal = np.minimum(p, plan.q_tilde).sum(), np.minimum(p, exact).sum()
+    assert abs(used - ideal) <= k * plan.merged_mass + 1e-15
+
+
+@pytest.mark.parametrize("T", [0.3, 0.6, 1.0])
+@pytest.mark.parametrize("k", [2, 3])
+def test_negligible_merge_bound_at_real_size(T, k):
+    p, q = check_pq(*real_pair(T))
+    plan = optimal_plan(p, q, k)
+    assert plan.merged_mass > 0.5 * optimal_plan_module.negligible_budget(k)  # the budget is used
+    check_negligible_bound(p, q, k, plan)
+
+
+@given(n=st.integers(3, 40), k=st.integers(2, 4), tiny=st.integers(1, 8), seed=st.integers(0, 2**32 - 1))
+def test_negligible_merge_bound_on_tiny_tokens_of_any_ratio(n, k, tiny, seed):
+    """Tokens of q far below the budget with p/q anywhere (the worst case for the unit averages)."""
+    rng = np.random.default_rng(seed)
+    q = rng.exponential(size=n)
+    p = rng.exponential(size=n)
+    small = rng.choice(n, size=min(tiny, n - 2), replace=False)
+    q[small] = np.exp(rng.uniform(-36.0, -31.0, len(small)))
+    p[small] = q[small] * np.exp(rng.uniform(-3.0, 3.0, len(small)))
+    p, q = check_pq(p / p.sum(), q / q.sum())
+    plan = optimal_plan(p, q, k)
+    check_negligible_bound(p, q, k, plan)
 
 
 def test_plans_do_not_share_work_arrays():
