@@ -143,7 +143,9 @@ def kinetic_levels(Q, A, edges, k):
     Lists Q, A (changed in place), edges with U + 1 boundaries. Blocks are keyed by their first
     unit; ``key[i]`` is the live merge level of block i with its right neighbour (NaN once block i
     is absorbed or has none) and a heap entry (w, i) is live while ``key[i] == w``. Two adjacent
-    blocks merge at :math:`w = (\rho' - \rho) / ((Q + Q') h_{k-2}(a, b, d))`. O(U log U), pure Python.
+    blocks merge at :math:`w = (\rho' - \rho) / ((Q + Q') h_{k-2}(a, b, d))`; a re-keyed block's
+    entry is pushed and the next one popped in one ``heappushpop`` (the same sequence as a push and
+    a pop). O(U log U), pure Python.
 
     Parameters
     ----------
@@ -161,23 +163,30 @@ def kinetic_levels(Q, A, edges, k):
     """
     U = len(Q)
     nan = float("nan")
-    right = list(range(1, U)) + [-1]
+    right = list(range(1, U + 1))
+    right[-1] = -1
     left = list(range(-1, U - 1))
     lo, hi = edges[:-1], list(edges[1:])
     levels = [0.0] * (U - 1)
     rho = [a / q for a, q in zip(A, Q)]
     if k == 2:
-        key = [(rho[i + 1] - rho[i]) / (Q[i] + Q[i + 1]) for i in range(U - 1)] + [nan]
+        key = [(r1 - r0) / (q0 + q1) for r0, r1, q0, q1 in zip(rho, rho[1:], Q, Q[1:])]
     else:
-        key = [(rho[i + 1] - rho[i]) / ((Q[i] + Q[i + 1]) * _h(lo[i], hi[i], hi[i + 1], k)) for i in range(U - 1)] + [nan]
-    heap = [(key[i], i) for i in range(U - 1)]
+        key = [(rho[i + 1] - rho[i]) / ((Q[i] + Q[i + 1]) * _h(lo[i], hi[i], hi[i + 1], k)) for i in range(U - 1)]
+    key.append(nan)
+    heap = list(zip(key[:-1], range(U - 1)))
+    if not heap:
+        return levels
     heapq.heapify(heap)
-    pop, push = heapq.heappop, heapq.heappush
+    pop, push, pushpop = heapq.heappop, heapq.heappush, heapq.heappushpop
     w = 0.0
-    while heap:
-        wt, i = pop(heap)
-        if key[i] != wt:
-            continue  # stale (NaN never compares equal)
+    wt, i = pop(heap)
+    while True:
+        if key[i] != wt:  # stale (NaN never compares equal)
+            if not heap:
+                break
+            wt, i = pop(heap)
+            continue
         j = right[i]
         if wt > w:
             w = wt
@@ -192,14 +201,21 @@ def kinetic_levels(Q, A, edges, k):
         if a >= 0:
             den = Q[a] + Qi if k == 2 else (Q[a] + Qi) * _h(lo[a], hi[a], hi[i], k)
             ka = key[a] = (r - rho[a]) / den
-            push(heap, (ka, a))
         if nxt >= 0:
             left[nxt] = i
             den = Qi + Q[nxt] if k == 2 else (Qi + Q[nxt]) * _h(lo[i], hi[i], hi[nxt], k)
             ki = key[i] = (rho[nxt] - r) / den
-            push(heap, (ki, i))
+            if a >= 0:
+                push(heap, (ka, a))
+            wt, i = pushpop(heap, (ki, i))  # = push, then pop the smallest (O(1) when it is this one)
         else:
             key[i] = nan
+            if a >= 0:
+                wt, i = pushpop(heap, (ka, a))
+            elif heap:
+                wt, i = pop(heap)
+            else:
+                break
     return levels
 
 
