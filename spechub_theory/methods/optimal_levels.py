@@ -254,9 +254,8 @@ def _fans(Q, A, rho, e, k, j, l, out, pending):
     vertices = i[starts]
     out[vertices] = fit.x[starts]
     resolved = len(vertices)
-    for a, b in zip(starts[:-1], ends[:-1]):
-        if b - a > 1:
-            pending.append((j + 1 + int(a), j + 1 + int(b)))
+    wide = np.flatnonzero(ends[:-1] - starts[:-1] > 1)  # sub-blocks of 3+ boundaries (no Python loop over all)
+    pending.extend(zip((starts[wide] + (j + 1)).tolist(), (ends[wide] + (j + 1)).tolist()))
     top = int(vertices[-1])  # the middle of the triangle on (j, l)
     if l - top < 2:
         return resolved
@@ -271,9 +270,8 @@ def _fans(Q, A, rho, e, k, j, l, out, pending):
     vertices = i[starts]
     out[vertices] = fit.x[starts]
     resolved += len(vertices)
-    for a, b in zip(starts, ends):
-        if b - a > 1:
-            pending.append((int(i[b - 1]) - 1, int(i[a])))
+    wide = np.flatnonzero(ends - starts > 1)
+    pending.extend(zip((i[ends[wide] - 1] - 1).tolist(), i[starts[wide]].tolist()))
     return resolved
 
 

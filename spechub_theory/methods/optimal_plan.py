@@ -17,7 +17,7 @@ import numpy as np
 
 from .base import RESIDUAL_EPS
 from .optimal_levels import kinetic_levels as _kinetic_levels, region_levels
-from .range_max import RangeMax, range_max
+from .range_max import BLOCK, RangeMax, padded_size, range_max, range_max_of_blocks
 
 __all__ = ["OptimalPlan", "optimal_plan", "cut_values", "range_max_table", "NEGLIGIBLE_LAW_ERROR", "negligible_budget"]
 
@@ -260,7 +260,8 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull
         np.minimum(rs[m:], lam, out=t[m:])
         np.maximum(ps[:m], mu * qs[:m], out=qt_sorted[:m])
         np.minimum(ps[m:], lam * qs[m:], out=qt_sorted[m:])
-    gap_levels = np.zeros(max(M - 1, 0))
+    padded = np.zeros(padded_size(M - 1))  # the gap levels, laid out in the range-maximum blocks
+    gap_levels = padded[: max(M - 1, 0)]
     excess, merged = 0.0, 0.0
     if k > 1 and M > 1:
         negligible = _negligible(qs, negligible_budget(k))
@@ -285,7 +286,7 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull
     else:
         residual = p.copy()
     return OptimalPlan(k, n, order, rank, m, float(mu), float(lam), alpha, q_tilde, accept_ratio, residual,
-                       gap_levels, excess, merged, range_max_table(gap_levels))
+                       gap_levels, excess, merged, range_max_of_blocks(padded.reshape(-1, BLOCK)))
 
 
 # -- helpers ------------------------------------------------------------------------------------
