@@ -202,7 +202,8 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull
 
     Cost: one sort O(n log n), vectorised passes O(n), the levels in O(n) per fan round plus a
     heap pass O(u log u) over the u units of blocks with several seeds (pure Python: the dominant
-    cost at T >= 0.6, see BENCHMARKS.md section 8), range maxima O(n).
+    cost at T = 1.0, see BENCHMARKS.md section 8.1), range maxima O(n); the large intermediates live
+    in per-thread work arrays reused across calls (:func:`_work`).
 
     Parameters
     ----------
@@ -333,10 +334,12 @@ _WORK = threading.local()
 def _work(name: str, size: int, dtype=np.float64) -> np.ndarray:
     """A per-thread reusable work array of ``size`` entries (contents undefined).
 
-    Reusing the plan's large intermediates across calls spares the page faults of fresh memory
-    (glibc returns freed arrays of this size to the system: ~6,000 minor faults, ~10 ms of system
-    time per plan at n = 151,936 on the benchmark machine). Never handed out of the module: every
-    array the plan keeps is freshly allocated. O(1) (O(size) when a buffer grows).
+    Reusing the plan's large intermediates across calls spares page faults on fresh memory (glibc
+    hands freed arrays of this size back to the kernel): at n = 151,936, T = 0.3 the plan's passes
+    fault 4,700 times per plan without these arrays (~6 ms of system time on the benchmark
+    machine) and 1,470 times with them, mostly the arrays the plan keeps. Never handed out of the
+    module: every array a plan keeps is freshly allocated. ~15 MB per thread at that size. O(1)
+    (O(size) when a buffer grows).
     """
     pool = _WORK.__dict__
     buf = pool.get(name)
