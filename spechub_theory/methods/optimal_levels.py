@@ -166,8 +166,7 @@ def kinetic_levels(Q, A, edges, k):
     """
     U = len(Q)
     nan = float("nan")
-    right = list(range(1, U + 1))
-    right[-1] = -1
+    right = list(range(1, U)) + [-1]
     left = list(range(-1, U - 1))
     lo, hi = edges[:-1], list(edges[1:])
     levels = [0.0] * (U - 1)
