@@ -10,20 +10,39 @@ Built once per (p, q, k) by :func:`optimal_plan` and reused for every verificati
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .base import normalise_residual
+from .base import RESIDUAL_EPS
 from .optimal_levels import kinetic_levels as _kinetic_levels, region_levels
-from .range_max import RangeMax, range_max
+from .range_max import BLOCK, RangeMax, padded_size, range_max, range_max_of_blocks
 
-__all__ = ["OptimalPlan", "optimal_plan", "cut_values", "range_max_table", "NEGLIGIBLE_Q_MASS"]
+__all__ = ["OptimalPlan", "optimal_plan", "cut_values", "range_max_table", "NEGLIGIBLE_LAW_ERROR", "negligible_budget"]
 
-#: total q-mass of the smallest-q tokens merged at once into units (no sequential pass for them);
-#: a unit's selection mass moves by at most k times its negligible mass, so the acceptance loses at
-#: most 2 k * NEGLIGIBLE_Q_MASS against alpha* and the output law stays exactly p (docstring of optimal_plan)
-NEGLIGIBLE_Q_MASS = 1e-15
+#: bound on sum |q~_used - q~| from merging the smallest-q tokens at once into units (no sequential
+#: pass for them): their total q-mass is at most NEGLIGIBLE_LAW_ERROR / (2 k) (:func:`negligible_budget`),
+#: a unit's selection mass moves by at most k times its negligible mass, so the law used is within
+#: this of the exact q~ in total, the acceptance within half of it (2e-13) of alpha*, and the output
+#: law stays exactly p (docstring of optimal_plan)
+NEGLIGIBLE_LAW_ERROR = 4e-13
+
+
+def negligible_budget(k: int) -> float:
+    """Total q-mass of the smallest-q tokens that the plan merges at once for k drafts.
+
+    Parameters
+    ----------
+    k : int
+        Number of drafts (>= 1).
+
+    Returns
+    -------
+    float
+        ``NEGLIGIBLE_LAW_ERROR / (2 k)``: 1e-13 at k = 2. O(1).
+    """
+    return NEGLIGIBLE_LAW_ERROR / (2 * k)
 
 
 @dataclass(frozen=True)
@@ -55,7 +74,7 @@ class OptimalPlan:
         How far the raw levels of the sequential pass fell outside [0, 1] before clipping
         (round-off; a diagnostic, ~1e-15 in every case tested).
     merged_mass : float
-        q-mass of the tokens merged at once below resolution (<= NEGLIGIBLE_Q_MASS).
+        q-mass of the tokens merged at once as negligible (<= ``negligible_budget(k)``).
     """
 
     k: int
@@ -97,9 +116,11 @@ def cut_values(ps: np.ndarray, qs: np.ndarray, k: int, *, extended: bool = True)
 
     ``P_i + 1 - S_i^k`` with ``1 - S^k = U (1 + S + ... + S^{k-1})``, U the suffix sum of q
     (no cancellation near S = 1). Returns (P, S, U, poly, values). With ``extended`` the running
-    sums are accumulated in extended precision (``np.longdouble``): a float64 running sum of 150k
-    terms drifts by ~1e-13 (S_M + U_M - 1 was -1.1e-13 on a real-shaped law at n = 151,936), which
-    the plan cannot afford (its levels need sum q~ = 1); the rate alone can (float64, 5x faster).
+    sums are accurate to a few ulps (:func:`_running_sums`: float64 inside blocks of
+    :data:`_SUM_BLOCK`, the block offsets in ``np.longdouble``): a plain float64 running sum of
+    150k terms drifts by ~1e-13 (S_M + U_M - 1 was -1.1e-13 on a real-shaped law at n = 151,936),
+    which the plan cannot afford (its levels need sum q~ = 1); the rate alone can (plain float64).
+    O(M) (three running sums).
 
     Parameters
     ----------
@@ -108,22 +129,40 @@ def cut_values(ps: np.ndarray, qs: np.ndarray, k: int, *, extended: bool = True)
     k : int
         Number of drafts.
     extended : bool, optional
-        Accumulate the running sums in ``np.longdouble``.
+        Accumulate the running sums accurately (blocks with extended-precision offsets).
 
     Returns
     -------
     tuple of ndarray
         (P, S, U, poly, values), each of shape (..., M + 1).
     """
-    cumsum = _cumsum if extended else (lambda x: np.cumsum(x, axis=-1))
-    zero = np.zeros(ps.shape[:-1] + (1,))
-    P = np.concatenate([zero, cumsum(ps)], axis=-1)
-    S = np.concatenate([zero, cumsum(qs)], axis=-1)
-    U = np.concatenate([cumsum(qs[..., ::-1])[..., ::-1], zero], axis=-1)
-    poly = np.ones_like(S)
-    for _ in range(k - 1):
-        poly = poly * S + 1.0
-    return P, S, U, poly, P + U * poly
+    if extended:
+        P, S = _running_sums(ps), _running_sums(qs)
+        U = _running_sums(qs[..., ::-1])[..., ::-1]
+    else:
+        zero = np.zeros(ps.shape[:-1] + (1,))
+        P = np.concatenate([zero, np.cumsum(ps, axis=-1)], axis=-1)
+        S = np.concatenate([zero, np.cumsum(qs, axis=-1)], axis=-1)
+        U = np.concatenate([np.cumsum(qs[..., ::-1], axis=-1)[..., ::-1], zero], axis=-1)
+    poly, values = _cut_polynomial(P, S, U, k)
+    return P, S, U, poly, values
+
+
+def _cut_polynomial(P, S, U, k, poly=None, values=None):
+    """(poly, values): 1 + S + ... + S^(k-1) and P + U poly, into the given arrays when given."""
+    if k == 2:
+        poly = np.add(S, 1.0, out=poly)
+    else:
+        if poly is None:
+            poly = np.ones_like(S)
+        else:
+            poly.fill(1.0)
+        for _ in range(k - 1):
+            np.multiply(poly, S, out=poly)
+            poly += 1.0
+    values = np.multiply(U, poly, out=values)
+    values += P
+    return poly, values
 
 
 def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull") -> OptimalPlan:
@@ -149,18 +188,22 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull
     :math:`\sum_{i<k} b^i a^{k-1-i}` and slope differences come from the h formula, so no quantity
     is a difference of nearly equal cumulative masses. Tokens with equal density t = q~/q (the
     runs r <= mu in B and r >= lam in C, and ties) are one unit from the start (level 0, exact).
-    The smallest-q tokens, of total q-mass at most :data:`NEGLIGIBLE_Q_MASS`, are merged at once
-    with their left neighbour in the order into units whose density is the unit's average: a
-    unit's selection mass is unchanged, and each of its tokens moves by at most k times the
-    negligible mass in it (densities lie in [0, k]), so
-    :math:`\sum |\tilde q_{used} - \tilde q| \le 2k\,\cdot` NEGLIGIBLE_Q_MASS; ``q_tilde`` is
-    the law actually realised, so the output law is exactly p and the acceptance is
-    :math:`\alpha^*` to within that bound. Raw levels are clipped to [0, 1] (``level_excess``
-    records the round-off removed).
+    The smallest-q tokens, of total q-mass at most :func:`negligible_budget` (k) =
+    :data:`NEGLIGIBLE_LAW_ERROR` / (2k) (1e-13 at k = 2), are merged at once with their left
+    neighbour in the order into units whose density is the unit's average: a unit's selection mass
+    is unchanged, its non-negligible token (or run) moves by at most k times the negligible mass
+    Q_N in it and its negligible tokens by at most k Q_N together (densities lie in [0, k]), so
+    :math:`\sum |\tilde q_{used} - \tilde q| \le 2k \cdot` ``merged_mass`` :math:`\le`
+    NEGLIGIBLE_LAW_ERROR = 4e-13 for every k; ``q_tilde`` is the law actually realised, so the
+    output law is exactly p, and the acceptance :math:`\sum \min(p, \tilde q_{used})` is within
+    half that bound (k ``merged_mass`` :math:`\le` 2e-13; the two laws have the same total) of
+    :math:`\alpha^*`. Raw levels are clipped to [0, 1] (``level_excess`` records the round-off
+    removed).
 
     Cost: one sort O(n log n), vectorised passes O(n), the levels in O(n) per fan round plus a
     heap pass O(u log u) over the u units of blocks with several seeds (pure Python: the dominant
-    cost at T >= 0.6, see BENCHMARKS.md section 8), range maxima O(n).
+    cost at T = 1.0, see BENCHMARKS.md section 8.1), range maxima O(n); the large intermediates live
+    in per-thread work arrays reused across calls (:func:`_work`).
 
     Parameters
     ----------
@@ -184,53 +227,134 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull
     if levels_by not in ("hull", "heap"):
         raise ValueError(f"`levels_by` must be 'hull' or 'heap'; got {levels_by!r}.")
     n = p.shape[-1]
-    drafted = np.flatnonzero(q > 0)
-    r = p[drafted] / q[drafted]
-    order = drafted[np.argsort(r)]  # quicksort: ties in an order fixed by numpy (3x the stable sort's speed)
+    positive = q > 0
+    if positive.all():  # the usual case: no gather of the drafted tokens
+        # quicksort: ties in an order fixed by numpy (3x the stable sort's speed)
+        order = np.argsort(np.divide(p, q, out=_work("ratio", n)))
+        rank = np.empty(n, dtype=np.int64)
+    else:
+        drafted = np.flatnonzero(positive)
+        order = drafted[np.argsort(p[drafted] / q[drafted])]
+        rank = np.full(n, -1, dtype=np.int64)
     M = len(order)
-    rank = np.full(n, -1, dtype=np.int64)
-    rank[order] = np.arange(M)
-    ps, qs = p[order], q[order]
-    rs = ps / qs
-    P, S, U, poly, values = cut_values(ps, qs, k)
+    rank[order] = _arange(M)
+    ps, qs = np.take(p, order, out=_work("ps", M)), np.take(q, order, out=_work("qs", M))
+    rs = np.divide(ps, qs, out=_work("rs", M))
+    size = _sums_size(M)
+    P, S = _running_sums(ps, _work("P", size)), _running_sums(qs, _work("S", size))
+    U = _running_sums(qs[::-1], _work("U", size))[::-1]
+    poly, values = _cut_polynomial(P, S, U, k, _work("poly", M + 1), _work("values", M + 1))
     m = _exact_cut(ps, qs, S, values, k)
     alpha = float(np.clip(values[m], 0.0, 1.0))
     G_B = S[m] ** k
     G_C = U[m] * poly[m]
-    q_tilde = np.zeros(n)
+    qt_sorted = _work("qt", M)
+    t = _work("t", M)
     if k == 1:  # plain speculative sampling: the selected draft is the draft
         mu = lam = 1.0
-        t = np.ones(M)
+        t.fill(1.0)
+        qt_sorted[:] = qs
     else:
         mu = _level_B(rs[:m], S[: m + 1], P[: m + 1], G_B)
         lam = _level_C(rs[m:], U[m:], P[m:] - P[m], G_C)
-        t = np.concatenate([np.maximum(rs[:m], mu), np.minimum(rs[m:], lam)])
-    qt_sorted = np.concatenate([np.maximum(ps[:m], mu * qs[:m]), np.minimum(ps[m:], lam * qs[m:])]) if k > 1 else qs.copy()
-    gap_levels = np.zeros(max(M - 1, 0))
+        np.maximum(rs[:m], mu, out=t[:m])
+        np.minimum(rs[m:], lam, out=t[m:])
+        np.maximum(ps[:m], mu * qs[:m], out=qt_sorted[:m])
+        np.minimum(ps[m:], lam * qs[m:], out=qt_sorted[m:])
+    padded = np.zeros(padded_size(M - 1))  # the gap levels, laid out in the range-maximum blocks
+    gap_levels = padded[: max(M - 1, 0)]
     excess, merged = 0.0, 0.0
     if k > 1 and M > 1:
-        negligible = _negligible(qs)
+        negligible = _negligible(qs, negligible_budget(k))
         merged = float(qs[negligible].sum())
         for lo, hi in ((0, m), (m, M)):
             if hi - lo >= 1:
-                lv, ex, qt_sorted[lo:hi] = _region_levels(qs[lo:hi], qt_sorted[lo:hi], t[lo:hi], negligible[lo:hi],
-                                                          S[lo : hi + 1], U[lo : hi + 1], lo >= m, k, levels_by)
-                gap_levels[lo : hi - 1] = lv
+                ex = _region_levels(qs[lo:hi], qt_sorted[lo:hi], t[lo:hi], negligible[lo:hi], S[lo : hi + 1],
+                                    U[lo : hi + 1], lo >= m, k, levels_by, gap_levels[lo : hi - 1])
                 excess = max(excess, ex)
         if 0 < m < M:
             gap_levels[m - 1] = 1.0
+    q_tilde = np.zeros(n)
     q_tilde[order] = qt_sorted
-    accept_ratio = np.where(q_tilde > 0, np.minimum(1.0, p / np.where(q_tilde > 0, q_tilde, 1.0)), 0.0)
-    residual = normalise_residual(p - q_tilde, p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        accept_ratio = np.minimum(p / q_tilde, 1.0)  # p / 0 reads 1 (inf) or NaN (0 / 0): patched below
+    accept_ratio[q_tilde == 0] = 0.0
+    residual = np.subtract(p, q_tilde)
+    np.maximum(residual, 0.0, out=residual)
+    total = residual.sum()
+    if total > RESIDUAL_EPS:  # normalise_residual's rule for one row
+        residual /= total
+    else:
+        residual = p.copy()
     return OptimalPlan(k, n, order, rank, m, float(mu), float(lam), alpha, q_tilde, accept_ratio, residual,
-                       gap_levels, excess, merged, range_max_table(gap_levels))
+                       gap_levels, excess, merged, range_max_of_blocks(padded.reshape(-1, BLOCK)))
 
 
 # -- helpers ------------------------------------------------------------------------------------
 
-def _cumsum(x):
-    """Running sums along the last axis, accumulated in np.longdouble, returned as float64."""
-    return np.cumsum(x, axis=-1, dtype=np.longdouble).astype(np.float64)
+#: terms per block of :func:`_running_sums` (float64 inside a block, offsets in np.longdouble)
+_SUM_BLOCK = 16
+
+
+def _running_sums(x, out=None):
+    """Running sums along the last axis with a leading 0, shape (..., M + 1), to a few ulps.
+
+    1-D: float64 running sums inside blocks of :data:`_SUM_BLOCK` terms, the block totals
+    accumulated in ``np.longdouble`` and added once: the error of entry i is at most
+    ~2 eps |S_i| + 15 eps (the block's partial sum), against ~M eps |S_i| for a plain float64
+    running sum (1.8e-16 against 2.6e-13 at n = 151,936), at a third of the cost of a
+    longdouble running sum. ``out`` (1-D only): a float64 work array of at least
+    ``_SUM_BLOCK * ceil(M / _SUM_BLOCK) + 1`` entries to fill (the result is a view of it). Other
+    shapes: the longdouble running sum. O(M).
+    """
+    if x.ndim != 1:
+        zero = np.zeros(x.shape[:-1] + (1,))
+        return np.concatenate([zero, np.cumsum(x, axis=-1, dtype=np.longdouble).astype(np.float64)], axis=-1)
+    M = len(x)
+    nb = -(-M // _SUM_BLOCK)
+    local = np.empty(nb * _SUM_BLOCK + 1) if out is None else out[: nb * _SUM_BLOCK + 1]
+    local[0] = 0.0
+    local[1 : M + 1] = x
+    local[M + 1 :] = 0.0
+    body = local[1:].reshape(nb, _SUM_BLOCK)
+    np.cumsum(body, axis=1, out=body)
+    offsets = np.cumsum(body[:, -1], dtype=np.longdouble)[:-1].astype(np.float64)
+    body[1:] += offsets[:, None]
+    return local[: M + 1]
+
+
+def _sums_size(M: int) -> int:
+    """Entries of the work array :func:`_running_sums` needs for M terms."""
+    return -(-M // _SUM_BLOCK) * _SUM_BLOCK + 1
+
+
+_WORK = threading.local()
+
+
+def _work(name: str, size: int, dtype=np.float64) -> np.ndarray:
+    """A per-thread reusable work array of ``size`` entries (contents undefined).
+
+    Reusing the plan's large intermediates across calls spares page faults on fresh memory (glibc
+    hands freed arrays of this size back to the kernel): at n = 151,936, T = 0.3 the plan's passes
+    fault 4,700 times per plan without these arrays (~6 ms of system time on the benchmark
+    machine) and 1,470 times with them, mostly the arrays the plan keeps. Never handed out of the
+    module: every array a plan keeps is freshly allocated. ~15 MB per thread at that size. O(1)
+    (O(size) when a buffer grows).
+    """
+    pool = _WORK.__dict__
+    buf = pool.get(name)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = pool[name] = np.empty(max(size, 1), dtype=dtype)
+    return buf[:size]
+
+
+def _arange(M: int) -> np.ndarray:
+    """0, 1, ..., M - 1 (int64), from a per-thread cached array (read only by the caller)."""
+    pool = _WORK.__dict__
+    buf = pool.get("arange")
+    if buf is None or len(buf) < M:
+        buf = pool["arange"] = np.arange(M, dtype=np.int64)
+    return buf[:M]
 
 
 #: prefixes whose float64 cut value is within this of the minimum are compared exactly
@@ -250,8 +374,8 @@ def _exact_cut(ps, qs, S, values, k):
     if len(near) == 1:
         return j
     lo, hi = int(near[0]), int(near[-1])
-    dp = np.concatenate([[0.0], _cumsum(ps[lo:hi])])  # P_i - P_lo for i in [lo, hi]
-    dq = np.concatenate([[0.0], _cumsum(qs[lo:hi])])
+    dp = _running_sums(ps[lo:hi])  # P_i - P_lo for i in [lo, hi]
+    dq = _running_sums(qs[lo:hi])
     Si = S[lo : hi + 1]
     chord = np.zeros_like(Si)
     for l in range(k):
@@ -282,55 +406,70 @@ def _level_C(rs, U, Pc, G):
     return max(0.0, (G - Pc[j]) / U[j])
 
 
-def _negligible(qs):
-    """Mask of the smallest-q tokens whose total q-mass is <= NEGLIGIBLE_Q_MASS: every token with q
-    below a threshold tau, plus those at tau in index order while the budget lasts. O(n) but for
-    one sort of the candidates below the budget's largest possible member."""
-    small = qs <= NEGLIGIBLE_Q_MASS  # a larger token alone exceeds the budget
-    values = np.sort(qs[small])
-    count = int(np.searchsorted(np.cumsum(values), NEGLIGIBLE_Q_MASS, side="right"))
-    if count == 0:
-        return np.zeros(len(qs), dtype=bool)
-    tau = values[count - 1]
+#: bits of a float64 dropped to bin the negligible candidates: the exponent and 6 mantissa bits remain
+_BIN_SHIFT = 46
+
+
+def _negligible(qs, budget):
+    """Mask of the smallest-q tokens whose total q-mass is <= ``budget``: every token with q
+    below a threshold tau, plus those at tau in index order while the budget lasts. O(n): the
+    tokens are binned by the leading bits of their float64 pattern (exponent and 6 mantissa bits:
+    monotone in q > 0, no log), and only the bin where the running mass crosses the budget is
+    sorted."""
+    bins = qs.view(np.int64) >> _BIN_SHIFT  # bin of q: [bin << shift, (bin + 1) << shift) as bits
+    low = int(bins.min())
+    bins -= low
+    cum = np.cumsum(np.bincount(bins, weights=qs))
+    b = int(np.searchsorted(cum, budget, side="right"))  # the first bin whose running mass exceeds it
+    if b == len(cum):
+        return np.ones(len(qs), dtype=bool)
+    below = float(cum[b - 1]) if b > 0 else 0.0
+    inside = np.sort(qs[bins == b])
+    count_in = int(np.searchsorted(below + np.cumsum(inside), budget, side="right"))
+    if count_in == 0:  # the budget ends at the bin's lower edge
+        edge = np.array([(b + low) << _BIN_SHIFT], dtype=np.int64).view(np.float64)[0]
+        return qs < edge
+    tau = inside[count_in - 1]
     out = qs < tau
     at = np.flatnonzero(qs == tau)
-    out[at[: count - int(np.searchsorted(values, tau, side="left"))]] = True
+    out[at[: count_in - int(np.searchsorted(inside, tau, side="left"))]] = True
     return out
 
 
-def _region_levels(qs, qt, t, negligible, S, U, upper, k, levels_by):
-    """Gap levels inside one region (its tokens in sorted order), the raw-level excess, and the
-    realised q~ of its tokens (unit averages on merged units)."""
+def _region_levels(qs, qt, t, negligible, S, U, upper, k, levels_by, levels):
+    """Gap levels inside one region (its tokens in sorted order) written into ``levels`` (zeros,
+    one per gap), the realised q~ of its tokens written into ``qt`` (unit averages on merged units);
+    returns the raw-level excess. O(L) plus the levels of the units."""
     L = len(qs)
     # units: maximal runs of equal density, and a negligible token outside such a run joined to
     # its left neighbour (the first token of the region to its right one): a unit holds at most
     # one token or run of equal density that is not negligible
     equal = t[1:] == t[:-1]
-    in_run = np.append(equal, False)  # token i + 1 starts or continues a run with token i + 2
-    join = equal | (negligible[1:] & ~in_run[1:])
+    join = negligible[1:].copy()
+    join[:-1] &= ~equal[1:]  # token i + 1 joins its left neighbour unless it starts a run with i + 2
+    join |= equal
     if L > 1:
         join[0] |= negligible[0]
-    start = np.concatenate([[0], np.flatnonzero(~join) + 1])
+    start = np.flatnonzero(~join)
+    start += 1
+    start = np.concatenate([[0], start])
     Q = np.add.reduceat(qs, start)
     A = np.add.reduceat(qt, start)
-    unit_of = np.repeat(np.arange(len(start)), np.diff(np.append(start, L)))
-    merged_units = np.diff(np.append(start, L)) > 1
-    rho = A / Q
-    realised = np.where(merged_units[unit_of], qs * rho[unit_of], qt)
-    levels = np.zeros(max(L - 1, 0))
-    if len(start) > 1:
-        # boundaries: prefix sums in B, 1 - (suffix sums) in C; lower boundary of each unit
-        edges = (1.0 - U[np.append(start, L)]) if upper else S[np.append(start, L)]
-        if levels_by == "heap":
-            unit_levels = np.asarray(_kinetic_levels(Q.tolist(), A.tolist(), edges.tolist(), k))
-        else:
-            unit_levels = region_levels(Q, A, edges, k)
-        raw = unit_levels
-        excess = float(max(0.0, raw.max() - 1.0, -raw.min()))
-        levels[start[1:] - 1] = np.clip(raw, 0.0, 1.0)
+    sizes = np.diff(np.append(start, L))
+    if len(start) < L:  # some unit holds several tokens: they realise its average density
+        realised = np.repeat(A / Q, sizes)
+        realised *= qs
+        np.copyto(qt, realised, where=np.repeat(sizes > 1, sizes))
+    if len(start) == 1:
+        return 0.0
+    # boundaries: prefix sums in B, 1 - (suffix sums) in C; lower boundary of each unit
+    edges = (1.0 - U[np.append(start, L)]) if upper else S[np.append(start, L)]
+    if levels_by == "heap":
+        raw = np.asarray(_kinetic_levels(Q.tolist(), A.tolist(), edges.tolist(), k))
     else:
-        excess = 0.0
-    return levels, excess, realised
+        raw = region_levels(Q, A, edges, k)
+    levels[start[1:] - 1] = np.clip(raw, 0.0, 1.0)
+    return float(max(0.0, raw.max() - 1.0, -raw.min()))
 
 
 def range_max_table(levels) -> RangeMax:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["RangeMax", "range_max", "BLOCK"]
+__all__ = ["RangeMax", "range_max", "range_max_of_blocks", "padded_size", "BLOCK"]
 
 #: values per block (a query scans at most two blocks)
 BLOCK = 16
@@ -95,9 +95,43 @@ def range_max(values) -> RangeMax:
         The structure; ``query(lo, hi)`` gives max(values[lo:hi]).
     """
     values = np.asarray(values, dtype=np.float64)
-    nb = max(1, -(-len(values) // BLOCK))
-    blocks = np.zeros((nb, BLOCK))
-    blocks.ravel()[: len(values)] = values
+    blocks = np.zeros(padded_size(len(values)))
+    blocks[: len(values)] = values
+    return range_max_of_blocks(blocks.reshape(-1, BLOCK))
+
+
+def padded_size(L: int) -> int:
+    """Count the entries of the zero-padded block layout of L values (a multiple of BLOCK, >= BLOCK).
+
+    Parameters
+    ----------
+    L : int
+        Number of values.
+
+    Returns
+    -------
+    int
+        ``BLOCK * max(1, ceil(L / BLOCK))``. O(1).
+    """
+    return BLOCK * max(1, -(-L // BLOCK))
+
+
+def range_max_of_blocks(blocks: np.ndarray) -> RangeMax:
+    """Build the structure over values already laid out in blocks (no copy: ``blocks`` is kept).
+
+    Parameters
+    ----------
+    blocks : ndarray of float64, shape (nb, BLOCK)
+        The values (>= 0) row by row, zero past the last one; a caller that fills a flat array of
+        :func:`padded_size` entries and views its first L as the values spares :func:`range_max`'s
+        copy.
+
+    Returns
+    -------
+    RangeMax
+        The structure; O(nb * BLOCK) to build (one row maximum and a sparse table over nb values).
+    """
+    nb = len(blocks)
     rows = [blocks.max(axis=1)]
     span = 1
     while 2 * span <= nb:
