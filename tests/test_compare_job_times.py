@@ -5,10 +5,10 @@ import pytest
 from device_scripts import device_module
 
 
-def _log(path, jobs):
+def _log(path, jobs, peak=""):
     lines = ["[05:00:00] run_experiment_qwen.sh budget 520s"]
     for i, (w, job, s) in enumerate(jobs):
-        lines.append(f"[05:00:{i:02d}] worker {w} job {i} {job!r} {s:.1f}s")
+        lines.append(f"[05:00:{i:02d}] worker {w} job {i} {job!r} {s:.1f}s{peak}")
     path.write_text("\n".join(lines) + "\n")
     return str(path)
 
@@ -18,7 +18,8 @@ def test_ratio_over_the_cells_both_logs_hold(tmp_path):
     cell = {"T": 0.6, "tree": "2^4", "method": "spechub", "seed": 0, "shard": 0}
     before = _log(tmp_path / "a.log", [(0, cell, 40.0), (1, {**cell, "shard": 1}, 44.0), (2, {**cell, "nodes": True}, 99.0),
                                        (0, {**cell, "method": "rrs"}, 30.0)])
-    after = _log(tmp_path / "b.log", [(0, cell, 14.0), (1, {**cell, "shard": 1}, 14.0), (0, {**cell, "tree": "2^5"}, 20.0)])
+    after = _log(tmp_path / "b.log", [(0, cell, 14.0), (1, {**cell, "shard": 1}, 14.0), (0, {**cell, "tree": "2^5"}, 20.0)],
+                 peak=" peak 19.7 GiB")  # the driver's job lines on CUDA end with the job's peak GPU memory
     (b, wb), (a, wa) = cmp.job_seconds([before]), cmp.job_seconds([after])
     assert b[(0.6, "2^4", "spechub")] == [40.0, 44.0] and wb == 2 and wa == 2  # the node job is left out
     text = cmp.table(b, a, (wb, wa))

@@ -18,7 +18,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-LINE = re.compile(r"worker (\d+) job \d+ (\{.*\}) ([0-9.]+)s\s*$")
+LINE = re.compile(r"worker (\d+) job \d+ (\{.*\}) ([0-9.]+)s(?: peak [0-9.]+ GiB)?\s*$")
 
 
 def job_seconds(paths) -> tuple[dict, int]:

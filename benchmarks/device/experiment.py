@@ -134,7 +134,20 @@ def worker(rank: int, args, jobs, deadline: float, queue=None):
             print(f"[{time.strftime('%H:%M:%S')}] worker {rank} job {i} {job} FAILED:\n{traceback.format_exc()}", flush=True)
             continue
         longest = max(longest, time.time() - t0)
-        print(f"[{time.strftime('%H:%M:%S')}] worker {rank} job {i} {job} {time.time() - t0:.1f}s", flush=True)
+        print(f"[{time.strftime('%H:%M:%S')}] worker {rank} job {i} {job} {time.time() - t0:.1f}s{_peak_memory()}", flush=True)
+
+
+def _peak_memory() -> str:
+    """`` peak X GiB``: this process's most allocated GPU memory since the last call (a job's footprint,
+    workspaces and CUDA-graph pools included), then reset; empty off CUDA. Six fast-runtime workers of
+    ~20 GiB each ran an H200 out of memory on 2026-12-02 (BENCHMARKS.md §10.1), so the log shows it."""
+    import torch
+
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return ""
+    peak = torch.cuda.max_memory_allocated() / 2**30
+    torch.cuda.reset_peak_memory_stats()
+    return f" peak {peak:.1f} GiB"
 
 
 def run_job(pair, job: dict, args, types: dict) -> None:

@@ -224,6 +224,6 @@ def test_report_gives_each_committed_pair_its_own_figure(tmp_path):
         rows = read_csv(tmp_path / Path(part.figure["csv"]).name)
         measured = [r for r in rows if r["kind"] == "measured"]
         assert {r["source"] for r in measured} == {"T = 0.6", "T = 1"}
-        verifiers = {"single", "block", "traversal", "optimal"} if "qwen" in part.name else set()  # results/h200/verifiers/qwen
+        verifiers = {"single", "block", "traversal", "optimal"}  # results/h200/verifiers/{qwen,smollm2}
         assert {r["method"] for r in measured} == {"spechub", "rrs", "rrs_wor"} | verifiers
         assert all(float(r["low"]) <= float(r["value"]) <= float(r["high"]) for r in measured)
