@@ -20,7 +20,8 @@ the eager reference; no per-step host copy of the laws) and write compact record
 node jobs (``--node-shards``) are the cells of ``--node-tree`` x ``--node-method`` at seed 0 walked
 with ``experiment_nodes.NodeCapture`` (rates of every method and both optima at every verified node,
 computed on the device). Workers take jobs from one shared queue in priority order
-(``--first-trees`` go first at every temperature). Trees and methods are parameters
+(``--first-trees`` go first at every temperature), each preferring the remaining shards of its last
+cell, whose workspace (static caches, CUDA graphs) it already holds. Trees and methods are parameters
 (``--binary-trees``/``--binary-methods``, ``--ternary-trees``/``--ternary-methods``,
 ``--chain-trees``/``--chain-methods`` for chain-1..chain-5, off by default, ``--seed-methods``):
 any name ``spechub decode`` knows (``block`` on chains only). With
@@ -102,9 +103,46 @@ def job_dir(out: Path, job: dict) -> Path:
     return out / "runs" / f"T{job['T']}" / job["tree"].replace("^", "p") / method / f"seed{job['seed']}" / f"shard{job['shard']}"
 
 
+def workspace_key(job: dict) -> tuple:
+    """What decides a job's fast-runtime workspace (its static caches and CUDA graphs): temperature,
+    tree, method and whether it is a node job; jobs with one key reuse one worker's captured graphs."""
+    return float(job["T"]), job["tree"], job["method"], bool(job.get("nodes"))
+
+
+def next_job(claimed, jobs: list, last) -> int | None:
+    """Claim the job a worker takes next: the first unclaimed job with workspace key ``last`` (the
+    worker's previous job's, so its graphs are replayed instead of captured again), else the first
+    unclaimed one (priority order). O(len(jobs)) under the lock of ``claimed``.
+
+    Parameters
+    ----------
+    claimed : multiprocessing.Array of bytes, or a list of int
+        One flag per job, shared by the workers; set here for the job returned.
+    jobs : list of dict
+        The plan, in priority order.
+    last : tuple or None
+        :func:`workspace_key` of the worker's previous job (None for its first).
+
+    Returns
+    -------
+    int or None
+        The claimed job's index; None when every job is claimed.
+    """
+    from contextlib import nullcontext
+
+    with claimed.get_lock() if hasattr(claimed, "get_lock") else nullcontext():
+        free = [i for i in range(len(jobs)) if not claimed[i]]
+        if not free:
+            return None
+        i = next((j for j in free if workspace_key(jobs[j]) == last), free[0])
+        claimed[i] = 1
+        return i
+
+
 def worker(rank: int, args, jobs, deadline: float, queue=None):
-    """Load the pair once, then take jobs while time remains: the next one from the shared counter
-    ``queue`` (a ``multiprocessing.Value``), or every ``workers``-th job without one."""
+    """Load the pair once, then take jobs while time remains: from the shared claim flags ``queue``
+    (a ``multiprocessing.Array``, :func:`next_job`: shards of the worker's last cell first, then
+    priority order), or every ``workers``-th job without one."""
     import torch
 
     from empirical.models import load_pair
@@ -114,17 +152,15 @@ def worker(rank: int, args, jobs, deadline: float, queue=None):
     types = prompt_types(args.prompts, args.num_prompts)
     longest = 0.0  # a job is not started when the longest so far would overrun the deadline
     mine = iter(range(rank, len(jobs), args.workers))
+    last = None
     while True:
         if time.time() + longest > deadline:
             break
-        if queue is None:
-            i = next(mine, None)
-        else:
-            with queue.get_lock():
-                i, queue.value = queue.value, queue.value + 1
+        i = next(mine, None) if queue is None else next_job(queue, jobs, last)
         if i is None or i >= len(jobs):
             break
         job = jobs[i]
+        last = workspace_key(job)
         t0 = time.time()
         try:
             run_job(pair, job, args, types)
@@ -500,7 +536,7 @@ def main(argv=None):
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
-        queue = ctx.Value("i", 0)
+        queue = ctx.Array("b", len(jobs))  # claim flags: a worker keeps to its cell's shards (next_job)
         procs = [ctx.Process(target=worker, args=(r, args, jobs, deadline, queue)) for r in range(args.workers)]
         for p in procs:
             p.start()

@@ -60,3 +60,22 @@ def test_merge_keeps_earlier_records_and_adds_new_ones(experiment, tmp_path):
     assert run["tokens_per_step"]["value"] == pytest.approx(3 / 2) and run["prompts"] == 1
     assert experiment.read_records(tmp_path / "experiment_records.jsonl.gz") == merged
     assert experiment.read_records(None) == [] and experiment.read_records(tmp_path / "missing.gz") == []
+
+
+def test_a_worker_keeps_to_its_cells_shards_then_follows_the_priority_order(experiment):
+    """next_job: the remaining shards of the worker's last cell first (its workspace and CUDA graphs
+    are reused), else the first unclaimed job; every job is handed out exactly once."""
+    import multiprocessing as mp
+
+    cell = {"T": 0.6, "tree": "2^4", "method": "rrs", "seed": 0}
+    jobs = [{**cell, "shard": s} for s in range(3)] + [{**cell, "method": "spechub", "shard": s} for s in range(2)]
+    claimed = mp.get_context("spawn").Array("b", len(jobs))
+    a = experiment.next_job(claimed, jobs, None)  # worker A: priority order
+    b = experiment.next_job(claimed, jobs, None)  # worker B: the next one
+    assert (a, b) == (0, 1)
+    spechub = experiment.workspace_key(jobs[3])
+    assert experiment.next_job(claimed, jobs, spechub) == 3  # a worker holding spechub's workspace skips ahead
+    assert experiment.next_job(claimed, jobs, experiment.workspace_key(jobs[0])) == 2  # A: its cell's last shard
+    assert experiment.next_job(claimed, jobs, experiment.workspace_key(jobs[0])) == 4  # none left there: priority
+    assert experiment.next_job(claimed, jobs, None) is None and list(claimed) == [1] * len(jobs)
+    assert experiment.workspace_key({**cell, "nodes": True}) != experiment.workspace_key(cell)
