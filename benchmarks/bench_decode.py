@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a sourc
 from empirical.decode_types import AR, Sampling  # noqa: E402
 from empirical.decoder import decode_batch  # noqa: E402
 from empirical.fast_decoder import decode_batch_fast  # noqa: E402
-from empirical.fast_workspace import COMPILE_VERIFY_ENV, capture_failures  # noqa: E402
+from empirical.fast_workspace import COMPILE_FORWARD_ENV, COMPILE_VERIFY_ENV, capture_failures  # noqa: E402
 from empirical.metadata import run_metadata  # noqa: E402
 from empirical.prompts import encode_prompt, load_prompts  # noqa: E402
 from empirical.timing import synchronize  # noqa: E402
@@ -101,12 +101,17 @@ def _jobs(args, pair, sampling, batches, width: int):
     full, short = args.max_new_tokens, min(8, args.max_new_tokens)
     for b in batches:
         yield b, "ar [fast]", _ours(pair, None, AR, sampling, full, "fast"), full, None
+        if args.compile_forward:  # the model pieces through torch.compile, then graphed
+            yield b, "ar [fast, compiled forwards]", _ours(pair, None, AR, sampling, full, "fast", forward_backend=args.compile_forward), full, None
         for t in trees:
             for m in methods:
                 yield b, f"tree {t} {m} [fast]", _ours(pair, t, m, sampling, full, "fast"), full, None
                 if args.compile_verify:  # the same run with the verification piece through torch.compile
                     yield (b, f"tree {t} {m} [fast, compiled verify]",
                            _ours(pair, t, m, sampling, full, "fast", compile_backend=args.compile_verify), full, None)
+                if args.compile_forward:
+                    yield (b, f"tree {t} {m} [fast, compiled forwards]",
+                           _ours(pair, t, m, sampling, full, "fast", forward_backend=args.compile_forward), full, None)
     yield batches[0], "check: graphs vs eager pieces", _check(pair, trees[0], methods[0], sampling, full), None, 1
     for b in batches:  # the eager reference on the first group (for the fast / eager ratio)
         yield b, "ar [eager]", _ours(pair, None, AR, sampling, full, "eager"), short, 1
@@ -121,12 +126,14 @@ def _jobs(args, pair, sampling, batches, width: int):
         yield b, "generate() static cache + compile", _hf(pair, sampling, full, "static", width), full, 1
 
 
-def _ours(pair, tree, method, sampling, max_new_tokens, runtime, *, compile_backend=None):
+def _ours(pair, tree, method, sampling, max_new_tokens, runtime, *, compile_backend=None, forward_backend=None):
     """A job decoding a group with our decoder (fast path or eager reference; ``compile_backend``:
-    the fast path's verification piece through ``torch.compile`` with that backend)."""
+    the fast path's verification piece through ``torch.compile`` with that backend;
+    ``forward_backend``: its model pieces likewise)."""
     def job(ids, rngs, budget):
         kw = dict(tree=tree, method=method, sampling=sampling, max_new_tokens=budget or max_new_tokens, rngs=rngs)
-        with patch.dict(os.environ, {COMPILE_VERIFY_ENV: compile_backend or "0"}):  # restored after the run
+        env = {COMPILE_VERIFY_ENV: compile_backend or "0", COMPILE_FORWARD_ENV: forward_backend or "0"}
+        with patch.dict(os.environ, env):  # restored after the run
             synchronize(pair.device)
             t0 = time.perf_counter()
             out = decode_batch_fast(pair, ids, **kw) if runtime == "fast" else decode_batch(pair, ids, **kw)
@@ -317,6 +324,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--compile-verify", default=None, metavar="BACKEND",
                    help="also run every tree method with the verification piece through torch.compile(backend=BACKEND), "
                         "e.g. inductor (CUDA) or eager (a dry run): rows '[fast, compiled verify]'")
+    p.add_argument("--compile-forward", default=None, metavar="BACKEND",
+                   help="also run ar and every tree method with each draft level and the target forward through "
+                        "torch.compile(backend=BACKEND) before graph capture: rows '[fast, compiled forwards]'")
     p.add_argument("--batch-sizes", default="1,16")
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--top-p", type=float, default=1.0)

@@ -22,11 +22,14 @@ from .sequence_torch import SEQUENCE_TORCH_METHODS, TreeRulePlan
 from .static_cache import StaticKV
 from .vocab import check_finite
 
-__all__ = ["Workspace", "workspace_for", "capture_failures", "clear_workspaces", "COMPILE_VERIFY_ENV", "verify_backend"]
+__all__ = ["Workspace", "workspace_for", "capture_failures", "clear_workspaces", "COMPILE_VERIFY_ENV",
+           "COMPILE_FORWARD_ENV", "compile_backend", "verify_backend", "forward_backend"]
 
 #: environment variable: a ``torch.compile`` backend for the verification piece (``1`` = inductor;
 #: unset or ``0``: not compiled). An experiment for fusing the rules' full-vocabulary passes on CUDA.
 COMPILE_VERIFY_ENV = "SPECHUB_COMPILE_VERIFY"
+#: a torch.compile backend for the model pieces (forward_backend)
+COMPILE_FORWARD_ENV = "SPECHUB_COMPILE_FORWARD"
 
 #: cached workspaces (buffers and captured graphs), most recent last
 _CACHE: OrderedDict = OrderedDict()
@@ -65,7 +68,8 @@ def workspace_for(pair, tree, method: str, sampling, rows: int, tokens: int, *, 
     Workspace
         A cached or a new workspace at least ``tokens + tree.size + 4`` columns wide.
     """
-    key = (id(pair.target), id(pair.draft), tuple(tree.parents), method, sampling, int(rows), bool(graphs), verify_backend())
+    key = (id(pair.target), id(pair.draft), tuple(tree.parents), method, sampling, int(rows), bool(graphs), verify_backend(),
+           forward_backend())
     need = int(tokens) + tree.size + 4
     cuda = getattr(pair.device, "type", str(pair.device)) == "cuda"
     for k, space in _CACHE.items():
@@ -79,8 +83,13 @@ def workspace_for(pair, tree, method: str, sampling, rows: int, tokens: int, *, 
     return space
 
 
-def verify_backend():
-    """The ``torch.compile`` backend of the verification piece, from ``$SPECHUB_COMPILE_VERIFY``.
+def compile_backend(env: str):
+    """The ``torch.compile`` backend named by the environment variable ``env``.
+
+    Parameters
+    ----------
+    env : str
+        :data:`COMPILE_VERIFY_ENV` or :data:`COMPILE_FORWARD_ENV`.
 
     Returns
     -------
@@ -88,8 +97,34 @@ def verify_backend():
         None (not compiled: the variable unset, empty or ``0``), ``"inductor"`` for ``1``, else
         the variable's value (e.g. ``eager``, which compiles the graph capture without code generation).
     """
-    raw = os.environ.get(COMPILE_VERIFY_ENV, "").strip()
+    raw = os.environ.get(env, "").strip()
     return None if raw in ("", "0") else "inductor" if raw == "1" else raw
+
+
+def verify_backend():
+    """The ``torch.compile`` backend of the verification piece, from ``$SPECHUB_COMPILE_VERIFY``.
+
+    Returns
+    -------
+    str or None
+        As :func:`compile_backend`.
+    """
+    return compile_backend(COMPILE_VERIFY_ENV)
+
+
+def forward_backend():
+    """The ``torch.compile`` backend of the model pieces, from ``$SPECHUB_COMPILE_FORWARD``.
+
+    The model pieces are each draft level and the target's tree forward, with their masks and laws.
+    Inside a piece the compiled code is then captured as a CUDA graph like any other: fused kernels
+    (normalisation, rotary embedding, activations, the laws) replayed in one launch.
+
+    Returns
+    -------
+    str or None
+        As :func:`compile_backend`.
+    """
+    return compile_backend(COMPILE_FORWARD_ENV)
 
 
 @lru_cache(maxsize=None)
@@ -149,6 +184,7 @@ class Workspace:
         self.sequence = method in SEQUENCE_TORCH_METHODS  # one tree rule (block, traversal), not a walk
         self.draft_law = draft_method(method)  # the node method whose drafts the levels sample
         self.compile_backend = verify_backend()
+        self.forward_backend = forward_backend()
         self.layout = (UniformLayout.for_sequence if self.sequence else UniformLayout.of)(tree, self.branching)
         D, dev = len(self.branching), self.device
         self.vocab = getattr(pair, "vocab", None)
@@ -189,12 +225,22 @@ class Workspace:
         self.tallied = np.zeros((2, 3))  # host running tally: target, draft x (sum, max, laws)
         make = partial(Graphed, device=dev, enabled=graphs)
         self.pieces = {
-            "draft": [make(partial(self._draft_level, d), name=f"draft level {d}") for d in range(D)],
-            "target": [make(self._target, name="target")],
+            "draft": [make(self._model_piece(partial(self._draft_level, d)), name=f"draft level {d}") for d in range(D)],
+            "target": [make(self._model_piece(self._target), name="target")],
             "verify": [make(self._verify, name="verify")],
             "cache": [make(self._gather, name="cache gather"), make(self._scatter, name="cache scatter")],
         }
         self.clock = StepClock(dev)
+
+    def _model_piece(self, fn):
+        """``fn`` through ``torch.compile`` with :attr:`forward_backend` (unchanged when it is None)."""
+        if self.forward_backend is None:
+            return fn
+        import torch
+
+        def piece():
+            fn()
+        return torch.compile(piece, backend=self.forward_backend, dynamic=False)
 
     @property
     def notes(self) -> list:

@@ -8,7 +8,6 @@ attention, and padding columns hidden); :func:`gather_cache` keeps chosen rows a
 
 from __future__ import annotations
 
-import functools
 import inspect
 
 __all__ = ["forward_block", "new_cache", "gather_cache"]
@@ -96,12 +95,15 @@ def gather_cache(cache, rows, columns) -> None:
         cache.key_cache[i], cache.value_cache[i] = take(cache.key_cache[i]), take(cache.value_cache[i])
 
 
+#: model class -> name of its forward's cache argument (a plain dict: torch.compile traces a lookup
+#: in it as a constant, where it would trace through an lru_cache wrapper)
+_CACHE_KWARG: dict = {}
+
+
 def _cache_kwarg(model) -> str:
     """Name of the cache argument of ``model.forward``: ``cache`` (transformers >= 5.2x) or
     ``past_key_values`` (earlier)."""
-    return _cache_kwarg_of(type(model))
-
-
-@functools.lru_cache(maxsize=None)
-def _cache_kwarg_of(cls) -> str:
-    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
+    cls = type(model)
+    if cls not in _CACHE_KWARG:
+        _CACHE_KWARG[cls] = "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
+    return _CACHE_KWARG[cls]

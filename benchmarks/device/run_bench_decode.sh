@@ -14,7 +14,8 @@
 # log goes to $OUT/bench_decode_<pair>.log. A failing baseline is recorded as an error, the rest run.
 # Environment overrides (for a dry run on a CPU): TARGET, DRAFT, DEVICE, BATCHES, TREES, METHODS,
 # NUM_PROMPTS, NEW_TOKENS, TEMPERATURE, HF_GROUPS, COMPILE_VERIFY (a torch.compile backend: extra rows with the
-# verification piece compiled, e.g. inductor).
+# verification piece compiled, e.g. inductor), COMPILE_FORWARD (likewise for the model pieces: extra
+# ar and tree rows with each draft level and the target forward compiled, then graphed).
 set -u
 pair=${1:-}
 budget=${2:-240}
@@ -33,7 +34,8 @@ echo "[$(date -u +%FT%TZ)] run_bench_decode.sh $pair budget ${budget}s" | tee "$
 timeout -k 5 $(( budget + 60 )) python3 benchmarks/bench_decode.py --pair "$pair" --target "$target" --draft "$draft" \
   --device "${DEVICE:-cuda}" --batch-sizes "${BATCHES:-1,16}" --trees "${TREES:-2^4}" --methods "${METHODS:-spechub,rrs,rrs_wor,traversal}" \
   --num-prompts "${NUM_PROMPTS:-4}" --max-new-tokens "${NEW_TOKENS:-128}" --temperature "${TEMPERATURE:-0.6}" \
-  --hf-groups "${HF_GROUPS:-2}" --time-budget-s "$budget" --out-dir "$out" ${COMPILE_VERIFY:+--compile-verify "$COMPILE_VERIFY"} 2>&1 \
+  --hf-groups "${HF_GROUPS:-2}" --time-budget-s "$budget" --out-dir "$out" ${COMPILE_VERIFY:+--compile-verify "$COMPILE_VERIFY"} \
+  ${COMPILE_FORWARD:+--compile-forward "$COMPILE_FORWARD"} 2>&1 \
   | grep --line-buffered -v -e "Loading weights" -e "it/s]" -e "Converting and de-quantizing" | tee -a "$log"
 echo "bench_decode.py exited with ${PIPESTATUS[0]}" | tee -a "$log"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv >> "$log"

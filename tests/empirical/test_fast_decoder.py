@@ -94,6 +94,24 @@ def test_block_on_a_tree_is_refused_on_the_fast_path(pair):
         decode_batch_fast(pair, PROMPTS, tree="2^2", method="block", rngs=_rngs(1), max_new_tokens=4)
 
 
+@pytest.mark.parametrize("tree, method", [(None, "ar"), ("2^2", "rrs")])
+def test_compiled_model_pieces_emit_the_same_tokens(pair, monkeypatch, tree, method):
+    """``$SPECHUB_COMPILE_FORWARD``: each draft level and the target's tree forward through
+    ``torch.compile`` (the ``eager`` backend: dynamo's graph capture, no compiler needed)."""
+    from empirical.fast_workspace import COMPILE_FORWARD_ENV, clear_workspaces, forward_backend
+
+    plain = decode_batch_fast(pair, PROMPTS, tree=tree, method=method, rngs=_rngs(5), max_new_tokens=10)
+    monkeypatch.setenv(COMPILE_FORWARD_ENV, "eager")
+    assert forward_backend() == "eager"
+    compiled = decode_batch_fast(pair, PROMPTS, tree=tree, method=method, rngs=_rngs(5), max_new_tokens=10)
+    assert [r.tokens for r in compiled] == [r.tokens for r in plain]
+    clear_workspaces()
+    monkeypatch.setenv(COMPILE_FORWARD_ENV, "1")
+    assert forward_backend() == "inductor"
+    monkeypatch.delenv(COMPILE_FORWARD_ENV)
+    assert forward_backend() is None
+
+
 @pytest.mark.parametrize("tree, method", [("2^3", "spechub"), ("2^2", "traversal")])
 def test_compiled_verification_piece_emits_the_same_tokens(pair, monkeypatch, tree, method):
     """``$SPECHUB_COMPILE_VERIFY``: the verification piece through ``torch.compile`` (here the
