@@ -132,9 +132,37 @@ def _walks(backend):
     """(device_walk, sequence_walk), compiled with ``backend`` unless it is None."""
     if backend is None:
         return device_walk, sequence_walk
-    import torch
+    return tuple(compiled(fn, backend) for fn in (device_walk, sequence_walk))
 
-    return tuple(torch.compile(fn, backend=backend, dynamic=False) for fn in (device_walk, sequence_walk))
+
+#: compilations allowed per compiled function: one per workspace shape (tree, rows, width) it serves
+RECOMPILE_LIMIT = 256
+
+
+def compiled(fn, backend: str):
+    """``torch.compile(fn, backend=backend, dynamic=False)``, with dynamo's recompile limit raised.
+
+    One compiled function serves every workspace of its kind, and each new shape is one more
+    compilation; past dynamo's default limit (8) it would silently run ``fn`` uncompiled, which
+    would make a compiled row of the benchmark measure the eager code.
+
+    Parameters
+    ----------
+    fn : callable
+    backend : str
+        A ``torch.compile`` backend (``inductor``, ``eager``, ...).
+
+    Returns
+    -------
+    callable
+    """
+    import torch
+    import torch._dynamo.config as config
+
+    for name in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit", "accumulated_recompile_limit"):
+        if hasattr(config, name):
+            setattr(config, name, max(getattr(config, name), RECOMPILE_LIMIT))
+    return torch.compile(fn, backend=backend, dynamic=False)
 
 
 def capture_failures() -> list:
@@ -236,11 +264,10 @@ class Workspace:
         """``fn`` through ``torch.compile`` with :attr:`forward_backend` (unchanged when it is None)."""
         if self.forward_backend is None:
             return fn
-        import torch
 
         def piece():
             fn()
-        return torch.compile(piece, backend=self.forward_backend, dynamic=False)
+        return compiled(piece, self.forward_backend)
 
     @property
     def notes(self) -> list:

@@ -127,3 +127,15 @@ def test_compiled_verification_piece_emits_the_same_tokens(pair, monkeypatch, tr
     assert verify_backend() == "inductor"
     monkeypatch.setenv(COMPILE_VERIFY_ENV, "0")
     assert verify_backend() is None
+
+
+def test_compiled_pieces_may_recompile_for_every_workspace_shape():
+    """A compiled piece serves every workspace shape: dynamo's recompile limit (8 by default) is raised,
+    so a compiled benchmark row never silently falls back to the uncompiled code."""
+    import torch._dynamo.config as config
+
+    from empirical.fast_workspace import RECOMPILE_LIMIT, compiled
+
+    fn = compiled(lambda: None, "eager")
+    assert callable(fn)
+    assert getattr(config, "recompile_limit", getattr(config, "cache_size_limit", 0)) >= RECOMPILE_LIMIT
