@@ -230,6 +230,7 @@ def run_job(pair, job: dict, args, types: dict) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] job {job}: the fast runtime failed ({type(exc).__name__}: "
               f"{' '.join(str(exc).split())[:200]}); decoding it on the eager path", flush=True)
         results = decode("eager", seeded())
+    _log_capture_failures(job)
     offset = job["shard"] * args.shard_size
     if job.get("nodes"):
         save_nodes(capture, folder / "nodes.npz", offset=offset, types=types)
@@ -239,6 +240,20 @@ def run_job(pair, job: dict, args, types: dict) -> None:
     tmp = folder / "compact.jsonl.tmp"
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.replace(tmp, folder / "compact.jsonl")
+
+
+_REPORTED: set = set()
+
+
+def _log_capture_failures(job: dict) -> None:
+    """Log, once per worker and reason, the fast-runtime pieces that could not be captured as CUDA
+    graphs (they ran eagerly: a job's verify or forward times then measure eager code)."""
+    from empirical.fast_workspace import capture_failures
+
+    for note in capture_failures():
+        if note not in _REPORTED:
+            _REPORTED.add(note)
+            print(f"[{time.strftime('%H:%M:%S')}] job {job}: a piece runs eagerly (not captured): {note}", flush=True)
 
 
 def _device_path() -> None:
