@@ -22,7 +22,8 @@ from .sequence_torch import SEQUENCE_TORCH_METHODS, TreeRulePlan
 from .static_cache import StaticKV
 from .vocab import check_finite
 
-__all__ = ["Workspace", "workspace_for", "capture_failures", "clear_workspaces", "COMPILE_VERIFY_ENV",
+__all__ = ["Workspace", "workspace_for", "capture_failures", "clear_workspaces", "cached_workspaces", "WORKSPACES_ENV",
+           "COMPILE_VERIFY_ENV",
            "COMPILE_FORWARD_ENV", "compile_backend", "verify_backend", "forward_backend"]
 
 #: environment variable: a ``torch.compile`` backend for the verification piece (``1`` = inductor;
@@ -33,15 +34,37 @@ COMPILE_FORWARD_ENV = "SPECHUB_COMPILE_FORWARD"
 
 #: cached workspaces (buffers and captured graphs), most recent last
 _CACHE: OrderedDict = OrderedDict()
-_CACHE_SIZE = 2
+#: how many workspaces stay cached (``$SPECHUB_WORKSPACES``, default 2): each holds its static caches,
+#: laws buffers and CUDA-graph pools (~20 GiB per SmolLM2 sweep worker at batch 25 with 2, 2026-12-02)
+WORKSPACES_ENV = "SPECHUB_WORKSPACES"
+
+
+def cached_workspaces() -> int:
+    """How many workspaces :func:`workspace_for` keeps, from ``$SPECHUB_WORKSPACES`` (default 2).
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Raises
+    ------
+    ValueError
+        The variable is not a positive integer.
+    """
+    raw = os.environ.get(WORKSPACES_ENV, "").strip() or "2"
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"${WORKSPACES_ENV} must be a positive integer; got {raw!r}.")
+    return int(raw)
 
 
 def workspace_for(pair, tree, method: str, sampling, rows: int, tokens: int, *, graphs: bool = True) -> "Workspace":
     """A :class:`Workspace` for ``rows`` rows of at most ``tokens`` tokens, reused when possible.
 
     Reused from the last calls when one with the same pair, tree, method, sampling and rows is
-    wide enough (its CUDA graphs are then replayed, not captured again); the two most recent are
-    kept. Width: on CUDA the next power of two >= tokens + tree size + 4, at least 256 (few
+    wide enough (its CUDA graphs are then replayed, not captured again); the most recent
+    :func:`cached_workspaces` (2 unless ``$SPECHUB_WORKSPACES`` says otherwise) are kept, and on CUDA
+    the memory of an evicted one goes back to the device. Width: on CUDA the next power of two >= tokens + tree size + 4, at least 256 (few
     distinct widths, so few captures); elsewhere that need rounded up to 16 (attention spans the
     whole width, and a CPU pays for every column), reusing a cached one only within 64 columns of
     it. O(1) when reused; else allocation of the
@@ -78,8 +101,14 @@ def workspace_for(pair, tree, method: str, sampling, rows: int, tokens: int, *, 
             return space
     width = max(256, 1 << (need - 1).bit_length()) if cuda else need + (-need) % 16
     _CACHE[key + (width,)] = space = Workspace(pair, tree, method, sampling, rows, width, graphs=graphs)
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    keep = cached_workspaces()
+    if len(_CACHE) > keep:
+        while len(_CACHE) > keep:
+            _CACHE.popitem(last=False)
+        if cuda:  # hand the evicted buffers and graph pools back to the device, for the other processes on it
+            import torch
+
+            torch.cuda.empty_cache()
     return space
 
 

@@ -6,7 +6,8 @@
 # /root/exp (kept while the machine is held); writes the union and the summary to $OUT.
 set -u
 export PYTHONPATH=/root/site:$PWD PYTHONUNBUFFERED=1 TRANSFORMERS_VERBOSITY=error TOKENIZERS_PARALLELISM=false \
-  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 SPECHUB_SMOLLM2_GGUF=/root/stage/smol.gguf
+  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 SPECHUB_SMOLLM2_GGUF=/root/stage/smol.gguf \
+  SPECHUB_WORKSPACES=${SPECHUB_WORKSPACES:-1}
 python3 benchmarks/device/experiment.py --target /root/stage/smol.gguf --draft smollm2-draft \
   --prompts .device/prompts_eval.jsonl --records results/h200/experiment_records.jsonl.gz \
   --num-prompts 100 --shard-size "${SHARD:-25}" --max-new-tokens 128 --workers "${WORKERS:-6}" \

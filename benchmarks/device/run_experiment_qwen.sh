@@ -17,7 +17,8 @@ budget=${1:-520}
 QDIR=${QDIR:-/root/q} EXP=${EXP:-/root/exp-qwen} RESULTS=${RESULTS:-results/h200/qwen}
 SHARD=${SHARD:-50} NUM_PROMPTS=${NUM_PROMPTS:-100}
 export PYTHONPATH=/root/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TRANSFORMERS_VERBOSITY=error \
-  TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+  TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+  SPECHUB_WORKSPACES=${SPECHUB_WORKSPACES:-1}  # one cached workspace per worker: it keeps to its cell's shards
 mkdir -p "$EXP"
 records=$RESULTS/experiment_records.jsonl.gz nodes=$RESULTS/nodes.npz timing=${TIMING_PROMPTS:-2}
 [ -f "$EXP/experiment_records.jsonl.gz" ] && records=$EXP/experiment_records.jsonl.gz  # the union of the last call

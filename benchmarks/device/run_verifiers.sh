@@ -33,7 +33,8 @@ esac
 EXP=${EXP:-/root/exp-verifiers-$pair} RESULTS=${RESULTS:-results/h200/verifiers/$pair}
 SHARD=${SHARD:-$shard} NUM_PROMPTS=${NUM_PROMPTS:-100} PROMPTS=${PROMPTS:-$prompts}
 export PYTHONPATH=/root/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TRANSFORMERS_VERBOSITY=error \
-  TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+  TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+  SPECHUB_WORKSPACES=${SPECHUB_WORKSPACES:-1}  # one cached workspace per worker: it keeps to its cell's shards
 mkdir -p "$EXP"
 records=$RESULTS/experiment_records.jsonl.gz timing=2
 [ -f "$EXP/experiment_records.jsonl.gz" ] && records=$EXP/experiment_records.jsonl.gz  # the union of the last call

@@ -139,3 +139,21 @@ def test_compiled_pieces_may_recompile_for_every_workspace_shape():
     fn = compiled(lambda: None, "eager")
     assert callable(fn)
     assert getattr(config, "recompile_limit", getattr(config, "cache_size_limit", 0)) >= RECOMPILE_LIMIT
+
+
+def test_the_number_of_cached_workspaces_is_bounded_by_its_variable(pair, monkeypatch):
+    """``$SPECHUB_WORKSPACES``: how many workspaces (caches, laws buffers, graph pools) stay cached."""
+    from empirical import fast_workspace as fw
+
+    fw.clear_workspaces()
+    monkeypatch.setenv(fw.WORKSPACES_ENV, "1")
+    for tree in ("2^2", "2^3"):
+        decode_batch_fast(pair, PROMPTS, tree=tree, method="rrs", rngs=_rngs(5), max_new_tokens=4)
+    assert len(fw._CACHE) == 1 and next(iter(fw._CACHE))[2] == tuple(Tree.from_branching((2, 2)).parents)  # "2^3": 2^3 - 1 nodes
+    monkeypatch.delenv(fw.WORKSPACES_ENV)
+    assert fw.cached_workspaces() == 2
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(fw.WORKSPACES_ENV, bad)
+        with pytest.raises(ValueError, match="SPECHUB_WORKSPACES must be a positive integer"):
+            fw.cached_workspaces()
+    fw.clear_workspaces()
