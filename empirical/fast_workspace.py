@@ -199,6 +199,7 @@ class Workspace:
             "cache": [make(self._gather, name="cache gather"), make(self._scatter, name="cache scatter")],
         }
         self.clock = StepClock(dev)
+        self.inference = torch.inference_mode()  # entered by every step (one object, not one a step)
 
     @property
     def notes(self) -> list:
@@ -287,12 +288,10 @@ class Workspace:
             Seconds per phase (``draft``, ``target``, ``verify``, ``cache``) and ``other``, from
             :meth:`empirical.graphs.StepClock.seconds`.
         """
-        import torch
-
         for host, given in zip(self.host, (ints, u)):
             if given is not host:
                 host[:] = given
-        with torch.inference_mode():
+        with self.inference:
             if self.staged is not None:
                 self.ints.copy_(self.staged[0], non_blocking=True)
                 self.u.copy_(self.staged[1], non_blocking=True)
