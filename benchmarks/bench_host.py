@@ -52,6 +52,12 @@ def main(argv=None) -> int:
 def measure(name: str, tree, method: str, batch: int, steps: int, calls: int, *, profile: bool = False) -> dict:
     """Time ``calls`` decoding calls of ``steps`` steps each; split each step into pieces and host.
 
+    Two settings. *Cold*: the pieces run (eagerly, on this CPU) and the host code after them runs
+    with caches the model forward evicted. *Warm*: the warm-up call's outcomes are recorded, then
+    the same call (same seed, so the same trajectory) is replayed with every piece a no-op but the
+    last, which writes the recorded outcome: the host code alone, as on a GPU host whose pieces are
+    graph replays (their launch cost is not modelled).
+
     Parameters
     ----------
     name : str
@@ -65,15 +71,20 @@ def measure(name: str, tree, method: str, batch: int, steps: int, calls: int, *,
     steps : int
         New tokens per row (with EOS off and ``ar``, steps per call; trees take fewer).
     calls : int
-        Timed calls after one untimed warm-up call.
+        Timed calls of each setting, after one untimed warm-up call.
     profile : bool, optional
-        Also run one call under cProfile and add the host time by function (``by_function``).
+        Also run one warm call under cProfile and add the host time by function (``by_function``).
 
     Returns
     -------
     dict
-        ``case``, ``batch``, ``steps`` (timed), ``step_us``, ``pieces_us``, ``host_us`` (per step,
-        medians over calls) and, with ``profile``, ``by_function``.
+        ``case``, ``batch``, ``steps`` (timed, cold), ``step_us``, ``pieces_us``, ``host_us`` (cold)
+        and ``warm_host_us`` (per step, medians over calls) and, with ``profile``, ``by_function``.
+
+    Raises
+    ------
+    AssertionError
+        A replayed call emitted other tokens than the recorded one.
     """
     import dataclasses
 
@@ -88,7 +99,7 @@ def measure(name: str, tree, method: str, batch: int, steps: int, calls: int, *,
     torch.set_num_threads(1)
     pair = dataclasses.replace(tiny_pair(64), eos_token_ids=frozenset())  # every row live to the budget
     prompts = [[int(t) for t in np.random.default_rng([7, b]).integers(2, 64, 6 + b % 5)] for b in range(batch)]
-    clock = {"pieces": 0.0, "step": 0.0, "steps": 0}
+    clock = {"pieces": 0.0, "step": 0.0, "steps": 0, "mode": "record", "outcomes": [], "at": 0}
     piece_call, step_call = graphs.Graphed.__call__, fd._Run.step
 
     def timed_piece(self):
@@ -96,8 +107,14 @@ def measure(name: str, tree, method: str, batch: int, steps: int, calls: int, *,
         if prof is not None:  # the profile sees the host only
             prof.disable()
         start = time.perf_counter()
-        piece_call(self)
+        if clock["mode"] != "replay":
+            piece_call(self)
+        elif self.name == "cache scatter":  # the last piece: it writes the step's outcome
+            self.fn.__self__.pack.copy_(clock["outcomes"][clock["at"]])
+            clock["at"] += 1
         clock["pieces"] += time.perf_counter() - start
+        if clock["mode"] == "record" and self.name == "cache scatter":
+            clock["outcomes"].append(self.fn.__self__.pack.clone())
         if prof is not None:
             prof.enable()
 
@@ -112,26 +129,30 @@ def measure(name: str, tree, method: str, batch: int, steps: int, calls: int, *,
         if prof is not None:
             prof.disable()
 
-    graphs.Graphed.__call__, fd._Run.step = timed_piece, timed_step
-
     def call(seed):
         rngs = [np.random.default_rng([seed, b]) for b in range(batch)]
-        return fd.decode_batch_fast(pair, prompts, tree=tree, method=method, rngs=rngs, sampling=Sampling(0.8, 1.0),
-                                    max_new_tokens=steps)
+        clock.update(pieces=0.0, step=0.0, steps=0, at=0)
+        out = fd.decode_batch_fast(pair, prompts, tree=tree, method=method, rngs=rngs, sampling=Sampling(0.8, 1.0),
+                                   max_new_tokens=steps)
+        n = clock["steps"]
+        return [r.tokens for r in out], (clock["step"] / n, clock["pieces"] / n, (clock["step"] - clock["pieces"]) / n, n)
 
+    graphs.Graphed.__call__, fd._Run.step = timed_piece, timed_step
     try:
-        call(0)
-        per = []
-        for c in range(calls):
-            clock.update(pieces=0.0, step=0.0, steps=0)
-            call(c + 1)
-            n = clock["steps"]
-            per.append((clock["step"] / n, clock["pieces"] / n, (clock["step"] - clock["pieces"]) / n, n))
-        out = {"case": name, "batch": batch, "steps": int(sum(p[3] for p in per)),
-               "step_us": _median_us(p[0] for p in per), "pieces_us": _median_us(p[1] for p in per),
-               "host_us": _median_us(p[2] for p in per)}
+        recorded, _ = call(0)
+        clock["mode"] = "cold"
+        cold = [call(c + 1)[1] for c in range(calls)]
+        clock["mode"] = "replay"
+        warm = []
+        for _ in range(calls):
+            tokens, times = call(0)
+            assert tokens == recorded, "the replay left the recorded trajectory"
+            warm.append(times)
+        out = {"case": name, "batch": batch, "steps": int(sum(p[3] for p in cold)),
+               "step_us": _median_us(p[0] for p in cold), "pieces_us": _median_us(p[1] for p in cold),
+               "host_us": _median_us(p[2] for p in cold), "warm_host_us": _median_us(p[2] for p in warm)}
         if profile:
-            out["by_function"] = _profile(lambda: call(calls + 1), clock)
+            out["by_function"] = _profile(lambda: call(0), clock)
     finally:
         graphs.Graphed.__call__, fd._Run.step = piece_call, step_call
     return out
@@ -155,7 +176,7 @@ def _profile(run, clock) -> dict:
     import cProfile
     import pstats
 
-    clock.update(steps=0, prof=cProfile.Profile())
+    clock["prof"] = cProfile.Profile()
     try:
         run()
     finally:
@@ -163,7 +184,8 @@ def _profile(run, clock) -> dict:
     steps = max(clock["steps"], 1)
     out = {}
     for (path, _, func), (_, _, tottime, _, _) in pstats.Stats(prof).stats.items():
-        if func in ("timed_piece", "timed_step", "call", "<lambda>") or "disable" in func or "enable" in func:
+        if func in ("timed_piece", "timed_step", "call", "<lambda>", "decode_batch_fast", "prefill") \
+                or "disable" in func or "enable" in func:
             continue
         label = f"{Path(path).name}:{func}" if path != "~" else func
         out[label] = out.get(label, 0.0) + 1e6 * tottime / steps
@@ -186,10 +208,11 @@ def _compare(args) -> int:
                     line = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout.splitlines()[-1]
                     results.setdefault((name, batch), {}).setdefault(label, []).append(json.loads(line))
     for (name, batch), both in results.items():
-        old, new = (min(r["host_us"] for r in both[k]) for k in ("old", "new"))
-        pieces = min(r["pieces_us"] for r in both["new"] + both["old"])
-        print(f"{name:14s} b{batch:<3d} host/step old {old:7.1f} us  new {new:7.1f} us  ({old / new:4.2f}x)   "
-              f"pieces/step {pieces:8.1f} us   runs {len(both['old'])}+{len(both['new'])}")
+        best = {k: {key: min(r[key] for r in both[k]) for key in ("host_us", "warm_host_us", "pieces_us")} for k in both}
+        print(f"{name:14s} b{batch:<3d} host/step cold old {best['old']['host_us']:6.1f} new {best['new']['host_us']:6.1f} us"
+              f" ({best['old']['host_us'] / best['new']['host_us']:4.2f}x); warm old {best['old']['warm_host_us']:6.1f}"
+              f" new {best['new']['warm_host_us']:6.1f} us ({best['old']['warm_host_us'] / best['new']['warm_host_us']:4.2f}x);"
+              f" pieces {min(best['old']['pieces_us'], best['new']['pieces_us']):8.1f} us; runs {len(both['old'])}+{len(both['new'])}")
     return 0
 
 
@@ -208,7 +231,7 @@ def _wanted(name: str, cases) -> bool:
 
 def _line(row: dict) -> str:
     text = (f"{row['case']:14s} b{row['batch']:<3d} steps {row['steps']:5d}  step {row['step_us']:8.1f} us  "
-            f"pieces {row['pieces_us']:8.1f} us  host {row['host_us']:7.1f} us")
+            f"pieces {row['pieces_us']:8.1f} us  host {row['host_us']:7.1f} us (warm {row['warm_host_us']:6.1f} us)")
     if "by_function" in row:
         text += "\n" + "\n".join(f"    {us:7.1f} us  {fn}" for fn, us in row["by_function"].items())
     return text
