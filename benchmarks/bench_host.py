@@ -4,8 +4,9 @@ Convention: a *piece* is what :class:`empirical.graphs.Graphed` runs (the model 
 verification, cache moves; CUDA graphs on a GPU, eager here). Per step, ``pieces`` is the time inside
 them and ``host`` = the wall time of ``_Run.step`` minus ``pieces``: staging the step's integers and
 uniforms, the Generators, reading the outcome, the commit bookkeeping, the phase clock. That part is
-Python and numpy, so a CPU measures it about as a GPU host would see it. EOS is switched off so every
-row stays live for the whole budget (a fixed number of steps per call); ``on_step`` is None.
+Python and numpy. *Cold*: after eager pieces (their forwards evict the caches); *warm*: recorded
+outcomes replayed with no-op pieces, the host code alone (see :func:`measure`). EOS is switched off
+so every row stays live for the whole budget; ``on_step`` is None.
 
 Run:      python3 benchmarks/bench_host.py                           (this checkout)
 Compare:  python3 benchmarks/bench_host.py --against /tmp/old-checkout --repeats 3
