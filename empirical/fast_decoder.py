@@ -172,7 +172,7 @@ def decode_batch_fast(pair, prompts, *, tree, method, rngs, sampling=Sampling(),
     run = _Run(space, prompts, [np.random.default_rng(g) for g in rngs], int(max_new_tokens), pair.eos_token_ids)
     try:
         run.prefill()
-        while run.live.any():
+        while len(run.rows):
             run.step(on_step)
     except NonFiniteLogitsError as exc:
         raise exc.for_prompt(exc.row) from None
@@ -186,21 +186,84 @@ def _tree(tree):
     return tree if isinstance(tree, Tree) else Tree.from_name(tree)
 
 
+class _Streams:
+    """Each row's Generator: draw a step's uniforms, then keep exactly what the walk used.
+
+    The eager decoder draws each uniform when it needs it; here a row draws the step's largest need
+    at once and then moves its Generator to just after the values the walk used. With distinct
+    PCG64 Generators (no cached 32-bit half) that move is ``advance(used - drawn)`` (the LCG steps
+    back, O(1) and no allocation; a double is one 64-bit draw); otherwise the state is saved before
+    the draw and restored, then ``used`` values are drawn again. Both leave the same state.
+    """
+
+    def __init__(self, rngs):
+        self.rngs = rngs
+        self.bits = [g.bit_generator for g in rngs]
+        self.saved = [None] * len(rngs)
+        self.advance = len({id(g) for g in rngs}) == len(rngs) and all(
+            type(bits) is np.random.PCG64 and not bits.state["has_uint32"] for bits in self.bits)
+
+    def draw(self, rows, u) -> None:
+        """Fill ``u[b]`` from row b's Generator for each b in ``rows`` (in order).
+
+        Parameters
+        ----------
+        rows : sequence of int
+            The live rows.
+        u : numpy.ndarray of float64, shape (R, total), C-contiguous
+            The step's uniforms, written in place.
+        """
+        for b in rows:
+            if not self.advance:
+                self.saved[b] = self.bits[b].state
+            self.rngs[b].random(out=u[b])
+
+    def keep(self, b: int, drawn: int, used: int) -> None:
+        """Leave row b's Generator just after the first ``used`` of the ``drawn`` values of this step.
+
+        Parameters
+        ----------
+        b : int
+            The row.
+        drawn : int
+            Values drawn this step (:meth:`draw`).
+        used : int
+            Values the walk consumed (``used <= drawn``).
+        """
+        if self.advance:
+            self.bits[b].advance(used - drawn)
+        else:
+            self.bits[b].state = self.saved[b]
+            self.rngs[b].random(used)
+
+
 class _Run:
-    """Host state of one call: committed tokens, Generators, the host mirror of cache lengths."""
+    """Host state of one call: emitted tokens, Generators, the host mirror of cache lengths and re-fed tokens.
+
+    Per step the host work outside the pieces is O(R) numpy over the live rows plus one short
+    Python loop per live row (its Generator, its tokens, its :class:`~empirical.decode_types.Step`).
+    """
 
     def __init__(self, space: Workspace, prompts, rngs, max_new_tokens: int, eos):
-        self.space, self.rngs, self.budget, self.eos = space, rngs, max_new_tokens, eos
+        self.space, self.budget, self.eos = space, max_new_tokens, eos
+        self.streams = _Streams(rngs)
         R = len(prompts)
-        self.committed = prompts
+        self.prompts = prompts
         self.new = [[] for _ in range(R)]
         self.steps = [[] for _ in range(R)]
         self.finish = [None] * R
         self.live = np.ones(R, dtype=bool)
-        self.refeed = [[ids[-1]] for ids in prompts]
+        self.rows = np.arange(R)  # the live rows, in order
+        self.sel = slice(None)  # indexes them: a slice (cheaper) while every row is live
+        self.at = np.arange(R)  # 0 .. live rows - 1
+        last = np.array([ids[-1] for ids in prompts], dtype=np.int64)
+        self.root = last.copy()  # each row's last committed token
+        self.refeed = np.stack([last, last], axis=1)  # first and last token the draft re-feeds
+        self.nref = np.ones(R, dtype=np.int64)  # how many it re-feeds (1 or 2)
         self.prefill_s = 0.0
-        tree = space.tree
+        tree, self.D = space.tree, len(space.branching)
         self.branching, self.layout = space.branching, space.layout
+        self.used = self.layout.used(np.arange(self.D + 1), self.branching).tolist()  # uniforms used, by accepted depth
         self.counts = [len(c) for c in tree.children]
 
     def prefill(self) -> None:
@@ -208,55 +271,102 @@ class _Run:
         import time
 
         start = time.perf_counter()
-        self.lengths = self.space.prefill([ids[:-1] for ids in self.committed])  # [R] target = draft lengths
+        self.lengths = self.space.prefill([ids[:-1] for ids in self.prompts])  # [R] target = draft lengths
         self.draft_lengths = self.lengths.copy()
-        self.prefill_s = (time.perf_counter() - start) / len(self.committed)
+        self.prefill_s = (time.perf_counter() - start) / len(self.prompts)
+        ints, u = self.space.inputs()
+        ints[:], u[:] = 0, 0.0
 
     def step(self, on_step) -> None:
         """One step for every live row: stage, run the pieces, read the outcome once, commit."""
-        space, D = self.space, len(self.branching)
-        R = len(self.committed)
-        ints = np.zeros((R, space.INTS), dtype=np.int64)
-        u = np.zeros((R, self.layout.total))
-        states = [None] * R
-        for b in np.flatnonzero(self.live):
-            ref = self.refeed[b]
-            ints[b] = [self.committed[b][-1], ref[0], ref[-1], len(ref), self.lengths[b], self.draft_lengths[b], 0, 0, 1]
-            states[b] = self.rngs[b].bit_generator.state
-            u[b] = self.rngs[b].random(self.layout.total)
-        dead = ~self.live  # finished rows keep their last lengths (their pieces run masked)
-        ints[dead, 4], ints[dead, 5] = self.lengths[dead], self.draft_lengths[dead]
-        ints[:, 6], ints[:, 7] = self.lengths[self.live].max(), self.draft_lengths[self.live].max()
-        outcome, seconds = space.run_step(ints, u)
-        share = {ph: s / int(self.live.sum()) for ph, s in seconds.items()}
-        path, emitted, slots = outcome[:, : D + 1], outcome[:, D + 1: 2 * D + 2], outcome[:, 2 * D + 2: 3 * D + 3]
-        accepted, bad = outcome[:, 3 * D + 3], outcome[:, 3 * D + 4:]
-        self._check_finite(bad)
-        live_rows = np.flatnonzero(self.live)
-        used = self.layout.used(accepted, self.branching)
-        for b in live_rows:
-            self.rngs[b].bit_generator.state = states[b]  # rewind, then consume exactly what was used
-            self.rngs[b].random(int(used[b]))
-            a = int(accepted[b])
-            tokens = _cut([int(t) for t in emitted[b, : a + 1]], self.budget - len(self.new[b]), self.eos)
-            self.committed[b] = self.committed[b] + list(tokens)
-            self.new[b].extend(tokens)
-            self.lengths[b] += a + 1  # root + accepted path
-            if D:  # the re-fed tokens and the accepted nodes above the last level; the rest is re-fed next
-                forwarded = min(a, D - 1)
-                self.draft_lengths[b] += len(self.refeed[b]) + forwarded
-                self.refeed[b] = [int(t) for t in emitted[b, forwarded: a + 1]]
-            if tokens and tokens[-1] in self.eos:
-                self.finish[b] = "eos"
-            elif len(self.new[b]) >= self.budget:
-                self.finish[b] = "length"
-            visited = () if space.sequence else tuple(int(v) for v in path[b, : min(a + 1, D)])  # a tree rule visits none
-            step = Step(tokens=tuple(tokens), accepted=a, visited=visited, slots=tuple(int(s) for s in slots[b, : len(visited)]),
-                        seconds=share)
-            self.steps[b].append(step)
+        ints, u = self._stage()
+        outcome, seconds = self.space.run_step(ints, u)
+        share = {ph: s / len(self.rows) for ph, s in seconds.items()}
+        D = self.D
+        self._check_finite(outcome[:, 3 * D + 4:])
+        self._advance(outcome)
+        done = []
+        for b, row in zip(self.rows.tolist(), outcome[self.sel].tolist()):
+            step = self._commit(b, row, share)
+            if self.finish[b] is not None:
+                done.append(b)
             if on_step is not None:
-                on_step(b, step, self._laws(b, visited))
-        self.live &= np.array([f is None for f in self.finish])
+                on_step(b, step, self._laws(b, step.visited))
+        if done:
+            self._retire(done)
+
+    def _stage(self):
+        """Write the live rows' integers and uniforms into the workspace's input buffers.
+
+        Dead rows keep what :meth:`_retire` left there (zeros, their last lengths). O(R) numpy and
+        one Generator call per live row.
+
+        Returns
+        -------
+        ints : numpy.ndarray of int64, shape (R, Workspace.INTS)
+        u : numpy.ndarray of float64, shape (R, layout.total)
+        """
+        ints, u = self.space.inputs()
+        rows = self.sel
+        ints[rows, 0], ints[rows, 1:3], ints[rows, 3] = self.root[rows], self.refeed[rows], self.nref[rows]
+        ints[rows, 4], ints[rows, 5], ints[rows, 8] = self.lengths[rows], self.draft_lengths[rows], 1
+        ints[:, 6], ints[:, 7] = self.lengths[rows].max(), self.draft_lengths[rows].max()
+        self.streams.draw(self.rows.tolist(), u)
+        return ints, u
+
+    def _advance(self, outcome) -> None:
+        """Move the live rows' cache lengths, re-fed tokens and last token past the accepted path (O(R))."""
+        D, rows, at = self.D, self.sel, self.at
+        a = outcome[rows, 3 * D + 3]
+        emitted = outcome[rows, D + 1: 2 * D + 2]
+        self.lengths[rows] += a + 1  # root + accepted path
+        self.root[rows] = emitted[at, a]
+        if D:  # the re-fed tokens and the accepted nodes above the last level; the rest is re-fed next
+            forwarded = np.minimum(a, D - 1)
+            self.draft_lengths[rows] += self.nref[rows] + forwarded
+            self.refeed[rows, 0], self.refeed[rows, 1] = emitted[at, forwarded], emitted[at, a]
+            self.nref[rows] = a + 1 - forwarded
+
+    def _commit(self, b: int, row: list, share: dict) -> Step:
+        """Row b's Generator, emitted tokens, finish and Step, from its outcome row (Python ints).
+
+        Parameters
+        ----------
+        b : int
+            The row.
+        row : list of int
+            Its outcome row (path, emitted, slots, accepted, non-finite positions).
+        share : dict
+            Its share of the step's phase seconds.
+
+        Returns
+        -------
+        Step
+            The step, also appended to ``self.steps[b]``.
+        """
+        D = self.D
+        a = row[3 * D + 3]
+        self.streams.keep(b, self.layout.total, self.used[a])  # consume exactly what was used
+        tokens = _cut(row[D + 1: D + 2 + a], self.budget - len(self.new[b]), self.eos)
+        self.new[b].extend(tokens)
+        if tokens and tokens[-1] in self.eos:
+            self.finish[b] = "eos"
+        elif len(self.new[b]) >= self.budget:
+            self.finish[b] = "length"
+        visited = () if self.space.sequence else tuple(row[: min(a + 1, D)])  # a tree rule visits none
+        step = Step(tokens=tokens, accepted=a, visited=visited, slots=tuple(row[2 * D + 2: 2 * D + 2 + len(visited)]),
+                    seconds=share)
+        self.steps[b].append(step)
+        return step
+
+    def _retire(self, done) -> None:
+        """Drop finished rows from the live set; their staged inputs become zeros but for their lengths."""
+        self.live[done] = False
+        self.rows = self.sel = np.flatnonzero(self.live)
+        self.at = np.arange(len(self.rows))
+        ints, u = self.space.inputs()
+        ints[done, :4], ints[done, 8], u[done] = 0, 0, 0.0
+        ints[done, 4], ints[done, 5] = self.lengths[done], self.draft_lengths[done]
 
     def _laws(self, b: int, visited) -> NodeLaws:
         """Host float64 laws at the visited nodes of row b (outside the timed phases)."""
@@ -264,7 +374,9 @@ class _Run:
         return NodeLaws(p=p, q=q, k=tuple(self.counts[v] for v in visited))
 
     def _check_finite(self, bad) -> None:
-        for b in np.flatnonzero(self.live):
+        if not (bad[self.sel] < self.space.NO_POSITION).any():
+            return
+        for b in self.rows:
             for j, pos in enumerate(bad[b]):
                 if pos < self.space.NO_POSITION:
                     model = "target" if j == bad.shape[1] - 1 else "draft"

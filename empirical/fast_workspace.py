@@ -253,6 +253,8 @@ class Workspace:
         self.u = torch.zeros(R, self.layout.total, dtype=torch.float64, device=dev)
         self.staged = (torch.zeros(self.ints.shape, dtype=long, pin_memory=cuda),
                        torch.zeros(self.u.shape, dtype=torch.float64, pin_memory=cuda)) if cuda else None
+        # host views the step's inputs are written into: the pinned staging buffers on CUDA, else the inputs
+        self.host = tuple(t.numpy() for t in (self.staged if cuda else (self.ints, self.u)))
         self.internal = tree.levels[-1][0] if D else 1  # nodes with children
         self.tokens = torch.zeros(R, tree.size, dtype=long, device=dev)
         self.p = torch.zeros(R, tree.size, self.n, dtype=torch.float32, device=dev)
@@ -280,6 +282,8 @@ class Workspace:
                 paths[v, : len(path)], paths[v, D + 1] = path, len(path) - 1
             self.paths = torch.as_tensor(paths, device=dev)
         self.tallied = np.zeros((2, 3))  # host running tally: target, draft x (sum, max, laws)
+        self.cuts = self.vocab is not None and any(int(m.get_output_embeddings().weight.shape[0]) != self.n
+                                                   for m in (pair.target, pair.draft))
         make = partial(Graphed, device=dev, enabled=graphs)
         self.pieces = {
             "draft": [make(self._model_piece(partial(self._draft_level, d)), name=f"draft level {d}") for d in range(D)],
@@ -288,6 +292,7 @@ class Workspace:
             "cache": [make(self._gather, name="cache gather"), make(self._scatter, name="cache scatter")],
         }
         self.clock = StepClock(dev)
+        self.inference = torch.inference_mode()  # entered by every step (one object, not one a step)
 
     def _model_piece(self, fn):
         """``fn`` through ``torch.compile`` with :attr:`forward_backend` (unchanged when it is None)."""
@@ -349,11 +354,24 @@ class Workspace:
                     check_finite(logits, positions.cpu().numpy(), name)
         return lengths
 
+    def inputs(self):
+        """The host arrays the step's inputs may be written into, so that :meth:`run_step` copies none.
+
+        Returns
+        -------
+        ints : numpy.ndarray of int64, shape (R, INTS)
+            View of the pinned staging buffer (CUDA) or of the integer inputs themselves (elsewhere).
+        u : numpy.ndarray of float64, shape (R, layout.total), C-contiguous
+            The same for the uniforms.
+        """
+        return self.host
+
     def run_step(self, ints: np.ndarray, u: np.ndarray):
         """Stage the step's integers and uniforms, run every piece and return the outcome.
 
         The one host synchronisation of the step is the outcome copy (plus the tallies' copy when
-        the laws are cut to a shared vocabulary).
+        the laws are cut to a shared vocabulary). Inputs written into :meth:`inputs` are not copied
+        on the host (on CUDA they go to the device from there, asynchronously).
 
         Parameters
         ----------
@@ -372,30 +390,30 @@ class Workspace:
             Seconds per phase (``draft``, ``target``, ``verify``, ``cache``) and ``other``, from
             :meth:`empirical.graphs.StepClock.seconds`.
         """
-        import torch
-
-        with torch.inference_mode():
+        for host, given in zip(self.host, (ints, u)):
+            if given is not host:
+                host[:] = given
+        with self.inference:
             if self.staged is not None:
-                self.staged[0].numpy()[:] = ints
-                self.staged[1].numpy()[:] = u
                 self.ints.copy_(self.staged[0], non_blocking=True)
                 self.u.copy_(self.staged[1], non_blocking=True)
-            else:
-                self.ints.copy_(torch.from_numpy(ints))
-                self.u.copy_(torch.from_numpy(u))
             self.clock.begin()
             for phase, group in self.pieces.items():
                 for piece in group:
                     piece()
                 self.clock.mark(phase)
             out = self.pack.cpu().numpy().copy()
-            if self._cuts():
-                tally = self.tally.cpu().numpy()
-                for row, model in ((tally[:-1], 1), (tally[-1:], 0)):
-                    self.tallied[model, 0] += row[:, 0].sum()
-                    self.tallied[model, 1] = max(self.tallied[model, 1], row[:, 1].max(initial=0.0))
-                    self.tallied[model, 2] += row[:, 2].sum()
+            if self.cuts:
+                self._fold_step_tally()
         return out, self.clock.seconds()
+
+    def _fold_step_tally(self) -> None:
+        """Add this step's dropped-mass tallies (one host copy) to the call's running tally."""
+        tally = self.tally.cpu().numpy()
+        for row, model in ((tally[:-1], 1), (tally[-1:], 0)):
+            self.tallied[model, 0] += row[:, 0].sum()
+            self.tallied[model, 1] = max(self.tallied[model, 1], row[:, 1].max(initial=0.0))
+            self.tallied[model, 2] += row[:, 2].sum()
 
     def node_laws(self, b: int, visited: list):
         """Host float64 (p, q) rows of row b at nodes ``visited`` (p renormalised as the walk uses it).
@@ -527,10 +545,6 @@ class Workspace:
         self.pack.copy_(torch.cat([self.outcome, self.bad], dim=1))
 
     # -- helpers ----------------------------------------------------------------------------------------
-    def _cuts(self) -> bool:
-        return self.vocab is not None and any(int(m.get_output_embeddings().weight.shape[0]) != self.n
-                                              for m in (self.pair.target, self.pair.draft))
-
     def _cut(self, logits, j: int, live):
         """Logits cut to the shared vocabulary, the dropped mass of the live rows tallied in slot j."""
         import torch

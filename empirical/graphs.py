@@ -80,7 +80,8 @@ class StepClock:
     On CUDA each :meth:`mark` records an event on the current stream (no host stall); elsewhere it
     reads ``time.perf_counter`` (CPU work is synchronous). :meth:`seconds` (call it after the
     step's synchronisation) returns ``{phase: seconds}`` for consecutive marks plus ``other``: the
-    step's host wall time not covered by the device phases (launch gaps, host bookkeeping).
+    step's host wall time not covered by the device phases (launch gaps, host bookkeeping). The
+    CUDA events are created on first use and re-recorded every step (one per mark position).
     """
 
     def __init__(self, device):
@@ -88,6 +89,7 @@ class StepClock:
 
         self.cuda = torch.device(device).type == "cuda"
         self.marks: list = []
+        self.events: list = []  # CUDA: the events of the mark positions, reused across steps
         self.start_wall = 0.0
 
     def begin(self) -> None:
@@ -127,9 +129,12 @@ class StepClock:
 
     def _record(self, phase) -> None:
         if self.cuda:
-            import torch
+            at = len(self.marks)
+            if at == len(self.events):
+                import torch
 
-            event = torch.cuda.Event(enable_timing=True)
+                self.events.append(torch.cuda.Event(enable_timing=True))
+            event = self.events[at]
             event.record()
             self.marks.append((phase, event))
         else:

@@ -10,7 +10,7 @@ pytest.importorskip("transformers")
 
 from empirical.decode_types import Sampling  # noqa: E402
 from empirical.decoder import decode_batch  # noqa: E402
-from empirical.fast_decoder import decode_batch_fast, decode_batch_with, fast_reason  # noqa: E402
+from empirical.fast_decoder import _Streams, decode_batch_fast, decode_batch_with, fast_reason  # noqa: E402
 from empirical.fast_walk import UniformLayout, uniform_branching  # noqa: E402
 from spechub_theory.trees.shapes import Tree  # noqa: E402
 from test_empirical_batch_decoder import PROMPTS, _rngs, _threads, pair  # noqa: E402,F401 (prompts, Generators, fixtures)
@@ -157,3 +157,42 @@ def test_the_number_of_cached_workspaces_is_bounded_by_its_variable(pair, monkey
         with pytest.raises(ValueError, match="SPECHUB_WORKSPACES must be a positive integer"):
             fw.cached_workspaces()
     fw.clear_workspaces()
+
+
+def _half_used(seed):
+    """A PCG64 Generator holding a cached 32-bit half (``advance`` would drop it)."""
+    g = np.random.default_rng([seed, 99])
+    g.integers(0, 10, dtype=np.int32)
+    return g
+
+
+@pytest.mark.parametrize("make", [lambda i: np.random.Generator(np.random.MT19937([5, i])), _half_used])
+def test_generators_the_fast_rewind_cannot_take_are_consumed_alike(pair, make):
+    """MT19937, or PCG64 with a cached half: the step saves and restores the state instead of advancing."""
+    eager_rngs, fast_rngs = [make(i) for i in range(len(PROMPTS))], [make(i) for i in range(len(PROMPTS))]
+    assert not _Streams(fast_rngs).advance and _Streams(_rngs(0)).advance
+    eager = decode_batch(pair, PROMPTS, tree="2^3", method="spechub", rngs=eager_rngs, max_new_tokens=15, engine="torch")
+    fast = decode_batch_fast(pair, PROMPTS, tree="2^3", method="spechub", rngs=fast_rngs, max_new_tokens=15)
+    assert [r.tokens for r in fast] == [r.tokens for r in eager]
+    assert [g.integers(1 << 30) for g in fast_rngs] == [g.integers(1 << 30) for g in eager_rngs]
+
+
+@pytest.mark.parametrize("rngs", [lambda: _rngs(6), lambda: [np.random.Generator(np.random.MT19937(6))] * 2])
+def test_streams_leave_the_state_a_redraw_leaves(rngs):
+    """Draw 7 values per row, keep 3: same values and end states as saving, drawing, restoring, redrawing
+    (the decoder's order before, rows sharing a Generator included)."""
+    ours, ref = rngs(), rngs()
+    streams, u = _Streams(ours), np.zeros((len(ours), 7))
+    for _ in range(3):
+        streams.draw(range(len(ours)), u)
+        states = []
+        expect = []
+        for g in ref:
+            states.append(g.bit_generator.state)
+            expect.append(g.random(7))
+        for b, g in enumerate(ref):
+            streams.keep(b, 7, 3)
+            g.bit_generator.state = states[b]
+            g.random(3)
+        np.testing.assert_array_equal(u, np.array(expect))
+    assert [g.random() for g in ours] == [g.random() for g in ref]
