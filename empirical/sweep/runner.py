@@ -111,8 +111,12 @@ def run_sweep(config, out, *, ranks=None, argv=None, progress: bool = True, time
     ranks.start(device)
     try:
         deadline = None if time_budget_s is None else time.time() + float(time_budget_s)
-        return _run(config, Path(out), ranks, device, argv if argv is not None else sys.argv, progress, pair,
-                    deadline, earlier)
+        result = _run(config, Path(out), ranks, device, argv if argv is not None else sys.argv, progress, pair,
+                      deadline, earlier)
+        # every rank done before any tears its group down (under load a rank tearing down while another
+        # was still in the last collective aborted in gloo: "terminate called without an active exception")
+        ranks.barrier()
+        return result
     finally:
         ranks.close()
 
