@@ -32,3 +32,16 @@ def test_a_log_without_jobs_is_one_clear_error(tmp_path, capsys):
     empty.write_text("nothing here\n")
     with pytest.raises(SystemExit, match="no finished job line"):
         cmp.main(["--before", str(empty), "--after", str(empty)])
+
+
+def test_by_tree_pools_the_methods_of_each_tree(tmp_path):
+    """--by tree: the two logs decoded different methods on the same trees (a proxy comparison)."""
+    cmp = device_module("compare_job_times")
+    cell = {"T": 1.0, "tree": "2^3", "method": "rrs", "seed": 0, "shard": 0}
+    before = _log(tmp_path / "a.log", [(0, cell, 10.0), (1, {**cell, "method": "spechub"}, 14.0)])
+    after = _log(tmp_path / "b.log", [(0, {**cell, "method": "traversal"}, 4.0)])
+    assert cmp.job_seconds([before])[0] == {(1.0, "2^3", "rrs"): [10.0], (1.0, "2^3", "spechub"): [14.0]}
+    (b, wb), (a, wa) = cmp.job_seconds([before], "tree"), cmp.job_seconds([after], "tree")
+    assert b == {(1.0, "2^3", "*"): [10.0, 14.0]} and a == {(1.0, "2^3", "*"): [4.0]}
+    assert "| 1 | 2^3 | * | 2 | 12.0 | 1 | 4.0 | 0.33 |" in cmp.table(b, a, (wb, wa))
+    assert cmp.job_seconds([before], "tree", {"spechub"})[0] == {(1.0, "2^3", "*"): [14.0]}

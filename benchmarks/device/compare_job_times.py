@@ -5,9 +5,11 @@ groups the finished shard jobs by (T, tree, method), and prints the mean seconds
 each log and their ratio for the cells both logs hold, plus the totals over those cells. Jobs that
 also built the node table (``'nodes': True``) are left out (they do extra work). Worker counts
 should match for the ratio to mean "minutes of the same sweep"; the header says how many workers
-each log shows.
+each log shows. ``--by tree`` pools the methods of each (T, tree): a proxy when the two logs decoded
+different methods on the same trees (the same forwards, another verification rule).
 
-Usage: python3 benchmarks/device/compare_job_times.py --before LOG [LOG ...] --after LOG [LOG ...] [--out FILE.md]
+Usage: python3 benchmarks/device/compare_job_times.py --before LOG [LOG ...] --after LOG [LOG ...] [--by cell|tree]
+       [--before-methods M,...] [--after-methods M,...] [--out FILE.md]
 """
 
 from __future__ import annotations
@@ -21,13 +23,17 @@ from pathlib import Path
 LINE = re.compile(r"worker (\d+) job \d+ (\{.*\}) ([0-9.]+)s(?: peak [0-9.]+ GiB)?\s*$")
 
 
-def job_seconds(paths) -> tuple[dict, int]:
+def job_seconds(paths, by: str = "cell", methods=None) -> tuple[dict, int]:
     """{(T, tree, method): [seconds of each finished shard job]} and the number of distinct workers.
 
     Parameters
     ----------
     paths : iterable of str or Path
         Experiment logs.
+    by : {"cell", "tree"}, optional
+        ``tree``: every method of a (T, tree) in one group, keyed (T, tree, "*").
+    methods : collection of str, optional
+        Only the jobs of these methods (all when None).
 
     Returns
     -------
@@ -48,10 +54,10 @@ def job_seconds(paths) -> tuple[dict, int]:
                 continue
             job = ast.literal_eval(m.group(2))
             found += 1
-            if job.get("nodes"):
+            if job.get("nodes") or (methods is not None and job["method"] not in methods):
                 continue
             workers.add(int(m.group(1)))
-            cells[(float(job["T"]), job["tree"], job["method"])].append(float(m.group(3)))
+            cells[(float(job["T"]), job["tree"], job["method"] if by == "cell" else "*")].append(float(m.group(3)))
         if not found:
             raise ValueError(f"{path}: no finished job line ('worker W job J {{...}} S.Ss') in this log.")
     return dict(cells), len(workers)
@@ -95,10 +101,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", nargs="+", required=True)
     ap.add_argument("--after", nargs="+", required=True)
+    ap.add_argument("--by", choices=("cell", "tree"), default="cell",
+                    help="group by (T, tree, method) (default) or pool the methods of each (T, tree)")
+    ap.add_argument("--before-methods", default=None, help="comma list: only these methods' jobs of --before")
+    ap.add_argument("--after-methods", default=None, help="comma list: only these methods' jobs of --after")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
+    pick = lambda text: None if text is None else {m.strip() for m in text.split(",") if m.strip()}  # noqa: E731
     try:
-        (b, wb), (a, wa) = job_seconds(args.before), job_seconds(args.after)
+        (b, wb) = job_seconds(args.before, args.by, pick(args.before_methods))
+        (a, wa) = job_seconds(args.after, args.by, pick(args.after_methods))
     except (OSError, ValueError) as exc:
         raise SystemExit(f"compare_job_times.py: error: {exc}")
     text = table(b, a, (wb, wa))
