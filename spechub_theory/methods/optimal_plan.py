@@ -354,6 +354,7 @@ def _arange(M: int) -> np.ndarray:
     buf = pool.get("arange")
     if buf is None or len(buf) < M:
         buf = pool["arange"] = np.arange(M, dtype=np.int64)
+        buf.flags.writeable = False  # shared by every plan of the thread: a write would corrupt the next
     return buf[:M]
 
 
