@@ -218,7 +218,7 @@ def _verify(node_rule: TorchNodeRule, drafts, u):
     accept = node_rule.accept
     k = accept.shape[-1]
     left = 1.0 - (torch.cumsum(accept, -1) - accept)
-    cond = torch.where(left > 0, torch.clamp(accept / torch.where(left > 0, left, 1.0), max=1.0), 0.0)
+    cond = torch.where(left > 0, (accept / left).clamp_(max=1.0), 0.0)  # entries with left <= 0 are discarded
     hit = u[..., :k] < cond
     slot = torch.where(hit.any(-1), torch.argmax(hit.to(torch.int8), -1), -1)
     drafted = _take(drafts, slot.clamp(min=0)[..., None])[..., 0]
@@ -237,20 +237,26 @@ def _inverse_cdf(w, t):
 
 
 def _ratio(num, den):
-    """min(1, num/den), with den = 0 read as "accept iff num > 0"."""
+    """min(1, num/den), with den <= 0 read as "accept iff num > 0".
+
+    Five elementwise ops: the quotient's entries at den <= 0 (inf or NaN) are discarded by the
+    ``where``, whose bool branch is promoted to num's dtype (1.0 or 0.0).
+    """
     import torch
 
-    ok = den > 0
-    return torch.where(ok, torch.clamp(num / torch.where(ok, den, 1.0), max=1.0), (num > 0).to(num.dtype))
+    return torch.where(den > 0, (num / den).clamp_(max=1.0), num > 0)
 
 
 def _normalise(r, fallback):
+    """r clamped at 0 and normalised along the last axis; ``fallback`` where its sum is <= RESIDUAL_EPS.
+
+    Five ops over [..., n] (the quotient of a discarded row is not read).
+    """
     import torch
 
     r = r.clamp(min=0.0)
     s = r.sum(-1, keepdim=True)
-    ok = s > RESIDUAL_EPS
-    return torch.where(ok, r / torch.where(ok, s, 1.0), fallback)
+    return torch.where(s > RESIDUAL_EPS, r / s, fallback)
 
 
 def _conditional(q, excluded):
@@ -263,7 +269,7 @@ def _conditional(q, excluded):
     w = torch.where(allowed, q, 0.0)
     s = w.sum(-1, keepdim=True)
     uniform = allowed / allowed.sum(-1, keepdim=True).clamp(min=1)
-    return torch.where(s > 0, w / torch.where(s > 0, s, 1.0), uniform)
+    return torch.where(s > 0, w / s, uniform)  # a row with s = 0 reads the uniform law, not w / s
 
 
 def _slots(cond):
@@ -281,26 +287,31 @@ def _single(p, q, drafts):
 
 
 def _rrs(p, q, drafts):
-    import torch
-
-    target, cond = p, []
+    """Recursive rejection sampling: one gather of q at all drafts, one ratio over the k slots."""
+    target, num = p, []
     for j in range(drafts.shape[-1]):
-        x = drafts[..., j : j + 1]
-        cond.append(_ratio(_take(target, x), _take(q, x)))
+        num.append(_take(target, drafts[..., j : j + 1]))
         target = _normalise(target - q, target)
-    return TorchNodeRule(_slots(torch.cat(cond, -1)), target)
+    return TorchNodeRule(_slots(_ratio(_cat_last(num), _take(q, drafts))), target)
 
 
 def _rrs_wor(p, q, drafts):
-    import torch
-
-    target, cond = p, []
+    """RRS without replacement: draft j is tested against q conditioned off drafts < j; one ratio over the k slots."""
+    target, num, den = p, [], []
     for j in range(drafts.shape[-1]):
         qj = _conditional(q, drafts[..., :j])
         x = drafts[..., j : j + 1]
-        cond.append(_ratio(_take(target, x), _take(qj, x)))
+        num.append(_take(target, x))
+        den.append(_take(qj, x))
         target = _normalise(target - qj, target)
-    return TorchNodeRule(_slots(torch.cat(cond, -1)), target)
+    return TorchNodeRule(_slots(_ratio(_cat_last(num), _cat_last(den))), target)
+
+
+def _cat_last(parts):
+    """Tensors [..., 1] side by side along the last axis (the one tensor itself when there is one)."""
+    import torch
+
+    return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
 
 
 def _spechub(p, q, drafts):
@@ -316,7 +327,7 @@ def _spechub(p, q, drafts):
     pH = torch.where(in_hub, p, 0.0).sum(-1, keepdim=True)
     S1 = torch.where(out, (q - p).clamp(min=0.0), 0.0).sum(-1, keepdim=True)
     S2 = (r - pp).clamp(min=0.0).sum(-1, keepdim=True)
-    share = torch.where(in_hub & (pH > 0), p / torch.where(pH > 0, pH, 1.0), 0.0)  # p(h)/p(H)
+    share = torch.where(in_hub & (pH > 0), p / pH, 0.0)  # p(h)/p(H); rows with p(H) = 0 are discarded
     in_hub_d = _take(in_hub, drafts)  # [..., k]
     type1 = ~in_hub_d[..., :1]
     i = torch.where(type1, drafts[..., :1], drafts[..., k - 1 : k])
