@@ -173,7 +173,7 @@ def sample_level(method: str, q_level, c: int, u):
     return sample_drafts(q_level.reshape(R * m, n), c, u.reshape(R * m, c), method=method).reshape(R, m, c)
 
 
-def device_walk(kids, tokens, p, q, u, layout: UniformLayout, branching, *, method: str):
+def device_walk(kids, tokens, p, q, u, layout: UniformLayout, branching, *, method: str, out=None):
     """Walk R drafted trees down together with no host synchronisation.
 
     Parameters
@@ -191,10 +191,12 @@ def device_walk(kids, tokens, p, q, u, layout: UniformLayout, branching, *, meth
         Children per node of each level, from :func:`uniform_branching`.
     method : str
         One of single, rrs, rrs_wor or spechub.
+    out : int64 tensor [R, 3 (D + 1) + 1], optional
+        Written in place and returned (no copy of a fresh result).
 
     Returns
     -------
-    int64 tensor [R, 3 (D + 1)]: per row the path nodes (D + 1, node 0 first, unused entries 0),
+    int64 tensor [R, 3 (D + 1) + 1]: per row the path nodes (D + 1, node 0 first, unused entries 0),
     the emitted tokens (D + 1: accepted drafts then the residual or bonus token) and the slots
     per depth (D + 1, -1 = rejected or not reached), then the accepted depth in the last column.
 
@@ -202,36 +204,37 @@ def device_walk(kids, tokens, p, q, u, layout: UniformLayout, branching, *, meth
     -----
     Per depth one batched node rule over all R rows (O(R k n)); rows that stopped compute a
     masked-out rule, so shapes never depend on the outcome (CUDA-graph safe). The rows' uniforms
-    of a depth sit at a fixed offset, which is what uniform branching buys.
+    of a depth sit at a fixed offset, which is what uniform branching buys. The columns are kept
+    as [R] tensors and stacked once at the end; depth 0 masks nothing (every row is alive there).
     """
     import torch
 
-    R, D, device = tokens.shape[0], len(branching), tokens.device
+    R, device = tokens.shape[0], tokens.device
     rows = torch.arange(R, device=device)
     node = torch.zeros(R, dtype=torch.long, device=device)
-    alive = torch.ones(R, dtype=torch.bool, device=device)
-    path = torch.zeros(R, D + 1, dtype=torch.long, device=device)
-    emitted = torch.zeros(R, D + 1, dtype=torch.long, device=device)
-    slots = torch.full((R, D + 1), -1, dtype=torch.long, device=device)
-    accepted = torch.zeros(R, dtype=torch.long, device=device)
+    alive, accepted = None, None  # None: every row alive, none accepted (depth 0)
+    path, emitted, slots = [node], [], []
     for d, c in enumerate(branching):
         children = kids[node, :c]  # [R, c]
         drafts = torch.gather(tokens, 1, children)
         token, slot = _verify(rule(law64(p[rows, node]), q[rows, node], drafts, method=method), drafts,
                               u[:, layout.walk[d]: layout.walk[d] + c + 1])
-        emitted[:, d] = torch.where(alive, token, 0)
-        slots[:, d] = torch.where(alive, slot, -1)
-        moved = alive & (slot >= 0)
-        node = torch.where(moved, torch.gather(children, 1, slot.clamp(min=0)[:, None])[:, 0], node)
-        path[:, d + 1] = torch.where(moved, node, 0)
-        accepted = accepted + moved
-        alive = moved
+        if alive is not None:  # a stopped row emits 0 and has slot -1
+            token, slot = torch.where(alive, token, 0), torch.where(alive, slot, -1)
+        alive = slot >= 0  # moved down
+        node = torch.where(alive, torch.gather(children, 1, slot.clamp(min=0)[:, None])[:, 0], node)
+        path.append(torch.where(alive, node, 0))
+        emitted.append(token)
+        slots.append(slot)
+        accepted = alive.long() if accepted is None else accepted + alive
     bonus = _inverse_cdf(law64(p[rows, node]), u[:, layout.bonus])
-    emitted[:, D] = torch.where(alive, bonus, emitted[:, D])
-    return torch.cat([path, emitted, slots, accepted[:, None]], dim=1)
+    emitted.append(bonus if alive is None else torch.where(alive, bonus, 0))
+    slots.append(torch.full_like(node, -1))
+    return torch.stack(path + emitted + slots + [torch.zeros_like(node) if accepted is None else accepted], dim=1,
+                       out=out)
 
 
-def sequence_walk(plan, paths, tokens, p, q, u):
+def sequence_walk(plan, paths, tokens, p, q, u, *, out=None):
     """Verify R drafted trees with a sequence-level rule (block, traversal), with no host synchronisation.
 
     Parameters
@@ -245,6 +248,8 @@ def sequence_walk(plan, paths, tokens, p, q, u):
     q : float64 tensor [R, internal nodes, n]
     u : float64 tensor [R, 2]
         The two uniforms of the rule (end node, emitted token).
+    out : int64 tensor [R, 3 (D + 1) + 1], optional
+        Written in place and returned (no copy of a fresh result).
 
     Returns
     -------
@@ -263,10 +268,11 @@ def sequence_walk(plan, paths, tokens, p, q, u):
 
     node, token = plan.outcome(tokens, p, q).draw(u)
     D = paths.shape[1] - 2
-    path, accepted = paths[node, : D + 1], paths[node, D + 1]
+    row = paths[node]  # [R, D + 2]: one gather of the end nodes' paths and depths
+    path, accepted = row[:, : D + 1], row[:, D + 1]
     on_path = torch.gather(tokens, 1, path[:, 1:])  # [R, D] drafts on the path (padding reads node 0)
     emitted = torch.cat([on_path, torch.zeros_like(on_path[:, :1])], dim=1)
     depth = torch.arange(D + 1, device=tokens.device)[None]
     emitted = torch.where(depth == accepted[:, None], token[:, None], torch.where(depth < accepted[:, None], emitted, 0))
     slots = torch.full_like(path, -1)
-    return torch.cat([path, emitted, slots, accepted[:, None]], dim=1)
+    return torch.cat([path, emitted, slots, accepted[:, None]], dim=1, out=out)

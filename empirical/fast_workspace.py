@@ -509,13 +509,21 @@ class Workspace:
         self.p.copy_(self.sampling.laws(logits.reshape(-1, logits.shape[-1])).reshape(self.p.shape))
 
     def _verify(self) -> None:
+        """The walk (or tree rule) of the step, its outcome written into :attr:`outcome`.
+
+        Uncompiled, the walk stacks its columns straight into :attr:`outcome` (``out=``); a
+        compiled one returns a fresh tensor, copied in.
+        """
         walk, tree_walk = _walks(self.compile_backend)
+        out = self.outcome if self.compile_backend is None else None
         if self.sequence:
             at = self.layout.bonus
-            self.outcome.copy_(tree_walk(self.rule_plan, self.paths, self.tokens, self.p, self.q, self.u[:, at: at + 2]))
-            return
-        self.outcome.copy_(walk(self.kids, self.tokens, self.p, self.q, self.u, self.layout, self.branching,
-                                method=self.method))
+            result = tree_walk(self.rule_plan, self.paths, self.tokens, self.p, self.q, self.u[:, at: at + 2], out=out)
+        else:
+            result = walk(self.kids, self.tokens, self.p, self.q, self.u, self.layout, self.branching,
+                          method=self.method, out=out)
+        if out is None:
+            self.outcome.copy_(result)
 
     def _gather(self) -> None:
         """Columns of the accepted path (and the draft's re-fed tokens) -> side buffers."""
