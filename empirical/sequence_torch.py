@@ -180,7 +180,10 @@ class TreeRulePlan:
         self.tree, self.size = tree, tree.size
         width = max(1, int(group_entries) // max(int(rows) * int(n), 1))
         tensor = partial(torch.as_tensor, device=device)
-        self.groups = []  # (nodes, at, [(kids, live kids, live positions, mask or None) per child slot])
+        index = partial(_index, device=device)
+        # (nodes, at, [(kids, live kids, live positions or None, mask or None) per child slot]); an
+        # index is a slice where the nodes are evenly spaced (a view, no gather), None: all of them
+        self.groups = []
         for level in tree.levels:
             internal = [v for v in level if tree.children[v]]
             for lo in range(0, len(internal), width):
@@ -190,9 +193,9 @@ class TreeRulePlan:
                     has = [len(tree.children[v]) > j for v in group]
                     kids = [tree.children[v][j] if h else v for v, h in zip(group, has)]
                     live = [i for i, h in enumerate(has) if h]
-                    slots.append((tensor(kids), tensor([kids[i] for i in live]), tensor(live),
+                    slots.append((index(kids), index([kids[i] for i in live]), None if all(has) else tensor(live),
                                   None if all(has) else tensor(has)))
-                self.groups.append((group, tensor(group), slots))
+                self.groups.append((group, index(group), slots))
         self.order = tensor([v for kind, v in traversal_events(tree) if kind == "test"])
         self.slot_maps = [_slot_map(group, self.size, device) for group, _, _ in self.groups]
 
@@ -223,7 +226,7 @@ class TreeRulePlan:
             for kids, live_kids, live, mask in slots:
                 x = tokens[:, kids][..., None]  # [R, m, 1]
                 entered = _ratio(r * torch.gather(t, 2, x)[..., 0], torch.gather(qv, 2, x)[..., 0])
-                rho[:, live_kids] = entered[:, live]
+                rho[:, live_kids] = entered if live is None else entered[:, live]
                 new_r, new_t = _rejected_child_update(r, t, qv)
                 if mask is None:
                     r, t = new_r, new_t
@@ -238,6 +241,32 @@ class TreeRulePlan:
         end[:, self.order] = tested * before
         end[:, 0] += survive[:, -1]  # the root's rho is 1 up to round-off
         return TorchTreeOutcome(end, finals, p, self.slot_maps)
+
+
+def _index(values, *, device):
+    """``values`` (node indices) as a slice when they are evenly spaced and increasing, else an int64 tensor.
+
+    Indexing a tensor's axis with the slice is a view (no gather kernel, no copy); with the tensor it
+    is a gather. Both select the same entries in the same order. O(len(values)).
+
+    Parameters
+    ----------
+    values : list of int
+        Distinct node indices, at least one.
+    device : torch.device or str
+        Where the tensor form lives.
+
+    Returns
+    -------
+    slice or torch.Tensor
+        ``slice(first, last + 1, step)``, or the int64 tensor of ``values``.
+    """
+    import torch
+
+    step = values[1] - values[0] if len(values) > 1 else 1
+    if step > 0 and all(b - a == step for a, b in zip(values, values[1:])):
+        return slice(values[0], values[-1] + 1, step)
+    return torch.as_tensor(values, device=device)
 
 
 def _slot_map(group, size: int, device):
@@ -309,8 +338,7 @@ def _rejected_child_update(rho, t, q):
     r = (rho[..., None] * t).sub_(q).clamp_(min=0.0)
     R = r.sum(-1)
     den = R + 1.0 - rho
-    ok = den > RESIDUAL_EPS
-    new_rho = torch.where(ok, torch.clamp(R / torch.where(ok, den, 1.0), max=1.0), 1.0)
-    live = R > RESIDUAL_EPS
-    new_t = torch.where(live[..., None], r.div_(torch.where(live, R, 1.0)[..., None]), t)
+    # the quotients of entries the where discards (den or R <= RESIDUAL_EPS) are never read
+    new_rho = torch.where(den > RESIDUAL_EPS, (R / den).clamp_(max=1.0), 1.0)
+    new_t = torch.where((R > RESIDUAL_EPS)[..., None], r.div_(R[..., None]), t)
     return new_rho, new_t
