@@ -263,13 +263,30 @@ def _conditional(q, excluded):
     """q(. | V minus excluded) for rows q [..., n] and excluded [..., j]; uniform when no mass left."""
     import torch
 
-    allowed = torch.ones_like(q, dtype=torch.bool)
-    if excluded.shape[-1]:
-        allowed = allowed.scatter(-1, excluded, False)
+    if not excluded.shape[-1]:
+        return _renormalised(q)
+    return _conditional_on(q, torch.ones_like(q, dtype=torch.bool).scatter(-1, excluded, False))
+
+
+def _conditional_on(q, allowed):
+    """q(. | allowed) for rows q [..., n] and a bool mask [..., n]; uniform on ``allowed`` (float32 1/count) when no mass left."""
+    import torch
+
     w = torch.where(allowed, q, 0.0)
     s = w.sum(-1, keepdim=True)
     uniform = allowed / allowed.sum(-1, keepdim=True).clamp(min=1)
     return torch.where(s > 0, w / s, uniform)  # a row with s = 0 reads the uniform law, not w / s
+
+
+def _renormalised(q):
+    """q(. | V): :func:`_conditional_on` with every token allowed, in three ops over [..., n] instead of seven.
+
+    The uniform law of a row without mass is the same float32 1/n, a scalar here.
+    """
+    import torch
+
+    s = q.sum(-1, keepdim=True)
+    return torch.where(s > 0, q / s, float(np.float32(1.0) / np.float32(q.shape[-1])))
 
 
 def _slots(cond):
@@ -322,17 +339,21 @@ def _spechub(p, q, drafts):
     H = _hub_set(q, k - 1)  # [..., k-1]
     in_hub = torch.zeros_like(q, dtype=torch.bool).scatter(-1, H, True)
     out = ~in_hub
-    r = torch.where(out, _take(q, H).sum(-1, keepdim=True) * _conditional(q, H), 0.0)
+    r = torch.where(out, _take(q, H).sum(-1, keepdim=True) * _conditional_on(q, out), 0.0)
     pp = torch.where(out, (p - q).clamp(min=0.0), 0.0)
-    pH = torch.where(in_hub, p, 0.0).sum(-1, keepdim=True)
+    p_hub = torch.where(in_hub, p, 0.0)
+    pH = p_hub.sum(-1, keepdim=True)
     S1 = torch.where(out, (q - p).clamp(min=0.0), 0.0).sum(-1, keepdim=True)
     S2 = (r - pp).clamp(min=0.0).sum(-1, keepdim=True)
-    share = torch.where(in_hub & (pH > 0), p / pH, 0.0)  # p(h)/p(H); rows with p(H) = 0 are discarded
+    share = torch.where(pH > 0, p_hub / pH, 0.0)  # p(h)/p(H) on H, 0 off it; rows with p(H) = 0 are discarded
     in_hub_d = _take(in_hub, drafts)  # [..., k]
     type1 = ~in_hub_d[..., :1]
     i = torch.where(type1, drafts[..., :1], drafts[..., k - 1 : k])
-    c_i = torch.where(type1, _ratio(_take(p, i), _take(q, i)), _ratio(_take(pp, i), _take(r, i)))  # [..., 1]
-    hub_accept = (1.0 - c_i) * torch.where(type1, _ratio((pH - S2).clamp(min=0.0), S1), _ratio(pH, S2))
+    # the four ratios in one call: c_i of a type-1 and a type-2 draft, then the hub factor of each type
+    rates = _ratio(torch.cat([_take(p, i), _take(pp, i), (pH - S2).clamp(min=0.0), pH], -1),
+                   torch.cat([_take(q, i), _take(r, i), S1, S2], -1))  # [..., 4]
+    c_i = torch.where(type1, rates[..., 0:1], rates[..., 1:2])  # [..., 1]
+    hub_accept = (1.0 - c_i) * torch.where(type1, rates[..., 2:3], rates[..., 3:4])
     accept = torch.where(in_hub_d, hub_accept * _take(share, drafts), 0.0)
     slot_i = torch.where(type1, 0, k - 1)
     accept = accept + (torch.arange(k, device=q.device) == slot_i) * c_i
