@@ -293,8 +293,10 @@ def _slots(cond):
     """accept[..., j] = cond[..., j] prod_{l<j} (1 - cond[..., l])."""
     import torch
 
-    survive = torch.cumprod(1.0 - cond, -1)
-    return cond * torch.cat([torch.ones_like(cond[..., :1]), survive[..., :-1]], -1)
+    if cond.shape[-1] == 1:  # cond * 1.0, exactly
+        return cond
+    survive = torch.cumprod(1.0 - cond[..., :-1], -1)  # the prefix products the slots after the first need
+    return torch.cat([cond[..., :1], cond[..., 1:] * survive], -1)  # slot 0: cond * 1.0, exactly
 
 
 # -- node rules (p, q [..., n], drafts [..., k]) --------------------------------------------------
