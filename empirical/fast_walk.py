@@ -211,27 +211,36 @@ def device_walk(kids, tokens, p, q, u, layout: UniformLayout, branching, *, meth
 
     R, device = tokens.shape[0], tokens.device
     rows = torch.arange(R, device=device)
-    node = torch.zeros(R, dtype=torch.long, device=device)
-    alive, accepted = None, None  # None: every row alive, none accepted (depth 0)
-    path, emitted, slots = [node], [], []
+    root = torch.zeros(R, dtype=torch.long, device=device)
+    node, alive, accepted = None, None, None  # None: every row at the root, alive, none accepted (depth 0)
+    path, emitted, slots = [root], [], []
     for d, c in enumerate(branching):
-        children = kids[node, :c]  # [R, c]
+        children = kids[:1, :c].expand(R, c) if node is None else kids[node, :c]  # [R, c]
         drafts = torch.gather(tokens, 1, children)
-        token, slot = _verify(rule(law64(p[rows, node]), q[rows, node], drafts, method=method), drafts,
-                              u[:, layout.walk[d]: layout.walk[d] + c + 1])
+        token, slot = _verify(rule(_law_at(p, rows, node), q[rows, root if node is None else node], drafts, method=method),
+                              drafts, u[:, layout.walk[d]: layout.walk[d] + c + 1])
         if alive is not None:  # a stopped row emits 0 and has slot -1
             token, slot = torch.where(alive, token, 0), torch.where(alive, slot, -1)
         alive = slot >= 0  # moved down
-        node = torch.where(alive, torch.gather(children, 1, slot.clamp(min=0)[:, None])[:, 0], node)
+        node = torch.where(alive, torch.gather(children, 1, slot.clamp(min=0)[:, None])[:, 0], 0 if node is None else node)
         path.append(torch.where(alive, node, 0))
         emitted.append(token)
         slots.append(slot)
         accepted = alive.long() if accepted is None else accepted + alive
-    bonus = _inverse_cdf(law64(p[rows, node]), u[:, layout.bonus])
+    bonus = _inverse_cdf(_law_at(p, rows, node), u[:, layout.bonus])
     emitted.append(bonus if alive is None else torch.where(alive, bonus, 0))
-    slots.append(torch.full_like(node, -1))
-    return torch.stack(path + emitted + slots + [torch.zeros_like(node) if accepted is None else accepted], dim=1,
+    slots.append(torch.full_like(root, -1))
+    return torch.stack(path + emitted + slots + [torch.zeros_like(root) if accepted is None else accepted], dim=1,
                        out=out)
+
+
+def _law_at(p, rows, node):
+    """law64 of row b's target law at node[b]: [R, n] float64; node None: the root's, read through a view.
+
+    The view saves the gather (p[:, 0] is cast to a fresh contiguous float64 tensor either way, so
+    the values and the sum are those of the gathered rows). O(R n).
+    """
+    return law64(p[:, 0] if node is None else p[rows, node])
 
 
 def sequence_walk(plan, paths, tokens, p, q, u, *, out=None):
