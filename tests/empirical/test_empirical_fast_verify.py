@@ -104,3 +104,32 @@ def test_old_argument_order_is_refused_with_the_new_call():
         fast_verify.sample_drafts("rrs", q, 2, torch.zeros(1, 2, dtype=torch.float64))
     with pytest.raises(TypeError, match=r"rule\(p, q, drafts, method='spechub'\)"):
         fast_verify.rule("spechub", q, q, torch.zeros(1, 2, dtype=torch.int64))
+
+
+def _bits(x):
+    return x.contiguous().view(torch.int64)
+
+
+def test_unmasked_conditional_equals_the_masked_one_bit_for_bit():
+    """q(. | V) without a mask (rrs_wor's first slot) is the masked form's value, zero-mass rows included."""
+    rng = np.random.default_rng(5)
+    q = torch.as_tensor(rng.dirichlet(np.full(37, 0.3), size=6))
+    q[2] = 0.0  # no mass: the uniform law, float32 1/n as the masked form computes it
+    masked = fast_verify._conditional_on(q, torch.ones_like(q, dtype=torch.bool))
+    assert torch.equal(_bits(fast_verify._conditional(q, torch.zeros(6, 0, dtype=torch.long))), _bits(masked))
+
+
+def test_ratio_reads_zero_denominators_as_accept_iff_mass():
+    num = torch.tensor([0.0, 0.3, 0.0, 0.2, 0.9], dtype=torch.float64)
+    den = torch.tensor([0.0, 0.0, 0.5, 0.4, 0.3], dtype=torch.float64)
+    got = fast_verify._ratio(num, den)
+    assert got.dtype == torch.float64 and got.tolist() == [0.0, 1.0, 0.0, 0.5, 1.0]
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_slots_are_cond_times_the_survival_of_the_earlier_slots(k):
+    cond = torch.as_tensor(np.random.default_rng(k).random((9, k)))
+    cond[0] = 1.0
+    survive = torch.cumprod(1.0 - cond, -1)
+    expected = cond * torch.cat([torch.ones_like(cond[..., :1]), survive[..., :-1]], -1)
+    assert torch.equal(_bits(fast_verify._slots(cond)), _bits(expected))

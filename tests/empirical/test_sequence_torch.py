@@ -101,3 +101,12 @@ def test_cuda_decode_matches_cpu_numpy_reference(method, tree):
     cuda = decode(tiny_pair(64, device="cuda"), [3, 4], tree=tree, method=method, max_new_tokens=20, rng=5)
     cpu = decode(tiny_pair(64), [3, 4], tree=tree, method=method, max_new_tokens=20, rng=5, engine="numpy")
     assert cuda.tokens == cpu.tokens
+
+
+@pytest.mark.parametrize("values, sliced", [([3], True), ([1, 3, 5], True), ([2, 3, 4, 5], True), ([1, 2, 4], False),
+                                            ([4, 2], False)])
+def test_plan_indexes_evenly_spaced_nodes_by_a_view(values, sliced):
+    index = sequence_torch._index(values, device="cpu")
+    assert isinstance(index, slice) == sliced
+    x = torch.arange(24).reshape(2, 12)
+    assert x[:, index].tolist() == x[:, values].tolist()
