@@ -8,7 +8,9 @@ step's verification (the models' own laws in the buffers) the piece is run once 
 :mod:`torch.profiler` and ``--reps`` times under a clock. *Kernels*: top-level aten ops of the call
 that do some work (a view, reshape-as-view, ``empty`` or other metadata op, and its descendants, is
 not counted); on CUDA most such op launches one kernel (a few launch more). The count is a proxy for
-the graph's replay time at batch 1 on an H200, not a GPU measurement.
+the graph's replay time at batch 1 on an H200, not a GPU measurement. *Full-vocabulary passes*: those
+kernels with an input whose last axis is the vocabulary (gathers and sorted searches, which read a
+few entries of it, left out): a proxy for the bytes moved at batch 16.
 
 Run:      python3 benchmarks/bench_verify_kernels.py [--out results/verify_kernels.json]
 Compare:  python3 benchmarks/bench_verify_kernels.py --against /tmp/old-checkout --repeats 2
@@ -31,6 +33,8 @@ CASES = (("rrs", "2^4", "rrs"), ("rrs_wor", "2^4", "rrs_wor"), ("spechub", "2^4"
          ("traversal", "2^4", "traversal"), ("single", "chain-4", "single"), ("block", "chain-4", "block"))
 #: Qwen2.5's vocabulary
 N = 151_936
+#: ops that read a few entries of a vocabulary-wide input (not counted as full-vocabulary passes)
+SPARSE_READS = frozenset(("aten::gather", "aten::searchsorted"))
 #: aten ops that launch no kernel: views, metadata and bare allocations
 NO_KERNEL = frozenset(
     "aten::" + name for name in (
@@ -91,7 +95,8 @@ def measure(tree: str, method: str, batch: int, reps: int, *, name: str = "") ->
     Returns
     -------
     dict
-        ``case``, ``batch``, ``kernels`` (work-doing top-level aten ops), ``top_ops`` (all top-level
+        ``case``, ``batch``, ``kernels`` (work-doing top-level aten ops), ``full_vocab`` (those of
+        them with an input spanning the vocabulary, gathers and searches left out), ``top_ops`` (all top-level
         aten ops), ``events`` (every aten event, nested ones included), ``ops`` (kernel count by op
         name), ``cpu_us`` and ``wall_us`` (medians per call, one thread), ``cpu_us_min`` (the least
         CPU time of a call: the least disturbed by other load), ``outcome`` (the piece's
@@ -141,7 +146,7 @@ def _probe(run, reps: int) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     run()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         run()
     counts = _kernel_counts(prof.events())
     cpu, wall = [], []
@@ -164,16 +169,22 @@ def _kernel_counts(events) -> dict:
     Returns
     -------
     dict
-        ``kernels``, ``top_ops``, ``events`` and ``ops`` (as :func:`measure`).
+        ``kernels``, ``full_vocab``, ``top_ops``, ``events`` and ``ops`` (as :func:`measure`).
     """
     aten = [e for e in events if e.name.startswith("aten::")]
     top = [e for e in aten if not _has_aten_ancestor(e)]
     working = [e for e in top if _does_work(e)]
+    full = [e for e in working if e.name not in SPARSE_READS and any(_is_full(s) for s in e.input_shapes)]
     ops: dict = {}
     for e in working:
         ops[e.name[6:]] = ops.get(e.name[6:], 0) + 1
-    return {"kernels": len(working), "top_ops": len(top), "events": len(aten),
+    return {"kernels": len(working), "full_vocab": len(full), "top_ops": len(top), "events": len(aten),
             "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0])))}
+
+
+def _is_full(shape) -> bool:
+    """Whether an input of this shape spans the vocabulary (last axis :data:`N`)."""
+    return isinstance(shape, (list, tuple)) and len(shape) > 0 and shape[-1] == N
 
 
 def _has_aten_ancestor(event) -> bool:
@@ -230,12 +241,12 @@ def _table(rows: list, labels: tuple) -> str:
     by_case: dict = {}
     for row in rows:
         by_case.setdefault((row["case"], row["batch"]), {})[row.get("checkout")] = row
-    head = "case       batch " + " ".join(f"{(lab or '') + ' kernels':>12s} {(lab or '') + ' cpu us':>12s} {'(min)':>9s}"
-                                        for lab in labels)
+    head = "case       batch " + " ".join(f"{(lab or '') + ' kernels':>12s} {'full n':>6s} {(lab or '') + ' cpu us':>12s}"
+                                        f" {'(min)':>9s}" for lab in labels)
     lines = [head + ("  same outcome" if len(labels) > 1 else "")]
     for (case, batch), both in by_case.items():
-        cells = " ".join(f"{both[lab]['kernels']:12d} {both[lab]['cpu_us']:12.0f} {both[lab]['cpu_us_min']:9.0f}"
-                         for lab in labels if lab in both)
+        cells = " ".join(f"{both[lab]['kernels']:12d} {both[lab].get('full_vocab', -1):6d} {both[lab]['cpu_us']:12.0f}"
+                         f" {both[lab]['cpu_us_min']:9.0f}" for lab in labels if lab in both)
         same = "  " + str(len({json.dumps(r["outcome"]) for r in both.values()}) == 1) if len(labels) > 1 else ""
         lines.append(f"{case:10s} {batch:5d} {cells}{same}")
     return "\n".join(lines)
