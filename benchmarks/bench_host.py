@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from side_by_side import alternate, ints, median_us, wanted
 
 CASES = (("ar", None, "ar"), ("2^4 spechub", "2^4", "spechub"), ("2^4 traversal", "2^4", "traversal"))
 
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
         return _compare(args)
     sys.path.insert(0, str(Path(args.code).resolve()))
     rows = [measure(name, tree, method, batch, args.steps, args.calls, profile=args.profile)
-            for batch in _ints(args.batch_sizes) for name, tree, method in CASES if _wanted(name, args.cases)]
+            for batch in ints(args.batch_sizes) for name, tree, method in CASES if wanted(name, args.cases)]
     for row in rows:
         print(json.dumps(row) if args.json else _line(row))
     return 0
@@ -150,8 +150,8 @@ def measure(name: str, tree, method: str, batch: int, steps: int, calls: int, *,
             assert tokens == recorded, "the replay left the recorded trajectory"
             warm.append(times)
         out = {"case": name, "batch": batch, "steps": int(sum(p[3] for p in cold)),
-               "step_us": _median_us(p[0] for p in cold), "pieces_us": _median_us(p[1] for p in cold),
-               "host_us": _median_us(p[2] for p in cold), "warm_host_us": _median_us(p[2] for p in warm)}
+               "step_us": median_us(p[0] for p in cold), "pieces_us": median_us(p[1] for p in cold),
+               "host_us": median_us(p[2] for p in cold), "warm_host_us": median_us(p[2] for p in warm)}
         if profile:
             out["by_function"] = _profile(lambda: call(0), clock)
     finally:
@@ -195,19 +195,11 @@ def _profile(run, clock) -> dict:
 
 def _compare(args) -> int:
     """Alternate subprocesses of this checkout and ``--against`` per case; print both and the ratio."""
-    here = str(Path(__file__).resolve().parents[1])
     results = {}
-    for repeat in range(args.repeats):
-        for batch in _ints(args.batch_sizes):
-            for name, _, _ in CASES:
-                if not _wanted(name, args.cases):
-                    continue
-                for label, code in (("old", args.against), ("new", here)):
-                    cmd = [sys.executable, __file__, "--code", code, "--json", "--cases", name, "--batch-sizes",
-                           str(batch), "--steps", str(args.steps), "--calls", str(args.calls)]
-                    env = dict(os.environ, PYTHONPATH=code)
-                    line = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout.splitlines()[-1]
-                    results.setdefault((name, batch), {}).setdefault(label, []).append(json.loads(line))
+    for label, name, batch, row in alternate(__file__, [c[0] for c in CASES], ints(args.batch_sizes), against=args.against,
+                                             repeats=args.repeats, cases=args.cases,
+                                             extra=("--steps", str(args.steps), "--calls", str(args.calls))):
+        results.setdefault((name, batch), {}).setdefault(label, []).append(row)
     for (name, batch), both in results.items():
         best = {k: {key: min(r[key] for r in both[k]) for key in ("host_us", "warm_host_us", "pieces_us")} for k in both}
         print(f"{name:14s} b{batch:<3d} host/step cold old {best['old']['host_us']:6.1f} new {best['new']['host_us']:6.1f} us"
@@ -215,19 +207,6 @@ def _compare(args) -> int:
               f" new {best['new']['warm_host_us']:6.1f} us ({best['old']['warm_host_us'] / best['new']['warm_host_us']:4.2f}x);"
               f" pieces {min(best['old']['pieces_us'], best['new']['pieces_us']):8.1f} us; runs {len(both['old'])}+{len(both['new'])}")
     return 0
-
-
-def _median_us(values) -> float:
-    v = sorted(values)
-    return round(1e6 * v[len(v) // 2], 1)
-
-
-def _ints(text: str) -> list:
-    return [int(x) for x in text.split(",")]
-
-
-def _wanted(name: str, cases) -> bool:
-    return cases is None or name in cases.split(",")
 
 
 def _line(row: dict) -> str:

@@ -23,10 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from side_by_side import alternate, ints, median_us, wanted
 
 #: (case, tree, method): a 2^4 tree for the node rules and traversal, chain-4 for block and single
 CASES = (("rrs", "2^4", "rrs"), ("rrs_wor", "2^4", "rrs_wor"), ("spechub", "2^4", "spechub"),
@@ -64,8 +65,8 @@ def main(argv=None) -> int:
         print(_table(rows, ("old", "new")))
     else:
         sys.path.insert(0, str(Path(args.code).resolve()))
-        rows = [measure(tree, method, batch, args.reps, name=name) for batch in _ints(args.batch_sizes)
-                for name, tree, method in CASES if _wanted(name, args.cases)]
+        rows = [measure(tree, method, batch, args.reps, name=name) for batch in ints(args.batch_sizes)
+                for name, tree, method in CASES if wanted(name, args.cases)]
         print("\n".join(json.dumps(row) for row in rows) if args.json else _table(rows, (None,)))
     if args.out:
         Path(args.out).write_text(json.dumps({"machine": _machine(), "rows": rows}, indent=1))
@@ -155,7 +156,7 @@ def _probe(run, reps: int) -> dict:
         run()
         cpu.append(time.process_time() - c0)
         wall.append(time.perf_counter() - w0)
-    return {**counts, "cpu_us": _median_us(cpu), "cpu_us_min": round(1e6 * min(cpu), 1), "wall_us": _median_us(wall)}
+    return {**counts, "cpu_us": median_us(cpu), "cpu_us_min": round(1e6 * min(cpu), 1), "wall_us": median_us(wall)}
 
 
 def _kernel_counts(events) -> dict:
@@ -217,22 +218,13 @@ def _compare(args) -> list:
         Per checkout, case and batch the row of the round with the least CPU time of a call
         (``rounds``: how many rounds ran; kernel counts do not vary between rounds).
     """
-    here = str(Path(__file__).resolve().parents[1])
     best: dict = {}
-    for _ in range(args.repeats):
-        for batch in _ints(args.batch_sizes):
-            for name, _, _ in CASES:
-                if not _wanted(name, args.cases):
-                    continue
-                for label, code in (("old", args.against), ("new", here)):
-                    cmd = [sys.executable, __file__, "--code", code, "--json", "--cases", name, "--batch-sizes",
-                           str(batch), "--reps", str(args.reps)]
-                    done = subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=code), check=True, capture_output=True,
-                                          text=True)
-                    row = {"checkout": label, **json.loads(done.stdout.splitlines()[-1]), "rounds": args.repeats}
-                    key = (label, name, batch)
-                    if key not in best or row["cpu_us_min"] < best[key]["cpu_us_min"]:
-                        best[key] = row
+    for label, name, batch, found in alternate(__file__, [c[0] for c in CASES], ints(args.batch_sizes), against=args.against,
+                                               repeats=args.repeats, cases=args.cases, extra=("--reps", str(args.reps))):
+        row = {"checkout": label, **found, "rounds": args.repeats}
+        key = (label, name, batch)
+        if key not in best or row["cpu_us_min"] < best[key]["cpu_us_min"]:
+            best[key] = row
     return list(best.values())
 
 
@@ -254,19 +246,6 @@ def _table(rows: list, labels: tuple) -> str:
 
 def _machine() -> dict:
     return {"nproc": os.cpu_count(), "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-
-
-def _median_us(values) -> float:
-    v = sorted(values)
-    return round(1e6 * v[len(v) // 2], 1)
-
-
-def _ints(text: str) -> list:
-    return [int(x) for x in text.split(",")]
-
-
-def _wanted(name: str, cases) -> bool:
-    return cases is None or name in cases.split(",")
 
 
 def _parser():

@@ -1,0 +1,98 @@
+"""Side-by-side runs of a benchmark script in two checkouts: alternating subprocesses, case by case.
+
+Machines are noisy (this project's VMs vary up to 2x between runs), so a before/after claim is
+measured in one run: each round runs every (case, batch) once per checkout, alternating, and the
+caller keeps the best round. Used by ``bench_host.py`` and ``bench_verify_kernels.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+#: this checkout (the repository root above benchmarks/)
+HERE = str(Path(__file__).resolve().parents[1])
+
+
+def ints(text: str) -> list:
+    """Integers of a comma list ("1,16" -> [1, 16]).
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    list of int
+    """
+    return [int(x) for x in text.split(",")]
+
+
+def wanted(name: str, cases) -> bool:
+    """Whether case ``name`` is in the comma list ``cases`` (every case when None).
+
+    Parameters
+    ----------
+    name : str
+    cases : str or None
+
+    Returns
+    -------
+    bool
+    """
+    return cases is None or name in cases.split(",")
+
+
+def median_us(values) -> float:
+    """The median of ``values`` (seconds) in microseconds, to 0.1.
+
+    Parameters
+    ----------
+    values : sequence of float
+
+    Returns
+    -------
+    float
+    """
+    v = sorted(values)
+    return round(1e6 * v[len(v) // 2], 1)
+
+
+def alternate(script: str, names, batches, *, against: str, repeats: int, cases=None, extra=()):
+    """Run ``script --code C --json --cases NAME --batch-sizes B *extra`` for old and new, alternating.
+
+    Parameters
+    ----------
+    script : str
+        The benchmark script (its ``__file__``); it prints one JSON row as its last line.
+    names : iterable of str
+        The script's case names.
+    batches : iterable of int
+    against : str
+        The old checkout (the new one is :data:`HERE`); each subprocess imports from its own.
+    repeats : int
+        Rounds.
+    cases : str or None, optional
+        A comma list restricting the cases.
+    extra : sequence of str, optional
+        More arguments for the script.
+
+    Yields
+    ------
+    tuple
+        (label "old" or "new", case name, batch, the row as a dict), round by round.
+    """
+    for _ in range(repeats):
+        for batch in batches:
+            for name in names:
+                if not wanted(name, cases):
+                    continue
+                for label, code in (("old", against), ("new", HERE)):
+                    cmd = [sys.executable, script, "--code", code, "--json", "--cases", name, "--batch-sizes", str(batch),
+                           *extra]
+                    done = subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=code), check=True, capture_output=True,
+                                          text=True)
+                    yield label, name, batch, json.loads(done.stdout.splitlines()[-1])
