@@ -15,13 +15,12 @@ Compare:  python3 benchmarks/bench_host.py --against /tmp/old-checkout --repeats
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-from side_by_side import alternate, ints, median_us, wanted
+from side_by_side import alternate, ints, median_us, parser, wanted
 
 CASES = (("ar", None, "ar"), ("2^4 spechub", "2^4", "spechub"), ("2^4 traversal", "2^4", "traversal"))
 
@@ -218,16 +217,10 @@ def _line(row: dict) -> str:
 
 
 def _parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--code", default=str(Path(__file__).resolve().parents[1]), help="checkout to import empirical from")
-    p.add_argument("--against", default=None, help="another checkout: compare, alternating subprocesses")
-    p.add_argument("--batch-sizes", default="1,16")
-    p.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
+    p = parser(__doc__, repeats=2)
     p.add_argument("--steps", type=int, default=200, help="max_new_tokens per call")
     p.add_argument("--calls", type=int, default=3, help="timed calls (median per step)")
-    p.add_argument("--repeats", type=int, default=2, help="with --against: rounds of alternation")
     p.add_argument("--profile", action="store_true", help="add cProfile host time by function")
-    p.add_argument("--json", action="store_true")
     return p
 
 

@@ -20,14 +20,13 @@ Compare:  python3 benchmarks/bench_verify_kernels.py --against /tmp/old-checkout
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from side_by_side import alternate, ints, median_us, wanted
+from side_by_side import alternate, ints, median_us, parser, wanted
 
 #: (case, tree, method): a 2^4 tree for the node rules and traversal, chain-4 for block and single
 CASES = (("rrs", "2^4", "rrs"), ("rrs_wor", "2^4", "rrs_wor"), ("spechub", "2^4", "spechub"),
@@ -47,17 +46,17 @@ NO_KERNEL = frozenset(
 
 
 def main(argv=None) -> int:
-    """Measure (or compare, with ``--against``) and print one line per case and batch size.
+    """Count the kernels of one verification call per case (both checkouts with ``--against``); print the table.
 
     Parameters
     ----------
     argv : list of str, optional
-        Command-line arguments (default: ``sys.argv[1:]``).
+        The arguments of :func:`_parser` (default: the command line).
 
     Returns
     -------
     int
-        Exit status 0.
+        0; the rows also go to ``--out`` as JSON when it is given.
     """
     args = _parser().parse_args(argv)
     if args.against:
@@ -249,14 +248,8 @@ def _machine() -> dict:
 
 
 def _parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--code", default=str(Path(__file__).resolve().parents[1]), help="checkout to import empirical from")
-    p.add_argument("--against", default=None, help="another checkout: compare, alternating subprocesses")
-    p.add_argument("--batch-sizes", default="1,16")
-    p.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
+    p = parser(__doc__, repeats=1)
     p.add_argument("--reps", type=int, default=5, help="timed calls of the piece (median)")
-    p.add_argument("--repeats", type=int, default=1, help="with --against: rounds of alternation (the best kept)")
-    p.add_argument("--json", action="store_true", help="one JSON object per line instead of the table")
     p.add_argument("--out", default=None, help="write the rows (and the machine) as JSON here")
     return p
 

@@ -96,3 +96,32 @@ def alternate(script: str, names, batches, *, against: str, repeats: int, cases=
                     done = subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=code), check=True, capture_output=True,
                                           text=True)
                     yield label, name, batch, json.loads(done.stdout.splitlines()[-1])
+
+
+def parser(doc: str, *, repeats: int):
+    """An argument parser with the options every side-by-side benchmark takes.
+
+    ``--code`` (the checkout to import from), ``--against`` (an old checkout: compare),
+    ``--batch-sizes``, ``--cases``, ``--repeats`` (rounds of alternation) and ``--json``.
+
+    Parameters
+    ----------
+    doc : str
+        The script's module docstring (its first line describes the script).
+    repeats : int
+        Default of ``--repeats``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--code", default=HERE, help="checkout to import empirical from")
+    p.add_argument("--against", default=None, help="another checkout: compare, alternating subprocesses")
+    p.add_argument("--batch-sizes", default="1,16")
+    p.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
+    p.add_argument("--repeats", type=int, default=repeats, help="with --against: rounds of alternation (the best kept)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    return p
