@@ -207,17 +207,18 @@ def _aggregate(out, batch: int) -> dict:
         steps = sum(r["steps"] for r in out)
         phases = {ph: sum(r["phases"][ph] for r in out) for ph in PHASES}
         forwards = phases["draft"] + phases["target"]
+        stepping = seconds - sum(r["prefill_s"] for r in out)  # the steps' wall time, prefill left out
         res.update(
             tokens_per_step=tokens / sum(r["row_steps"] for r in out),
             steps=steps,
             ms_per_step={ph: 1e3 * s / steps for ph, s in phases.items()},
-            ms_per_step_wall=1e3 * (seconds - sum(r["prefill_s"] for r in out)) / steps,
+            ms_per_step_wall=1e3 * stepping / steps,
             verify_fraction_of_target=phases["verify"] / phases["target"] if phases["target"] else None,
             bound_tokens_per_second=tokens / forwards if forwards else None,
+            fraction_of_bound=forwards / seconds if forwards and seconds else None,  # tokens/s over the bound
+            # the goal's per-step reading: the model forwards' share of the steps' wall time
+            step_fraction_of_bound=forwards / stepping if forwards and stepping else None,
         )
-        res["fraction_of_bound"] = res["tokens_per_second"] / res["bound_tokens_per_second"] if forwards else None
-        # the goal's per-step reading: model forwards over the step's wall time (prefill left out)
-        res["step_fraction_of_bound"] = 1e3 * forwards / steps / res["ms_per_step_wall"] if forwards and steps else None
     return res
 
 

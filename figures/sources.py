@@ -165,7 +165,8 @@ def find_runs(folder) -> list:
 
 
 #: results folder -> (target, draft) for experiments whose argv names staged local files
-KNOWN_PAIRS = {"h200": ("SmolLM2-135M", "distilled 7M draft"), "smollm2": ("SmolLM2-135M", "distilled 7M draft"),
+_SMOLLM2 = ("SmolLM2-135M", "distilled 7M draft")
+KNOWN_PAIRS = {"h200": _SMOLLM2, "smollm2": _SMOLLM2,  # results/h200 and results/h200/verifiers/smollm2
                "qwen": ("Qwen2.5-Coder-1.5B-Instruct", "Qwen2.5-Coder-0.5B-Instruct")}
 #: per-node columns of ``nodes.npz`` that are not acceptance rates
 _NODE_META = ("k", "tv", "hub_q", "hub_p", "temperature", "type", "p2", "p3")
