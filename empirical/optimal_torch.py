@@ -24,7 +24,7 @@ import numpy as np
 from spechub_theory.methods import optimal
 from spechub_theory.methods.range_max import BLOCK
 
-__all__ = ["rule", "PLAN_THREADS", "PLAN_PROCESSES_ENV", "plan_processes"]
+__all__ = ["rule", "PLAN_THREADS", "PLAN_PROCESSES_ENV", "plan_processes", "shutdown_plan_pool"]
 
 #: threads building the plans of one batch of rows (a quarter of the cores, at most 4: the
 #: experiment driver runs several worker processes on one host)
@@ -51,6 +51,20 @@ def plan_processes() -> int:
     if not raw.isdigit():
         raise ValueError(f"${PLAN_PROCESSES_ENV} must be a non-negative integer; got {raw!r}.")
     return int(raw)
+
+
+def shutdown_plan_pool() -> None:
+    """Stop the plan processes of :func:`rule` (``$SPECHUB_PLAN_PROCESSES``), if any were started.
+
+    A ``multiprocessing`` worker that returns ends with ``os._exit``, which skips the executor's own
+    exit hook: its spawned plan processes would outlive it and keep its stdout open (on the H200 on
+    2026-12-02 a driver's output pipe then never closed and the call timed out). Call this before a
+    process that used ``rule`` returns; harmless when no pool exists.
+    """
+    global _pool
+    if _pool is not None:
+        _pool[1].shutdown(wait=True, cancel_futures=True)
+        _pool = None
 
 
 def rule(p, q, drafts):

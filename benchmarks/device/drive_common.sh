@@ -5,9 +5,12 @@
 drive_experiment() {
   local exp=$1 budget=$2 files=$3 rc f
   shift 3
-  timeout -k 5 $(( budget + 45 )) python3 benchmarks/device/experiment.py "$@" --time-budget-s "$budget" 2>&1 \
-    | grep --line-buffered -v -e "Loading weights" -e "it/s]" -e "Converting and de-quantizing" | tee -a "$exp.log"
-  rc=${PIPESTATUS[0]}
+  # to a file, not a pipe: a spawned process that outlives python (a plan pool of a terminated
+  # worker) would hold a pipe open and hang the call (H200, 2026-12-02); such leftovers are killed
+  timeout -k 5 $(( budget + 45 )) python3 benchmarks/device/experiment.py "$@" --time-budget-s "$budget" > "$exp.raw" 2>&1
+  rc=$?
+  pkill -f "multiprocessing.spawn" 2>/dev/null
+  grep -v -e "Loading weights" -e "it/s]" -e "Converting and de-quantizing" "$exp.raw" | tee -a "$exp.log"
   if [ "$rc" != 0 ]; then  # killed or failed: merge what the job folders hold
     echo "experiment.py exited with $rc; merging the finished jobs" | tee -a "$exp.log"
     timeout 25 python3 benchmarks/device/experiment.py "$@" --timing-prompts 0 --merge-only 2>&1 | tail -3 | tee -a "$exp.log"

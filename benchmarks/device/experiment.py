@@ -148,7 +148,16 @@ def worker(rank: int, args, jobs, deadline: float, queue=None):
     from empirical.models import load_pair
 
     torch.set_num_threads(1)
-    pair = load_pair(args.target, args.draft, device=args.device, dtype=args.dtype)
+    try:
+        _work(rank, args, jobs, deadline, queue, load_pair(args.target, args.draft, device=args.device, dtype=args.dtype))
+    finally:
+        from empirical.optimal_torch import shutdown_plan_pool
+
+        shutdown_plan_pool()  # its spawned processes would outlive this one and hold its stdout
+
+
+def _work(rank: int, args, jobs, deadline: float, queue, pair) -> None:
+    """:func:`worker`'s loop over the jobs, with the pair loaded."""
     types = prompt_types(args.prompts, args.num_prompts)
     longest = 0.0  # a job is not started when the longest so far would overrun the deadline
     mine = iter(range(rank, len(jobs), args.workers))

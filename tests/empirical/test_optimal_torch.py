@@ -63,10 +63,12 @@ def test_plans_built_in_processes_equal_the_serial_ones(monkeypatch):
 
     try:
         serial, pooled = _serial_and(lambda: monkeypatch.setenv(optimal_torch.PLAN_PROCESSES_ENV, "2"), monkeypatch, 3, 4, 2)
+        children = list(optimal_torch._pool[1]._processes.values())
+        assert children and all(c.is_alive() for c in children)
     finally:
-        if optimal_torch._pool is not None:
-            optimal_torch._pool[1].shutdown()
-            optimal_torch._pool = None
+        optimal_torch.shutdown_plan_pool()
+    assert optimal_torch._pool is None and not any(c.is_alive() for c in children)  # none outlives the caller
+    optimal_torch.shutdown_plan_pool()  # no pool: nothing to do
     assert torch.equal(serial.accept, pooled.accept) and torch.equal(serial.residual, pooled.residual)
     monkeypatch.setenv(optimal_torch.PLAN_PROCESSES_ENV, "two")
     with pytest.raises(ValueError, match="SPECHUB_PLAN_PROCESSES"):
