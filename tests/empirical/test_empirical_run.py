@@ -15,7 +15,7 @@ from empirical.node_rates import node_rates  # noqa: E402
 from empirical.prompts import encode_prompt, load_prompts  # noqa: E402
 from empirical.records import RecordLog  # noqa: E402
 from empirical.run import DecodeConfig, run_decode  # noqa: E402
-from empirical.summary import bootstrap_ratio, bootstrap_ratio_difference  # noqa: E402
+from empirical.summary import bootstrap_gain_share, bootstrap_ratio, bootstrap_ratio_difference  # noqa: E402
 from empirical.tiny import one_thread_fixture, tiny_pair, tiny_tokenizer  # noqa: E402
 from spechub_theory.acceptance import acceptance_rates  # noqa: E402
 from spechub_cli import main as spechub  # noqa: E402
@@ -199,6 +199,24 @@ def test_paired_bootstrap_of_a_gain():
     assert gain.high - gain.low < 0.2 * ((a.high - a.low) + (b.high - b.low))
     with pytest.raises(ValueError, match="equal non-empty vectors"):
         bootstrap_ratio_difference([1, 2], [1, 1], [1], [1])
+
+
+def test_bootstrap_gain_share():
+    """a recovers a quarter of c's gain over b on every prompt: the share is 1/4 and its interval
+    holds it; a gain of c that resamples to 0 gives infinite shares without NaN; bad shapes are named."""
+    rng = np.random.default_rng(0)
+    steps = rng.integers(20, 200, size=40).astype(float)
+    base = np.round(steps * rng.uniform(1.2, 2.0, size=40))
+    b = np.stack([base, steps], axis=1)
+    c = np.stack([base + 0.4 * steps, steps], axis=1)  # +0.4 tokens per step
+    a = np.stack([base + 0.1 * steps, steps], axis=1)  # +0.1
+    share = bootstrap_gain_share(a, b, c, rng=1)
+    assert share.value == pytest.approx(0.25)
+    assert share.low <= 0.25 <= share.high and share.high - share.low < 0.05
+    flat = bootstrap_gain_share(a, b, b, rng=1)  # c gains nothing
+    assert np.isnan(flat.value) and np.isinf(flat.low) and np.isinf(flat.high)
+    with pytest.raises(ValueError, match="equal non-empty"):
+        bootstrap_gain_share(a, b, c[:3])
 
 
 def test_bootstrap_interval_contains_the_pooled_ratio():

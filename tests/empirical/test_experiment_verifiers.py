@@ -182,3 +182,18 @@ def test_analysis_pairs_the_run_with_the_committed_methods(tmp_path):
     assert "- traversal over rrs: +20.0% on average over 1 cells" in text
     assert "| code (2) |" in text and "| chat (2) |" in text
     assert "| 2^3 | traversal | 40 | " in text  # the phase table of the run's cells
+
+
+def test_analysis_share_of_spechubs_gain(tmp_path):
+    """optimal 2.2, rrs 2.0, spechub 2.8 tokens per step on the same prompts: optimal recovers 25% of
+    SpecHub's gain; a tree without the three cells has no row."""
+    analyze = _module("analyze_verifiers")
+    kinds = ["code", "chat"] * 2
+    run = [_record(0.6, 0, "2^3", "optimal", i, 22, 10, k) for i, k in enumerate(kinds)]
+    run += [_record(0.6, 0, "2^5", "optimal", i, 30, 10, k) for i, k in enumerate(kinds)]
+    base = [_record(0.6, 0, "2^3", m, i, n, 10, k) for m, n in (("rrs", 20), ("spechub", 28)) for i, k in enumerate(kinds)]
+    _write(tmp_path / "run", run)
+    _write(tmp_path / "base", base)
+    text = analyze.render(tmp_path / "run", tmp_path / "base")
+    assert "| 2^3 | 4 | +0.800 | +0.200 | 25% [25%, 25%] |" in text
+    assert "| 2^5 | 4 |" not in text
