@@ -319,23 +319,25 @@ def _strip(Q, A, rho, e, k, j, l):
     Ls, Rs = np.arange(len(QL) + 1), np.arange(len(QR) + 1)  # item edges, outward positions
     bl = np.zeros(len(QL), dtype=np.int64)  # right units absorbed before each left item
     br = np.zeros(len(QR), dtype=np.int64)
+    last_split = None
     for _ in range(_STRIP_ITERATIONS):
         a0, a1, c0, c1 = Ls[:-1], Ls[1:], Rs[:-1], Rs[1:]
-        kL, wL, QIL = _item_keys(QL, AL, a0, Q[s] + SQL[a0] + SQR[bl], A[s] + SAL[a0] + SAR[bl],
-                                 (e[s - a1], e[s - a0], e[s + 1 + bl]), k, -1.0)
-        kR, wR, QIR = _item_keys(QR, AR, c0, Q[s] + SQL[br] + SQR[c0], A[s] + SAL[br] + SAR[c0],
-                                 (e[s - br], e[s + 1 + c0], e[s + 1 + c1]), k, 1.0)
-        pooled = False
-        if (np.diff(kL) < 0).any():  # violators absorbed together: pool them (exact for one anchor)
-            Ls = Ls[isotonic_regression(kL, weights=wL, increasing=True).blocks]
-            bl = bl[np.searchsorted(a0, Ls[:-1])]
-            pooled = True
-        if (np.diff(kR) < 0).any():
-            Rs = Rs[isotonic_regression(kR, weights=wR, increasing=True).blocks]
-            br = br[np.searchsorted(c0, Rs[:-1])]
-            pooled = True
-        if pooled:
+        kL, wL = _item_keys(QL, AL, a0, Q[s] + SQL[a0] + SQR[bl], A[s] + SAL[a0] + SAR[bl],
+                            (e[s - a1], e[s - a0], e[s + 1 + bl]), k, -1.0)
+        kR, wR = _item_keys(QR, AR, c0, Q[s] + SQL[br] + SQR[c0], A[s] + SAL[br] + SAR[c0],
+                            (e[s - br], e[s + 1 + c0], e[s + 1 + c1]), k, 1.0)
+        pooled_L, pooled_R = (np.diff(kL) < 0).any(), (np.diff(kR) < 0).any()
+        if pooled_L or pooled_R:
+            # violators are absorbed together: pool them (exact for one anchor), and merge the two
+            # sides by the pooled values, which the next step recomputes exactly
+            if pooled_L:
+                Ls, kL = _pool(Ls, kL, wL)
+            if pooled_R:
+                Rs, kR = _pool(Rs, kR, wR)
+            bl = _absorbed_before(kR, np.diff(Rs), kL, "left")
+            br = _absorbed_before(kL, np.diff(Ls), kR, "right")
             continue
+        # both key sequences are nondecreasing here: merge them
         new_bl = _absorbed_before(kR, c1 - c0, kL, "left")
         new_br = _absorbed_before(kL, a1 - a0, kR, "right")
         if (new_bl != bl).any() or (new_br != br).any():
@@ -348,6 +350,10 @@ def _strip(Q, A, rho, e, k, j, l):
         if len(cut_L) or len(cut_R):
             Ls = np.union1d(Ls, s - cut_L)
             Rs = np.union1d(Rs, cut_R - s - 1)
+            seen = (Ls.tobytes(), Rs.tobytes())
+            if seen == last_split:  # pooled back into the items just split: a cycle
+                return None
+            last_split = seen
             bl = bl[np.searchsorted(a0, Ls[:-1], side="right") - 1]
             br = br[np.searchsorted(c0, Rs[:-1], side="right") - 1]
             continue
@@ -366,20 +372,26 @@ def _sums0(x):
 
 def _item_keys(Qs, As, starts, QB, AB, abd, k, side):
     """Levels at which the seed's block (mass QB, AB) absorbs each item (runs of ``Qs``, ``As``
-    from ``starts``; ``side`` -1 left, +1 right of the block), the PAVA weights and item masses."""
+    from ``starts``; ``side`` -1 left, +1 right of the block) and their PAVA weights."""
     if len(starts) == 0:
-        return np.zeros(0), np.zeros(0), np.zeros(0)
+        return np.zeros(0), np.zeros(0)
     QI, AI = np.add.reduceat(Qs, starts), np.add.reduceat(As, starts)  # local sums per item
     hh = h_poly(*abd, k)
     keys = side * (AI / QI - AB / QB) / ((QB + QI) * hh)
-    return keys, QI * hh, QI
+    return keys, QI * hh
+
+
+def _pool(edges, keys, weights):
+    """Items pooled by one weighted PAVA of their keys: (new item edges, pooled keys)."""
+    fit = isotonic_regression(keys, weights=weights, increasing=True)
+    return edges[fit.blocks], fit.x[fit.blocks[:-1]]
 
 
 def _absorbed_before(keys_other, sizes_other, keys, side):
-    """Units of the other side absorbed before each key (items sorted by key; ties: left first)."""
-    order = np.argsort(keys_other, kind="stable")
-    units = np.concatenate([[0], np.cumsum(sizes_other[order])])
-    return units[np.searchsorted(keys_other[order], keys, side=side)]
+    """Units of the other side absorbed before each key (``keys_other`` nondecreasing; ties:
+    left first)."""
+    units = np.concatenate([[0], np.cumsum(sizes_other)])
+    return units[np.searchsorted(keys_other, keys, side=side)]
 
 
 def _over_level(Q, A, e, k, starts, ends, bounds):
