@@ -398,24 +398,35 @@ def _over_level(Q, A, e, k, starts, ends, bounds):
     """Interior boundaries i of the unit ranges [a, b) with W(a, i, b) > the range's bound.
 
     Any range with such a boundary is not one block at its bound (its top level, the largest
-    W(a, i, b), is higher), so the strip splits it there. A heuristic for the split only
-    (the caller's certificate decides): the sums are running sums in ``np.longdouble`` over the
-    concatenated ranges, and a boundary whose W is not finite is not returned."""
+    W(a, i, b), is higher), so the strip splits it there. A heuristic for the split only (the
+    caller's certificate decides), but one that needs the masses left and right of i to relative
+    precision: both are running sums in ``np.longdouble`` over the concatenated ranges (forward
+    and backward, never the total minus a part), and a boundary whose W is not finite is not
+    returned."""
     lens = ends - starts
     if len(lens) == 0:
         return np.zeros(0, dtype=np.int64)
-    offs = np.concatenate([[0], np.cumsum(lens)])
+    ends_at = np.cumsum(lens)  # one past each range's last entry in the concatenation
     seg = np.repeat(np.arange(len(lens)), lens)
-    units = np.arange(offs[-1]) + np.repeat(starts - offs[:-1], lens)
-    cQ, cA = np.cumsum(Q[units], dtype=np.longdouble), np.cumsum(A[units], dtype=np.longdouble)
-    zero = np.zeros(1, dtype=np.longdouble)
-    base_Q, base_A = np.concatenate([zero, cQ[offs[1:-1] - 1]]), np.concatenate([zero, cA[offs[1:-1] - 1]])
-    lq, la = cQ - base_Q[seg], cA - base_A[seg]  # mass of the range's units up to this one
-    TQ, TA = lq[offs[1:] - 1], la[offs[1:] - 1]
-    inner = np.ones(offs[-1], dtype=bool)
-    inner[offs[1:] - 1] = False  # the boundary after a range's last unit is its end
-    lq, la, seg, i = lq[inner], la[inner], seg[inner], units[inner] + 1
+    units = np.arange(ends_at[-1]) + np.repeat(starts - ends_at + lens, lens)
+    left_q, left_a = _segment_sums(Q[units], ends_at, seg), _segment_sums(A[units], ends_at, seg)
+    back_ends, back_seg = np.cumsum(lens[::-1]), (len(lens) - 1 - seg)[::-1]  # the ranges reversed
+    right_q = _segment_sums(Q[units[::-1]], back_ends, back_seg)[::-1]
+    right_a = _segment_sums(A[units[::-1]], back_ends, back_seg)[::-1]
+    # boundary i = units[m] + 1 splits the range into units <= units[m] (left) and > units[m] (right)
+    inner = np.ones(ends_at[-1], dtype=bool)
+    inner[ends_at - 1] = False  # the boundary after a range's last unit is its end
+    m = np.flatnonzero(inner)
+    lq, la, rq, ra = left_q[m], left_a[m], right_q[m + 1], right_a[m + 1]
+    seg, i = seg[m], units[m] + 1
     with np.errstate(divide="ignore", invalid="ignore"):
-        slope = ((TA[seg] - la) / (TQ[seg] - lq) - la / lq) / TQ[seg]
-        W = slope.astype(np.float64) / h_poly(e[starts[seg]], e[i], e[ends[seg]], k)
+        W = (ra / rq - la / lq) / (lq + rq) / h_poly(e[starts[seg]], e[i], e[ends[seg]], k)
     return i[W > bounds[seg]]
+
+
+def _segment_sums(x, ends_at, seg):
+    """Running sums of x restarted at each segment (segments end at ``ends_at``), as float64:
+    accumulated in ``np.longdouble`` minus the total before the segment."""
+    c = np.cumsum(x, dtype=np.longdouble)
+    before = np.concatenate([np.zeros(1, dtype=np.longdouble), c[ends_at[:-1] - 1]])
+    return (c - before[seg]).astype(np.float64)

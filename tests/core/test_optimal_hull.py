@@ -48,7 +48,7 @@ def test_fast_levels_are_the_hull_exit_levels(U, k, fan_rounds, seed):
     np.testing.assert_allclose(fast, hull_levels(Q, A, e, k), rtol=1e-8, atol=1e-12)
 
 
-@pytest.mark.parametrize("seed, U, k", [(0, 266, 2), (40, 200, 2)])
+@pytest.mark.parametrize("seed, U, k", [(40, 200, 2), (107, 254, 3)])
 def test_strip_whose_item_certificate_fails_is_redone_by_the_heap(seed, U, k):
     """Strips of items: the fixed point settles, but an item's own levels exceed the level at which
     the strip absorbs it once the item is solved, so the block is redone by the heap pass (these
