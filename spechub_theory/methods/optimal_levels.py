@@ -400,33 +400,39 @@ def _over_level(Q, A, e, k, starts, ends, bounds):
     Any range with such a boundary is not one block at its bound (its top level, the largest
     W(a, i, b), is higher), so the strip splits it there. A heuristic for the split only (the
     caller's certificate decides), but one that needs the masses left and right of i to relative
-    precision: both are running sums in ``np.longdouble`` over the concatenated ranges (forward
-    and backward, never the total minus a part), and a boundary whose W is not finite is not
-    returned."""
+    precision: both are running sums local to the range, forward and backward (never the total
+    minus a part): ranges of up to :data:`_SHORT_ITEM` units as the rows of one padded array, longer
+    ones one by one. A boundary whose W is not finite is not returned."""
     lens = ends - starts
-    if len(lens) == 0:
-        return np.zeros(0, dtype=np.int64)
-    ends_at = np.cumsum(lens)  # one past each range's last entry in the concatenation
-    seg = np.repeat(np.arange(len(lens)), lens)
-    units = np.arange(ends_at[-1]) + np.repeat(starts - ends_at + lens, lens)
-    left_q, left_a = _segment_sums(Q[units], ends_at, seg), _segment_sums(A[units], ends_at, seg)
-    back_ends, back_seg = np.cumsum(lens[::-1]), (len(lens) - 1 - seg)[::-1]  # the ranges reversed
-    right_q = _segment_sums(Q[units[::-1]], back_ends, back_seg)[::-1]
-    right_a = _segment_sums(A[units[::-1]], back_ends, back_seg)[::-1]
-    # boundary i = units[m] + 1 splits the range into units <= units[m] (left) and > units[m] (right)
-    inner = np.ones(ends_at[-1], dtype=bool)
-    inner[ends_at - 1] = False  # the boundary after a range's last unit is its end
-    m = np.flatnonzero(inner)
-    lq, la, rq, ra = left_q[m], left_a[m], right_q[m + 1], right_a[m + 1]
-    seg, i = seg[m], units[m] + 1
+    short = lens <= _SHORT_ITEM
+    found = []
+    if short.any():
+        a, b, bound = starts[short], ends[short], bounds[short]
+        width = int(lens[short].max())
+        col = np.arange(width)
+        valid = col < (b - a)[:, None]
+        units = np.where(valid, a[:, None] + col, a[:, None])
+        Qm, Am = np.where(valid, Q[units], 0.0), np.where(valid, A[units], 0.0)
+        lq, la = np.cumsum(Qm, axis=1), np.cumsum(Am, axis=1)  # units a .. a + c
+        rq, ra = np.cumsum(Qm[:, ::-1], axis=1)[:, ::-1], np.cumsum(Am[:, ::-1], axis=1)[:, ::-1]
+        row, c = np.nonzero(col[: width - 1] < (b - a - 1)[:, None])  # boundary i = a + c + 1
+        i = a[row] + c + 1
+        found.append(i[_split_here(lq[row, c], la[row, c], rq[row, c + 1], ra[row, c + 1], e[a[row]], e[i], e[b[row]],
+                                   k, bound[row])])
+    for a, b, bound in zip(starts[~short].tolist(), ends[~short].tolist(), bounds[~short].tolist()):
+        lq, la = np.cumsum(Q[a : b - 1]), np.cumsum(A[a : b - 1])
+        rq, ra = np.cumsum(Q[b - 1 : a : -1])[::-1], np.cumsum(A[b - 1 : a : -1])[::-1]
+        i = np.arange(a + 1, b)
+        found.append(i[_split_here(lq, la, rq, ra, e[a], e[i], e[b], k, bound)])
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+
+#: items of up to this many units are tested for a split as the rows of one padded array
+_SHORT_ITEM = 32
+
+
+def _split_here(lq, la, rq, ra, ea, ei, eb, k, bound):
+    """W(a, i, b) > bound from the masses left (lq, la) and right (rq, ra) of i (False where W is
+    not finite)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        W = (ra / rq - la / lq) / (lq + rq) / h_poly(e[starts[seg]], e[i], e[ends[seg]], k)
-    return i[W > bounds[seg]]
-
-
-def _segment_sums(x, ends_at, seg):
-    """Running sums of x restarted at each segment (segments end at ``ends_at``), as float64:
-    accumulated in ``np.longdouble`` minus the total before the segment."""
-    c = np.cumsum(x, dtype=np.longdouble)
-    before = np.concatenate([np.zeros(1, dtype=np.longdouble), c[ends_at[:-1] - 1]])
-    return (c - before[seg]).astype(np.float64)
+        return (ra / rq - la / lq) / (lq + rq) / h_poly(ea, ei, eb, k) > bound
