@@ -16,11 +16,14 @@ most its parent's. This module builds that triangulation in vectorised passes:
   of g and F from j), i.e. the blocks of the weighted isotonic regression of the consecutive slopes
   :math:`W(j, i, i + 1)` with weights gamma(j, i + 1) - gamma(j, i) (``scipy.optimize.isotonic_regression``,
   compiled PAVA, O(l - j)); the same from l on the other side.
-* **Strips** (exact when certified): a block that grows from one seed unit by absorbing single
-  units on both sides is the merge of two increasing key sequences, found by a vectorised fixed
-  point and certified by local convexity (the merged keys are nondecreasing).
-* **Fallback**: any block neither resolves goes to the sequential heap pass (:func:`kinetic_levels`,
-  the reference), which is exact for every input.
+* **Strips of items** (exact when certified): a block that grows from one seed unit by absorbing
+  items (single units, or runs of units that merged among themselves first) on both sides is the
+  merge of two increasing key sequences, found by a vectorised fixed point (violators pooled by
+  PAVA, items split where they cannot be one block at their level) and certified by local
+  convexity: the merged keys are nondecreasing, and each item of 2+ units, solved as a block of
+  its own, has no level above the one at which the strip absorbs it.
+* **Fallback**: any block neither resolves, and any strip whose certificate fails, goes to the
+  sequential heap pass (:func:`kinetic_levels`, the reference), which is exact for every input.
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ __all__ = ["region_levels", "kinetic_levels", "h_poly"]
 
 #: fan rounds before a remaining block is tried as a strip / handed to the heap pass
 _FAN_ROUNDS = 1
-#: fixed-point iterations of the strip solver before it gives up on a block (certified strips of the
-#: real-shaped laws settle in <= 3 (measured at T = 0.6, 1.0, k = 2, 3); blocks with several seeds oscillate)
-_STRIP_ITERATIONS = 4
+#: fixed-point iterations of the strip solver (pooling, interleaving, splitting: one step each)
+#: before it gives up on a block (the real-shaped laws' strips settle in <= 12, measured at T = 0.6,
+#: 1.0, k = 2, 3)
+_STRIP_ITERATIONS = 24
 #: blocks of fewer units go straight to the heap pass (cheaper there than the strip's fixed cost)
-_STRIP_MIN_UNITS = 32
+_STRIP_MIN_UNITS = 100
 
 
 def region_levels(Q, A, e, k: int, *, fan_rounds: int = _FAN_ROUNDS, strip_min_units: int = _STRIP_MIN_UNITS,
@@ -54,11 +58,13 @@ def region_levels(Q, A, e, k: int, *, fan_rounds: int = _FAN_ROUNDS, strip_min_u
     k : int
         Number of drafts (>= 2).
     fan_rounds : int, optional
-        Rounds of fans before the remaining blocks are tried as strips (then the heap pass).
+        Rounds of fans on a block before it is tried as a strip (then the heap pass).
     strip_min_units : int, optional
         Remaining blocks of fewer units skip the strip and go to the heap pass.
     stats : dict, optional
-        Filled with counts: ``fan_vertices``, ``strip_vertices``, ``heap_vertices``, ``rounds``.
+        Filled with counts: ``fan_vertices``, ``strip_vertices``, ``heap_vertices`` (how each
+        boundary's final level was found), ``rounds``, ``strip_failures`` (strips that did not
+        settle or whose certificate failed).
 
     Returns
     -------
@@ -67,48 +73,71 @@ def region_levels(Q, A, e, k: int, *, fan_rounds: int = _FAN_ROUNDS, strip_min_u
 
     Notes
     -----
-    Fans cost one PAVA per block side; a block left after ``_FAN_ROUNDS`` rounds is solved as a
-    strip (O(size) per fixed-point iteration) or by the heap pass (O(size log size), pure Python).
-    On the real-shaped laws at n = 151,936 the fans resolve 75-85 % of the vertices in B and 90-100 %
-    in C (BENCHMARKS.md section 8).
-    All sums are local to a block (accumulated from the block's anchor or seed), so no quantity is a
-    difference of nearly equal cumulative masses.
+    Fans cost one PAVA per block side; a block left after ``fan_rounds`` rounds is solved as a
+    strip of items (O(size) per fixed-point iteration), whose items of 2+ units are blocks of their
+    own (fans first again), or by the heap pass (O(size log size), pure Python). A strip is
+    accepted when its keys are nondecreasing and, once every item is solved, each item's levels are
+    at most the level at which the strip absorbs it (local convexity); a block whose certificate
+    fails is redone by the heap pass. On the real-shaped laws at n = 151,936 the heap pass is
+    left with 0-3 % of the boundaries (BENCHMARKS.md section 8.1).
+    All sums are local to a block (accumulated from the block's anchor or seed, items summed on
+    their own), so no quantity is a difference of nearly equal cumulative masses.
     """
     Q = np.asarray(Q, dtype=np.float64)
     A = np.asarray(A, dtype=np.float64)
     e = np.asarray(e, dtype=np.float64)
     U = len(Q)
     out = np.full(U + 1, np.nan)  # indexed by boundary
-    counts = {"fan_vertices": 0, "strip_vertices": 0, "heap_vertices": 0, "rounds": 0}
+    how = np.zeros(U + 1, dtype=np.int8)  # 0 fan (or a two-unit block), 1 strip, 2 heap
     rho = A / Q
-    pending = [(0, U)] if U >= 2 else []
-    rounds = 0
+    pending = [(0, U, 0)] if U >= 2 else []  # (j, l, fan rounds done on this block)
+    checks = []  # (a, b, bound, j, l): the item (a, b) of the strip on (j, l) must stay <= bound
+    rounds, failures = 0, 0
+
+    def heap(j, l):
+        out[j + 1 : l] = kinetic_levels(Q[j:l].tolist(), A[j:l].tolist(), e[j : l + 1].tolist(), k)
+        how[j + 1 : l] = 2
+
     while pending:
         rounds += 1
         nxt = []
-        bounds = np.array(pending, dtype=np.int64).reshape(-1, 2)
+        bounds = np.array([b[:2] for b in pending], dtype=np.int64).reshape(-1, 2)
         pairs = bounds[bounds[:, 1] - bounds[:, 0] == 2, 0]  # blocks of two units: one vertex, closed form
         if len(pairs):
             out[pairs + 1] = _w(rho[pairs + 1], rho[pairs], Q[pairs] + Q[pairs + 1], e[pairs], e[pairs + 1], e[pairs + 2], k)
-            counts["fan_vertices"] += len(pairs)
-        for j, l in pending:
+            how[pairs + 1] = 0
+        for j, l, done in pending:
             if l - j == 2:
                 continue
-            if rounds > fan_rounds:
-                solved = _strip(Q, A, rho, e, k, j, l) if l - j >= strip_min_units else None
-                if solved is not None:
-                    vertices, levels = solved
-                    out[vertices] = levels
-                    counts["strip_vertices"] += len(vertices)
-                else:
-                    out[j + 1 : l] = kinetic_levels(Q[j:l].tolist(), A[j:l].tolist(), e[j : l + 1].tolist(), k)
-                    counts["heap_vertices"] += l - j - 1
+            if done < fan_rounds:
+                sub = []
+                _fans(Q, A, rho, e, k, j, l, out, sub)
+                nxt.extend((a, b, done + 1) for a, b in sub)
                 continue
-            counts["fan_vertices"] += _fans(Q, A, rho, e, k, j, l, out, nxt)
+            solved = _strip(Q, A, rho, e, k, j, l) if l - j >= strip_min_units else None
+            if solved is None:
+                failures += l - j >= strip_min_units
+                heap(j, l)
+                continue
+            vertices, levels, items = solved
+            out[vertices] = levels
+            how[vertices] = 1
+            for a, b, bound in items:
+                checks.append((a, b, bound, j, l))
+                nxt.append((a, b, 0))
         pending = nxt
-    counts["rounds"] = rounds
+    # certificates, innermost strips first (they were queued last): an item whose levels exceed the
+    # level at which its strip absorbs it means the strip's triangulation is not the hull
+    redone = set()
+    for a, b, bound, j, l in reversed(checks):
+        if (j, l) not in redone and out[a + 1 : b].max() > bound:
+            redone.add((j, l))
+            failures += 1
+            heap(j, l)
     if stats is not None:
-        stats.update(counts)
+        by = np.bincount(how[1:U], minlength=3)
+        stats.update(fan_vertices=int(by[0]), strip_vertices=int(by[1]), heap_vertices=int(by[2]),
+                     rounds=rounds, strip_failures=failures)
     return out[1:U]
 
 
@@ -278,39 +307,132 @@ def _fans(Q, A, rho, e, k, j, l, out, pending):
 
 
 def _strip(Q, A, rho, e, k, j, l):
-    """Levels of block (j, l) if it is one strip (a seed unit absorbing single units on both
-    sides), certified; else None. Returns (boundaries, levels)."""
-    u = np.arange(j, l - 1)
-    keys = (rho[u + 1] - rho[u]) / ((Q[u] + Q[u + 1]) * h_poly(e[u], e[u + 1], e[u + 2], k))
-    s = int(u[np.argmin(keys)])
-    s = s if Q[s] >= Q[s + 1] else s + 1  # the seed: the larger unit of the first merge
-    nL, nR = s - j, l - s - 1
-    left_units = np.arange(s - 1, j - 1, -1)
-    right_units = np.arange(s + 1, l)
-    QL, AL = Q[left_units], A[left_units]
-    QR, AR = Q[right_units], A[right_units]
-    SQL = np.concatenate([[0.0], np.cumsum(QL)])
-    SAL = np.concatenate([[0.0], np.cumsum(AL)])
-    SQR = np.concatenate([[0.0], np.cumsum(QR)])
-    SAR = np.concatenate([[0.0], np.cumsum(AR)])
-    a = np.arange(nL)
-    c = np.arange(nR)
-    xs = s - a  # boundary set by the a-th left absorption
-    ys = s + 1 + c  # boundary set by the c-th right absorption
-    before_left = np.zeros(nL, dtype=np.int64)  # right absorptions before the a-th left one
-    before_right = np.zeros(nR, dtype=np.int64)
+    """Block (j, l) as one strip: a seed (its largest unit) absorbing items (runs of units absorbed
+    at once) alternately from both sides. Returns (boundaries, levels, items) when the fixed point
+    settles with nondecreasing keys, else None; ``items`` lists (a, b, level) for each item of 2+
+    units, a block of its own whose levels must be <= level (the caller checks)."""
+    s = j + int(np.argmax(Q[j:l]))
+    QL, AL = Q[j:s][::-1], A[j:s][::-1]  # left units, outward from the seed
+    QR, AR = Q[s + 1 : l], A[s + 1 : l]
+    SQL, SAL = _sums0(QL), _sums0(AL)
+    SQR, SAR = _sums0(QR), _sums0(AR)
+    Ls, Rs = np.arange(len(QL) + 1), np.arange(len(QR) + 1)  # item edges, outward positions
+    bl = np.zeros(len(QL), dtype=np.int64)  # right units absorbed before each left item
+    br = np.zeros(len(QR), dtype=np.int64)
+    last_split = None
     for _ in range(_STRIP_ITERATIONS):
-        QB = Q[s] + SQL[a] + SQR[before_left]
-        AB = A[s] + SAL[a] + SAR[before_left]
-        kL = _w(AB / QB, rho[xs - 1], QB + QL, e[xs - 1], e[xs], e[s + 1 + before_left], k)
-        QB = Q[s] + SQL[before_right] + SQR[c]
-        AB = A[s] + SAL[before_right] + SAR[c]
-        kR = _w(rho[ys], AB / QB, QB + QR, e[s - before_right], e[ys], e[ys + 1], k)
-        new_left = np.searchsorted(np.sort(kR), kL, side="left")
-        new_right = np.searchsorted(np.sort(kL), kR, side="right")
-        if (new_left == before_left).all() and (new_right == before_right).all():
-            if (np.diff(kL) < 0).any() or (np.diff(kR) < 0).any():
+        a0, a1, c0, c1 = Ls[:-1], Ls[1:], Rs[:-1], Rs[1:]
+        kL, wL = _item_keys(QL, AL, a0, Q[s] + SQL[a0] + SQR[bl], A[s] + SAL[a0] + SAR[bl],
+                            (e[s - a1], e[s - a0], e[s + 1 + bl]), k, -1.0)
+        kR, wR = _item_keys(QR, AR, c0, Q[s] + SQL[br] + SQR[c0], A[s] + SAL[br] + SAR[c0],
+                            (e[s - br], e[s + 1 + c0], e[s + 1 + c1]), k, 1.0)
+        pooled_L, pooled_R = (np.diff(kL) < 0).any(), (np.diff(kR) < 0).any()
+        if pooled_L or pooled_R:
+            # violators are absorbed together: pool them (exact for one anchor), and merge the two
+            # sides by the pooled values, which the next step recomputes exactly
+            if pooled_L:
+                Ls, kL = _pool(Ls, kL, wL)
+            if pooled_R:
+                Rs, kR = _pool(Rs, kR, wR)
+            bl = _absorbed_before(kR, np.diff(Rs), kL, "left")
+            br = _absorbed_before(kL, np.diff(Ls), kR, "right")
+            continue
+        # both key sequences are nondecreasing here: merge them
+        new_bl = _absorbed_before(kR, c1 - c0, kL, "left")
+        new_br = _absorbed_before(kL, a1 - a0, kR, "right")
+        if (new_bl != bl).any() or (new_br != br).any():
+            bl, br = new_bl, new_br
+            continue
+        # settled: split every item that cannot be one block at its level (its top is higher)
+        wide_L, wide_R = np.flatnonzero(a1 - a0 > 1), np.flatnonzero(c1 - c0 > 1)
+        cut_L = _over_level(Q, A, e, k, s - a1[wide_L], s - a0[wide_L], kL[wide_L])
+        cut_R = _over_level(Q, A, e, k, s + 1 + c0[wide_R], s + 1 + c1[wide_R], kR[wide_R])
+        if len(cut_L) or len(cut_R):
+            Ls = np.union1d(Ls, s - cut_L)
+            Rs = np.union1d(Rs, cut_R - s - 1)
+            seen = (Ls.tobytes(), Rs.tobytes())
+            if seen == last_split:  # pooled back into the items just split: a cycle
                 return None
-            return np.concatenate([xs, ys]), np.concatenate([kL, kR])
-        before_left, before_right = new_left, new_right
+            last_split = seen
+            bl = bl[np.searchsorted(a0, Ls[:-1], side="right") - 1]
+            br = br[np.searchsorted(c0, Rs[:-1], side="right") - 1]
+            continue
+        items = [(s - b, s - a, w) for a, b, w in zip(a0[wide_L].tolist(), a1[wide_L].tolist(), kL[wide_L].tolist())]
+        items += [(s + 1 + a, s + 1 + b, w) for a, b, w in zip(c0[wide_R].tolist(), c1[wide_R].tolist(), kR[wide_R].tolist())]
+        return np.concatenate([s - a0, s + 1 + c0]), np.concatenate([kL, kR]), items
     return None
+
+
+def _sums0(x):
+    """Running sums with a leading 0."""
+    out = np.zeros(len(x) + 1)
+    np.cumsum(x, out=out[1:])
+    return out
+
+
+def _item_keys(Qs, As, starts, QB, AB, abd, k, side):
+    """Levels at which the seed's block (mass QB, AB) absorbs each item (runs of ``Qs``, ``As``
+    from ``starts``; ``side`` -1 left, +1 right of the block) and their PAVA weights."""
+    if len(starts) == 0:
+        return np.zeros(0), np.zeros(0)
+    QI, AI = np.add.reduceat(Qs, starts), np.add.reduceat(As, starts)  # local sums per item
+    hh = h_poly(*abd, k)
+    keys = side * (AI / QI - AB / QB) / ((QB + QI) * hh)
+    return keys, QI * hh
+
+
+def _pool(edges, keys, weights):
+    """Items pooled by one weighted PAVA of their keys: (new item edges, pooled keys)."""
+    fit = isotonic_regression(keys, weights=weights, increasing=True)
+    return edges[fit.blocks], fit.x[fit.blocks[:-1]]
+
+
+def _absorbed_before(keys_other, sizes_other, keys, side):
+    """Units of the other side absorbed before each key (``keys_other`` nondecreasing; ties:
+    left first)."""
+    units = np.concatenate([[0], np.cumsum(sizes_other)])
+    return units[np.searchsorted(keys_other, keys, side=side)]
+
+
+def _over_level(Q, A, e, k, starts, ends, bounds):
+    """Interior boundaries i of the unit ranges [a, b) with W(a, i, b) > the range's bound.
+
+    Any range with such a boundary is not one block at its bound (its top level, the largest
+    W(a, i, b), is higher), so the strip splits it there. A heuristic for the split only (the
+    caller's certificate decides), but one that needs the masses left and right of i to relative
+    precision: both are running sums local to the range, forward and backward (never the total
+    minus a part): ranges of up to :data:`_SHORT_ITEM` units as the rows of one padded array, longer
+    ones one by one. A boundary whose W is not finite is not returned."""
+    lens = ends - starts
+    short = lens <= _SHORT_ITEM
+    found = []
+    if short.any():
+        a, b, bound = starts[short], ends[short], bounds[short]
+        width = int(lens[short].max())
+        col = np.arange(width)
+        valid = col < (b - a)[:, None]
+        units = np.where(valid, a[:, None] + col, a[:, None])
+        Qm, Am = np.where(valid, Q[units], 0.0), np.where(valid, A[units], 0.0)
+        lq, la = np.cumsum(Qm, axis=1), np.cumsum(Am, axis=1)  # units a .. a + c
+        rq, ra = np.cumsum(Qm[:, ::-1], axis=1)[:, ::-1], np.cumsum(Am[:, ::-1], axis=1)[:, ::-1]
+        row, c = np.nonzero(col[: width - 1] < (b - a - 1)[:, None])  # boundary i = a + c + 1
+        i = a[row] + c + 1
+        found.append(i[_split_here(lq[row, c], la[row, c], rq[row, c + 1], ra[row, c + 1], e[a[row]], e[i], e[b[row]],
+                                   k, bound[row])])
+    for a, b, bound in zip(starts[~short].tolist(), ends[~short].tolist(), bounds[~short].tolist()):
+        lq, la = np.cumsum(Q[a : b - 1]), np.cumsum(A[a : b - 1])
+        rq, ra = np.cumsum(Q[b - 1 : a : -1])[::-1], np.cumsum(A[b - 1 : a : -1])[::-1]
+        i = np.arange(a + 1, b)
+        found.append(i[_split_here(lq, la, rq, ra, e[a], e[i], e[b], k, bound)])
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+
+#: items of up to this many units are tested for a split as the rows of one padded array
+_SHORT_ITEM = 32
+
+
+def _split_here(lq, la, rq, ra, ea, ei, eb, k, bound):
+    """W(a, i, b) > bound from the masses left (lq, la) and right (rq, ra) of i (False where W is
+    not finite)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (ra / rq - la / lq) / (lq + rq) / h_poly(ea, ei, eb, k) > bound

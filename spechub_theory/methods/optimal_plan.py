@@ -176,8 +176,8 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull
     3. **Gap levels**: per region, the level of a boundary is the w at which it leaves the lower
        convex hull of the points :math:`(e_i, F_i - w e_i^k)` (F = cumulative q~-mass over the
        unit boundaries e); computed by :func:`.optimal_levels.region_levels` (fans of the lifted
-       hull by compiled isotonic regression, certified strips, the sequential heap pass as a
-       fallback; ``levels_by="heap"`` runs the heap everywhere, the reference). The heap pass is
+       hull by compiled isotonic regression, certified strips of items, the sequential heap pass
+       as a fallback; ``levels_by="heap"`` runs the heap everywhere, the reference). The heap pass is
        the agglomerative merge: block densities fall as :math:`R(w) = (A - w (b^k - a^k))/Q`;
        adjacent blocks merge when their R meet, at
        :math:`w^* = (\rho' - \rho) / ((Q + Q') h_{k-2}(a, b, d))`, with :math:`\rho = A/Q` and
@@ -201,9 +201,9 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull
     removed).
 
     Cost: one sort O(n log n), vectorised passes O(n), the levels in O(n) per fan round plus a
-    heap pass O(u log u) over the u units of blocks with several seeds (pure Python: the dominant
-    cost at T = 1.0, see BENCHMARKS.md section 8.1), range maxima O(n); the large intermediates live
-    in per-thread work arrays reused across calls (:func:`_work`).
+    heap pass O(u log u) over the u units of the small blocks and of the strips whose certificate
+    fails (pure Python; ~3 % of the units at T = 1.0, see BENCHMARKS.md section 8.1), range maxima
+    O(n); the large intermediates live in per-thread work arrays reused across calls (:func:`_work`).
 
     Parameters
     ----------

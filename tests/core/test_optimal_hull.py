@@ -1,4 +1,4 @@
-"""The fast gap levels (fans of the lower hull, strips, heap fallback) equal the heap pass (the
+"""The fast gap levels (fans of the lower hull, strips of items, heap fallback) equal the heap pass (the
 reference) and the hull characterisation, on random units and on real-shaped laws at n = 151,936."""
 
 import numpy as np
@@ -46,6 +46,20 @@ def test_fast_levels_are_the_hull_exit_levels(U, k, fan_rounds, seed):
     Q, A, e = random_units(np.random.default_rng(seed), U, False, tiny=-6.0)  # the O(U^3) oracle in float64
     fast = region_levels(Q, A, e, k, fan_rounds=fan_rounds, strip_min_units=0)
     np.testing.assert_allclose(fast, hull_levels(Q, A, e, k), rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed, U, k", [(0, 200, 2), (1, 200, 3)])
+def test_strip_whose_item_certificate_fails_is_redone_by_the_heap(seed, U, k, monkeypatch):
+    """Strips of items with the split of items switched off: the fixed point settles on items that
+    are not blocks at their level, the certificate (each item's levels <= its absorption level,
+    checked once the items are solved) catches it, and the block is redone by the heap pass."""
+    monkeypatch.setattr(optimal_levels, "_over_level", lambda *args: np.zeros(0, dtype=np.int64))
+    Q, A, e = random_units(np.random.default_rng(seed), U, False)
+    stats = {}
+    fast = region_levels(Q, A, e, k, fan_rounds=0, strip_min_units=0, stats=stats)
+    heap = np.array(kinetic_levels(Q.tolist(), A.tolist(), e.tolist(), k))
+    assert stats["strip_failures"] > 0 and stats["heap_vertices"] > 0
+    np.testing.assert_allclose(fast, heap, rtol=1e-9, atol=1e-13)
 
 
 def test_every_path_is_taken():
