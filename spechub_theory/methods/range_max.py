@@ -132,12 +132,10 @@ def range_max_of_blocks(blocks: np.ndarray) -> RangeMax:
         The structure; O(nb * BLOCK) to build (one row maximum and a sparse table over nb values).
     """
     nb = len(blocks)
-    rows = [blocks.max(axis=1)]
-    span = 1
-    while 2 * span <= nb:
-        prev = rows[-1]
-        nxt = np.zeros(nb)
-        nxt[: nb - 2 * span + 1] = np.maximum(prev[: nb - 2 * span + 1], prev[span : nb - span + 1])
-        rows.append(nxt)
-        span *= 2
-    return RangeMax(blocks, np.stack(rows))
+    table = np.empty((nb.bit_length(), nb))  # row j for spans 2^j <= nb, filled in place
+    np.max(blocks, axis=1, out=table[0])
+    for j in range(1, len(table)):
+        span, valid = 1 << (j - 1), nb - (1 << j) + 1
+        np.maximum(table[j - 1, :valid], table[j - 1, span : span + valid], out=table[j, :valid])
+        table[j, valid:] = 0.0
+    return RangeMax(blocks, table)
