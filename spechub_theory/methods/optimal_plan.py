@@ -334,7 +334,8 @@ def _running_sums(x, out=None):
     local[1 : M + 1] = x
     local[M + 1 :] = 0.0
     body = local[1:].reshape(nb, _SUM_BLOCK)
-    np.cumsum(body, axis=1, out=body)
+    for j in range(1, _SUM_BLOCK):  # the blocks' running sums column by column: cumsum's additions
+        np.add(body[:, j - 1], body[:, j], out=body[:, j])  # in its order, at ~1/3 of its time
     offsets = np.cumsum(body[:, -1], dtype=np.longdouble)[:-1].astype(np.float64)
     body[1:] += offsets[:, None]
     return local[: M + 1]

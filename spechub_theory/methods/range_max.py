@@ -133,7 +133,9 @@ def range_max_of_blocks(blocks: np.ndarray) -> RangeMax:
     """
     nb = len(blocks)
     table = np.empty((nb.bit_length(), nb))  # row j for spans 2^j <= nb, filled in place
-    np.max(blocks, axis=1, out=table[0])
+    np.copyto(table[0], blocks[:, 0])  # the block maxima, column by column (3x blocks.max(axis=1))
+    for c in range(1, blocks.shape[1]):
+        np.maximum(table[0], blocks[:, c], out=table[0])
     for j in range(1, len(table)):
         span, valid = 1 << (j - 1), nb - (1 << j) + 1
         np.maximum(table[j - 1, :valid], table[j - 1, span : span + valid], out=table[j, :valid])
