@@ -276,7 +276,8 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull
         if 0 < m < M:
             gap_levels[m - 1] = 1.0
     q_tilde = kept["q_tilde"]
-    q_tilde.fill(0.0)
+    if M < n:  # 0 off supp q
+        q_tilde.fill(0.0)
     q_tilde[order] = qt_sorted
     accept_ratio = kept["accept_ratio"]  # 0 where q~ = 0
     accept_ratio.fill(0.0)
