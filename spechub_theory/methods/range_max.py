@@ -132,7 +132,7 @@ def range_max_of_blocks(blocks: np.ndarray) -> RangeMax:
         The structure; O(nb * BLOCK) to build (one row maximum and a sparse table over nb values).
     """
     nb = len(blocks)
-    table = np.empty((nb.bit_length(), nb))  # row j for spans 2^j <= nb, filled in place
+    table = np.empty((max(1, nb.bit_length()), nb))  # row j for spans 2^j <= nb, filled in place (one row when nb = 0)
     np.copyto(table[0], blocks[:, 0])  # the block maxima, column by column (3x blocks.max(axis=1))
     for c in range(1, blocks.shape[1]):
         np.maximum(table[0], blocks[:, c], out=table[0])

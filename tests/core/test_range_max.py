@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spechub_theory.methods.range_max import BLOCK, range_max
+from spechub_theory.methods.range_max import BLOCK, range_max, range_max_of_blocks
 
 
 def brute(values, lo, hi):
@@ -27,3 +27,15 @@ def test_all_ranges_of_a_long_array_and_broadcasting():
     got = range_max(values).query(lo, hi)
     assert got.shape == lo.shape
     np.testing.assert_array_equal(got.ravel(), brute(values, lo.ravel(), hi.ravel()))
+
+
+def test_table_rows_and_an_empty_layout():
+    """The sparse table has one row per span 2^j <= nb (row 0 the block maxima), filled in place;
+    an empty layout still builds, with one empty row, as before the in-place fill."""
+    rng = np.random.default_rng(5)
+    for nb in (1, 2, 3, 7, 8, 9):
+        blocks = rng.random((nb, BLOCK))
+        table = range_max_of_blocks(blocks).table
+        assert table.shape == (nb.bit_length(), nb)
+        np.testing.assert_array_equal(table[0], blocks.max(axis=1))
+    assert range_max_of_blocks(np.zeros((0, BLOCK))).table.shape == (1, 0)
