@@ -435,4 +435,4 @@ def _split_here(lq, la, rq, ra, ea, ei, eb, k, bound):
     """W(a, i, b) > bound from the masses left (lq, la) and right (rq, ra) of i (False where W is
     not finite)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (ra / rq - la / lq) / (lq + rq) / h_poly(ea, ei, eb, k) > bound
+        return _w(ra / rq, la / lq, lq + rq, ea, ei, eb, k) > bound

@@ -229,14 +229,13 @@ def optimal_plan(p: np.ndarray, q: np.ndarray, k: int, *, levels_by: str = "hull
     n = p.shape[-1]
     positive = q > 0
     kept = _kept_arrays(n)
+    rank = kept["rank"]
     if positive.all():  # the usual case: no gather of the drafted tokens
         order = _argsort_ratios(np.divide(p, q, out=_work("ratio", n)))
-        rank = kept["rank"]
     else:
         drafted = np.flatnonzero(positive)
         order = drafted[_argsort_ratios(p[drafted] / q[drafted])]
-        rank = kept["rank"]
-        rank.fill(-1)
+        rank.fill(-1)  # never drafted
     M = len(order)
     rank[order] = _arange(M)
     ps, qs = np.take(p, order, out=_work("ps", M)), np.take(q, order, out=_work("qs", M))
