@@ -8,6 +8,7 @@ attention, and padding columns hidden); :func:`gather_cache` keeps chosen rows a
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 
 __all__ = ["forward_block", "new_cache", "gather_cache"]
@@ -41,7 +42,9 @@ def forward_block(model, cache, tokens, positions, visible):
     dtype = model.dtype
     mask = torch.zeros(visible.shape, dtype=dtype, device=visible.device)
     mask = mask.masked_fill(~visible, torch.finfo(dtype).min)[:, None]  # [B, 1, m, past + m]
-    with torch.inference_mode():
+    # entered only when not already on: a nested inference_mode inside a torch.compile'd piece makes
+    # AOTAutograd fail ("Cannot set version_counter for inference tensor"; torch 2.11 and 2.13)
+    with contextlib.nullcontext() if torch.is_inference_mode_enabled() else torch.inference_mode():
         out = model(input_ids=tokens, position_ids=positions, attention_mask=mask, use_cache=True,
                     **{_cache_kwarg(model): cache})
     return out.logits

@@ -97,14 +97,17 @@ def test_block_on_a_tree_is_refused_on_the_fast_path(pair):
 @pytest.mark.parametrize("tree, method", [(None, "ar"), ("2^2", "rrs")])
 def test_compiled_model_pieces_emit_the_same_tokens(pair, monkeypatch, tree, method):
     """``$SPECHUB_COMPILE_FORWARD``: each draft level and the target's tree forward through
-    ``torch.compile`` (the ``eager`` backend: dynamo's graph capture, no compiler needed)."""
+    ``torch.compile``: the ``eager`` backend (dynamo's graph capture) and ``aot_eager`` (AOTAutograd's
+    tracing too, where a nested inference_mode used to fail; still no compiler needed)."""
     from empirical.fast_workspace import COMPILE_FORWARD_ENV, clear_workspaces, forward_backend
 
     plain = decode_batch_fast(pair, PROMPTS, tree=tree, method=method, rngs=_rngs(5), max_new_tokens=10)
-    monkeypatch.setenv(COMPILE_FORWARD_ENV, "eager")
-    assert forward_backend() == "eager"
-    compiled = decode_batch_fast(pair, PROMPTS, tree=tree, method=method, rngs=_rngs(5), max_new_tokens=10)
-    assert [r.tokens for r in compiled] == [r.tokens for r in plain]
+    for backend in ("eager", "aot_eager"):
+        clear_workspaces()
+        monkeypatch.setenv(COMPILE_FORWARD_ENV, backend)
+        assert forward_backend() == backend
+        compiled = decode_batch_fast(pair, PROMPTS, tree=tree, method=method, rngs=_rngs(5), max_new_tokens=10)
+        assert [r.tokens for r in compiled] == [r.tokens for r in plain]
     clear_workspaces()
     monkeypatch.setenv(COMPILE_FORWARD_ENV, "1")
     assert forward_backend() == "inductor"
