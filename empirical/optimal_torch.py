@@ -10,7 +10,7 @@ default; its PAVA and heap parts hold the GIL, so threads overlap only the numpy
 ``$SPECHUB_PLAN_PROCESSES`` = P > 0 in a pool of P spawned processes that run whole plans in
 parallel. Across that process boundary, by default (``$SPECHUB_PLAN_TRANSPORT`` = ``shm``), only a
 task's few numbers (block name, layout, k, row) and the cut m cross a pipe: p, q and the plan's
-arrays (rank, accept ratio, residual, range-maximum blocks and table, ~7 MB a row at
+arrays (rank, accept ratio, residual, range-maximum blocks and table; 2.4 + 5.9 MB a row at
 n = 151,936) are written into one shared-memory block of the parent; ``pipe`` ships them pickled
 instead (the old transport). The plans' arrays go to the device once per call, and the selection
 probabilities (exact integral over the level u) and the accept probabilities of all nodes are
