@@ -1,12 +1,15 @@
-"""Benchmark: the optimal verifier's plans for a batch of rows, built in threads vs in a process pool (issue 19).
+"""Benchmark: the optimal verifier's plans for a batch of rows, in threads vs in a process pool over pipes or shared memory.
 
 The torch rule (``empirical.optimal_torch.rule``) builds one host plan per row of a verified tree
 level. Its PAVA and heap parts hold the GIL, so threads overlap only the numpy passes;
-``$SPECHUB_PLAN_PROCESSES`` = P builds whole plans in P spawned processes. Side by side in one
-run, on LLM-shaped pairs at n = 151,936 (``tests/real_laws.py``), k = 2: wall time of one
-``rule`` call for ``--rows`` rows, serial, with P threads, with P processes (pool started and
-warmed before timing), best of ``--repeat``; every timed call gets fresh pairs (new seeds), so no
-plan cache, here or in the pool's processes, can hit.
+``$SPECHUB_PLAN_PROCESSES`` = P builds whole plans in P spawned processes, whose inputs and plans
+travel pickled through the pool's pipes (``$SPECHUB_PLAN_TRANSPORT=pipe``) or through one
+shared-memory block (``shm``, the default; :mod:`empirical.plan_pool`). Side by side in one run,
+on LLM-shaped pairs at n = 151,936 (``tests/real_laws.py``), k = 2: wall time of one ``rule``
+call for ``--rows`` rows, serial, with P threads, with P processes over pipes and over shared
+memory (one pool, started and warmed with each transport before timing), best of ``--repeat``,
+and the parent process's CPU time in that call (the pool's children not counted); every timed
+call gets fresh pairs (new seeds), so no plan cache, here or in the pool's processes, can hit.
 
 Usage: python3 benchmarks/bench_plan_pool.py [--T 0.6] [--rows 8] [--workers 2] [--repeat 2] [--out FILE]
 """
@@ -51,14 +54,15 @@ def main():
         return p, q, torch.as_tensor(np.random.default_rng(0).integers(0, p.shape[1], size=(args.rows, 2)))
 
     def best(setup):
+        """(wall, parent CPU) seconds of the fastest of ``--repeat`` calls after ``setup()``."""
         setup()
         times = []
         for _ in range(args.repeat):
             p, q, drafts = batch()
             optimal._cache.clear()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             optimal_torch.rule(p, q, drafts)
-            times.append(time.perf_counter() - t0)
+            times.append((time.perf_counter() - t0, time.process_time() - c0))
         return min(times)
 
     def threads(count):
@@ -67,20 +71,23 @@ def main():
             optimal_torch.PLAN_THREADS = count
         return setup
 
-    def processes():
-        os.environ[optimal_torch.PLAN_PROCESSES_ENV] = str(args.workers)
-        p, q, drafts = batch()
-        optimal_torch.rule(p, q, drafts)  # start and warm the pool (imports, first plans)
+    def processes(transport):
+        def setup():
+            os.environ[optimal_torch.PLAN_PROCESSES_ENV] = str(args.workers)
+            os.environ[optimal_torch.PLAN_TRANSPORT_ENV] = transport
+            optimal_torch.rule(*batch())  # start and warm the pool (imports, first plans, the block)
+        return setup
 
-    serial = best(threads(1))
-    threaded = best(threads(args.workers))
-    pooled = best(processes)
+    runs = {"serial": best(threads(1)), "threads": best(threads(args.workers)),
+            "processes_pipe": best(processes("pipe")), "processes_shm": best(processes("shm"))}
+    optimal_torch.shutdown_plan_pool()
+    serial = runs["serial"][0]
     out = {"date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()), "machine": platform.processor() or platform.machine(),
            "nproc": os.cpu_count(), "load_average": os.getloadavg(), "T": args.T, "rows": args.rows, "k": 2,
-           "workers": args.workers, "serial_s": serial, "threads_s": threaded, "processes_s": pooled,
-           "threads_speedup": serial / threaded, "processes_speedup": serial / pooled,
-           "ms_per_plan": {"serial": 1e3 * serial / args.rows, "threads": 1e3 * threaded / args.rows,
-                           "processes": 1e3 * pooled / args.rows}}
+           "workers": args.workers, "seconds": {name: wall for name, (wall, _) in runs.items()},
+           "speedup_over_serial": {name: serial / wall for name, (wall, _) in runs.items()},
+           "ms_per_plan": {name: 1e3 * wall / args.rows for name, (wall, _) in runs.items()},
+           "parent_cpu_ms_per_plan": {name: 1e3 * cpu / args.rows for name, (_, cpu) in runs.items()}}
     print(json.dumps(out, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
