@@ -95,7 +95,9 @@ def _load(args):
 
 def _jobs(args, pair, sampling, batches, width: int):
     """(batch, name, job, warm-up budget or None, groups) in priority order: our fast path at every
-    batch size, our eager reference, HF eager and assisted, HF static + compile (slowest to start)."""
+    batch size (ar with compiled forwards among it), our eager reference, HF eager and assisted, HF
+    static + compile, then the tree runs with compiled forwards (slowest to start: on the H200 on
+    2026-12-03 their compilation outlasted the ~100 s a run had left, and cut the HF rows)."""
     trees = [t.strip() for t in args.trees.split(",") if t.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     full, short = args.max_new_tokens, min(8, args.max_new_tokens)
@@ -109,21 +111,23 @@ def _jobs(args, pair, sampling, batches, width: int):
                 if args.compile_verify:  # the same run with the verification piece through torch.compile
                     yield (b, f"tree {t} {m} [fast, compiled verify]",
                            _ours(pair, t, m, sampling, full, "fast", compile_backend=args.compile_verify), full, None)
-                if args.compile_forward:
-                    yield (b, f"tree {t} {m} [fast, compiled forwards]",
-                           _ours(pair, t, m, sampling, full, "fast", forward_backend=args.compile_forward), full, None)
     yield batches[0], "check: graphs vs eager pieces", _check(pair, trees[0], methods[0], sampling, full), None, 1
     for b in batches:  # the eager reference on the first group (for the fast / eager ratio)
         yield b, "ar [eager]", _ours(pair, None, AR, sampling, full, "eager"), short, 1
         yield b, f"tree {trees[0]} {methods[0]} [eager]", _ours(pair, trees[0], methods[0], sampling, full, "eager"), short, 1
-    if args.skip_hf:
-        return
-    for b in batches:
-        yield b, "generate() eager", _hf(pair, sampling, full, None, width), short, args.hf_groups
-        if b == 1:  # transformers' assisted generation takes one sequence
-            yield b, "assisted generate()", _hf(pair, sampling, full, "assisted", width), short, 1
-    for b in batches:  # last: compilation may take long
-        yield b, "generate() static cache + compile", _hf(pair, sampling, full, "static", width), full, 1
+    if not args.skip_hf:
+        for b in batches:
+            yield b, "generate() eager", _hf(pair, sampling, full, None, width), short, args.hf_groups
+            if b == 1:  # transformers' assisted generation takes one sequence
+                yield b, "assisted generate()", _hf(pair, sampling, full, "assisted", width), short, 1
+        for b in batches:  # compilation may take a minute
+            yield b, "generate() static cache + compile", _hf(pair, sampling, full, "static", width), full, 1
+    if args.compile_forward:  # last: inductor compiles 1 + depth model pieces per tree shape (minutes on the H200)
+        for b in batches:
+            for t in trees:
+                for m in methods:
+                    yield (b, f"tree {t} {m} [fast, compiled forwards]",
+                           _ours(pair, t, m, sampling, full, "fast", forward_backend=args.compile_forward), full, None)
 
 
 def _ours(pair, tree, method, sampling, max_new_tokens, runtime, *, compile_backend=None, forward_backend=None):
