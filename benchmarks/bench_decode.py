@@ -123,11 +123,13 @@ def _jobs(args, pair, sampling, batches, width: int):
         for b in batches:  # compilation may take a minute
             yield b, "generate() static cache + compile", _hf(pair, sampling, full, "static", width), full, 1
     if args.compile_forward:  # last: inductor compiles 1 + depth model pieces per tree shape (minutes on the H200)
+        label = "compiled forwards + verify" if args.compile_verify else "compiled forwards"
         for b in batches:
             for t in trees:
-                for m in methods:
-                    yield (b, f"tree {t} {m} [fast, compiled forwards]",
-                           _ours(pair, t, m, sampling, full, "fast", forward_backend=args.compile_forward), full, None)
+                for m in methods:  # with the compiled verify piece too, when asked for: the fastest combination
+                    yield (b, f"tree {t} {m} [fast, {label}]",
+                           _ours(pair, t, m, sampling, full, "fast", forward_backend=args.compile_forward,
+                                 compile_backend=args.compile_verify), full, None)
 
 
 def _ours(pair, tree, method, sampling, max_new_tokens, runtime, *, compile_backend=None, forward_backend=None):
@@ -331,7 +333,8 @@ def _parser() -> argparse.ArgumentParser:
                         "e.g. inductor (CUDA) or eager (a dry run): rows '[fast, compiled verify]'")
     p.add_argument("--compile-forward", default=None, metavar="BACKEND",
                    help="also run ar and every tree method with each draft level and the target forward through "
-                        "torch.compile(backend=BACKEND) before graph capture: rows '[fast, compiled forwards]'")
+                        "torch.compile(backend=BACKEND) before graph capture: rows '[fast, compiled forwards]' (the tree "
+                        "rows '[fast, compiled forwards + verify]' when --compile-verify is given too)")
     p.add_argument("--batch-sizes", default="1,16")
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--top-p", type=float, default=1.0)
