@@ -84,10 +84,13 @@ def main(argv=None) -> int:
 
 
 def _load(args):
-    if args.target == "tiny":  # a dry run without weights
+    if args.target == "tiny" or args.target.startswith("tiny:"):  # a dry run without weights; tiny:V, V tokens
         from empirical.tiny import tiny_pair
 
-        return tiny_pair(256, layers=2, device=args.device)
+        vocab = args.target.partition(":")[2] if ":" in args.target else "256"
+        if not vocab.isdigit() or int(vocab) < 2:
+            raise SystemExit(f"bench_decode.py: error: --target tiny:V needs a vocabulary size V >= 2; got {args.target!r}")
+        return tiny_pair(int(vocab), layers=2, device=args.device)
     from empirical.models import load_pair
 
     return load_pair(args.target, args.draft, device=args.device, dtype=args.dtype)
@@ -321,7 +324,7 @@ def _line(r: dict) -> str:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n")[-1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--target", default="smollm2", help="model, or 'tiny' (random, no weights) for a dry run")
+    p.add_argument("--target", default="smollm2", help="model, or 'tiny' / 'tiny:V' (random, no weights, 256 or V tokens) for a dry run")
     p.add_argument("--draft", default="smollm2-layers:4")
     p.add_argument("--pair", default="pair", help="name used in the output file names")
     p.add_argument("--device", default="cpu")

@@ -30,3 +30,17 @@ def test_aggregate_reads_the_bound_with_and_without_prefill():
     assert res["fraction_of_bound"] == pytest.approx(0.6)  # prefill included
     assert res["step_fraction_of_bound"] == pytest.approx(60.0 / 90.0)  # 60 ms of forwards in a 90 ms step
     assert res["verify_fraction_of_target"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("target", ["tiny:", "tiny:x", "tiny:1", "tiny:-5"])
+def test_tiny_target_needs_a_vocabulary_size(target):
+    bench = _bench()
+    args = bench._parser().parse_args(["--target", target])
+    with pytest.raises(SystemExit, match="tiny:V needs a vocabulary size"):
+        bench._load(args)
+
+
+def test_tiny_target_takes_its_vocabulary_size():
+    bench = _bench()
+    pair = bench._load(bench._parser().parse_args(["--target", "tiny:300"]))
+    assert pair.target.config.vocab_size == 300
