@@ -11,7 +11,9 @@ memory (one pool, started and warmed with each transport before timing), best of
 and the parent process's CPU time in that call (the pool's children not counted); every timed
 call gets fresh pairs (new seeds), so no plan cache, here or in the pool's processes, can hit.
 
-Usage: python3 benchmarks/bench_plan_pool.py [--T 0.6] [--rows 8] [--workers 2] [--repeat 2] [--out FILE]
+Usage: python3 benchmarks/bench_plan_pool.py [--T 0.6] [--rows 8] [--workers 2] [--repeat 2] [--device cpu] [--out FILE]
+(``--device cuda``: p, q and the plans on the GPU, as in the decoder; the parent's copies then go to
+the device instead of into fresh host memory)
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def main():
     ap.add_argument("--rows", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2, help="threads / processes")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--device", default="cpu",
+                    help="where p, q and the plans' tensors live (cuda: the decoder's case, the fields copied to the device)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     import torch
@@ -49,9 +53,10 @@ def main():
     def batch():
         """Fresh pairs for every timed call: no plan cache (here or in a pool's processes) can hit."""
         pairs = [real_pair(args.T, seed=next(seeds)) for _ in range(args.rows)]
-        p = torch.as_tensor(np.stack([a for a, _ in pairs]))
-        q = torch.as_tensor(np.stack([b for _, b in pairs]))
-        return p, q, torch.as_tensor(np.random.default_rng(0).integers(0, p.shape[1], size=(args.rows, 2)))
+        p = torch.as_tensor(np.stack([a for a, _ in pairs]), device=args.device)
+        q = torch.as_tensor(np.stack([b for _, b in pairs]), device=args.device)
+        drafts = np.random.default_rng(0).integers(0, p.shape[1], size=(args.rows, 2))
+        return p, q, torch.as_tensor(drafts, device=args.device)
 
     def best(setup):
         """(wall, parent CPU) seconds of the fastest of ``--repeat`` calls after ``setup()``."""
@@ -62,6 +67,8 @@ def main():
             optimal._cache.clear()
             t0, c0 = time.perf_counter(), time.process_time()
             optimal_torch.rule(p, q, drafts)
+            if p.is_cuda:
+                torch.cuda.synchronize()
             times.append((time.perf_counter() - t0, time.process_time() - c0))
         return min(times)
 
@@ -83,7 +90,7 @@ def main():
     optimal_torch.shutdown_plan_pool()
     serial = runs["serial"][0]
     out = {"date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()), "machine": platform.processor() or platform.machine(),
-           "nproc": os.cpu_count(), "load_average": os.getloadavg(), "T": args.T, "rows": args.rows, "k": 2,
+           "nproc": os.cpu_count(), "load_average": os.getloadavg(), "device": args.device, "T": args.T, "rows": args.rows, "k": 2,
            "workers": args.workers, "seconds": {name: wall for name, (wall, _) in runs.items()},
            "speedup_over_serial": {name: serial / wall for name, (wall, _) in runs.items()},
            "ms_per_plan": {name: 1e3 * wall / args.rows for name, (wall, _) in runs.items()},
