@@ -17,6 +17,11 @@ __all__ = ["Ranks", "rank_device", "COLLECTIVE_TIMEOUT_S"]
 #: how long a rank waits for the others at a collective (the final gather waits for the slowest
 #: rank's whole share): two days; ``SPECHUB_SWEEP_TIMEOUT_S`` overrides
 COLLECTIVE_TIMEOUT_S = 48 * 3600
+#: how long a closing rank waits at most for the others to have closed too (a dead rank's key
+#: never comes): seconds
+CLOSE_TIMEOUT_S = 60.0
+#: the rendezvous store of this process's group (set by :meth:`Ranks.start`; for the closing handshake)
+_STORE = []
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ class Ranks:
         store = dist.PrefixStore(f"spechub-sweep/attempt-{self.attempt}", store)
         dist.init_process_group(backend=backend, store=store, rank=self.rank, world_size=self.world_size,
                                 timeout=timeout)
+        _STORE[:] = [store]
 
     def broadcast(self, obj):
         """``obj`` of rank 0, on every rank (pickled over gloo).
@@ -152,13 +158,28 @@ class Ranks:
         dist.all_gather_object([None] * self.world_size, None)
 
     def close(self) -> None:
-        """Leave the process group (if one was joined)."""
+        """Leave the process group (if one was joined), once every rank is done with its collectives.
+
+        Each rank posts a key in the rendezvous store and waits (at most :data:`CLOSE_TIMEOUT_S`)
+        for every rank's key before it tears its group down. The store is a plain TCP store, not the
+        group's gloo connections, so no rank destroys its group while a peer is still reading the
+        last bytes of a collective. Under load such a teardown aborted the peer in gloo
+        ("terminate called without an active exception"), after a barrier too (CI, 2026-12-04).
+        """
         if self.world_size == 1:
             return
         import torch.distributed as dist
 
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        if not dist.is_initialized():
+            return
+        if _STORE:
+            try:
+                _STORE[0].set(f"closed/{self.rank}", "1")
+                _STORE[0].wait([f"closed/{r}" for r in range(self.world_size)], _dt.timedelta(seconds=CLOSE_TIMEOUT_S))
+            except Exception:  # noqa: BLE001 - a dead or stuck rank: leave anyway (torchrun handles it)
+                pass
+        dist.destroy_process_group()
+        _STORE.clear()
 
 
 def rank_device(device: str, local_rank: int = 0) -> str:
