@@ -158,8 +158,8 @@ def h_poly(a, b, d, k: int):
     float or ndarray
         :math:`h_{k-2}(a, b, d)`, O(k^2) operations per entry.
     """
-    if k == 2:
-        return np.ones(np.broadcast_shapes(np.shape(a), np.shape(b), np.shape(d)))
+    if k == 2:  # a scalar: multiplying by it is exact, and it broadcasts like the arrays
+        return 1.0
     if k == 3:
         return a + b + d
     total = 0.0
