@@ -126,3 +126,44 @@ def test_plans_do_not_share_work_arrays():
     again = optimal_plan(p1, q1, 2)
     for name, value in saved.items():
         np.testing.assert_array_equal(getattr(again, name), value)
+
+
+def _both_sorts(ratio):
+    """(packed path or None, radix path) of the ratio sort, each on its own copy."""
+    packed = optimal_plan_module._argsort_packed(ratio.copy() + 0.0)
+    saved = optimal_plan_module._PACKED_SORT
+    try:
+        optimal_plan_module._PACKED_SORT = False
+        radix = optimal_plan_module._argsort_ratios(ratio.copy())
+    finally:
+        optimal_plan_module._PACKED_SORT = saved
+    return packed, radix
+
+
+@given(st.lists(st.sampled_from([0.0, -0.0, 1.0, 2.5, 1e-300, 7.0, 1e300]) | st.floats(0, 1e6), min_size=2, max_size=300))
+def test_packed_sort_is_the_stable_order_or_declines(values):
+    ratio = np.array(values, dtype=np.float64)
+    packed, radix = _both_sorts(ratio)
+    expected = np.argsort(ratio + 0.0, kind="stable")
+    assert np.array_equal(radix, expected)
+    assert packed is None or np.array_equal(packed, expected)
+
+
+def test_packed_sort_declines_on_ratios_equal_in_their_top_bits():
+    # 1 and its next float agree in all but the lowest bit; listed high first they come out of order
+    ratio = np.array([np.nextafter(1.0, 2.0), 1.0, 0.5])
+    packed, radix = _both_sorts(ratio)
+    assert packed is None
+    assert radix.tolist() == [2, 1, 0]
+
+
+@pytest.mark.parametrize("T", [0.3, 0.6, 1.0])
+@pytest.mark.parametrize("k", [2, 3])
+def test_plans_are_the_same_with_either_sort(T, k, monkeypatch):
+    p, q = real_pair(T)
+    monkeypatch.setattr(optimal_plan_module, "_PACKED_SORT", True)
+    packed = optimal_plan(p, q, k)
+    monkeypatch.setattr(optimal_plan_module, "_PACKED_SORT", False)
+    radix = optimal_plan(p, q, k)
+    for name in ("order", "rank", "q_tilde", "accept_ratio", "residual", "gap_levels"):
+        assert np.array_equal(getattr(packed, name), getattr(radix, name)), name
