@@ -45,6 +45,7 @@ def main():
     import torch
 
     import empirical.optimal_torch as optimal_torch
+    from empirical.timing import synchronize
     from spechub_theory.methods import optimal
 
     torch.set_num_threads(1)
@@ -67,8 +68,7 @@ def main():
             optimal._cache.clear()
             t0, c0 = time.perf_counter(), time.process_time()
             optimal_torch.rule(p, q, drafts)
-            if p.is_cuda:
-                torch.cuda.synchronize()
+            synchronize(p.device)
             times.append((time.perf_counter() - t0, time.process_time() - c0))
         return min(times)
 

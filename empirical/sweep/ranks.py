@@ -21,7 +21,7 @@ COLLECTIVE_TIMEOUT_S = 48 * 3600
 #: never comes): seconds
 CLOSE_TIMEOUT_S = 60.0
 #: the rendezvous store of this process's group (set by :meth:`Ranks.start`; for the closing handshake)
-_STORE = []
+_store = None
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,8 @@ class Ranks:
         store = dist.PrefixStore(f"spechub-sweep/attempt-{self.attempt}", store)
         dist.init_process_group(backend=backend, store=store, rank=self.rank, world_size=self.world_size,
                                 timeout=timeout)
-        _STORE[:] = [store]
+        global _store
+        _store = store
 
     def broadcast(self, obj):
         """``obj`` of rank 0, on every rank (pickled over gloo).
@@ -170,16 +171,17 @@ class Ranks:
             return
         import torch.distributed as dist
 
+        global _store
         if not dist.is_initialized():
             return
-        if _STORE:
+        if _store is not None:
             try:
-                _STORE[0].set(f"closed/{self.rank}", "1")
-                _STORE[0].wait([f"closed/{r}" for r in range(self.world_size)], _dt.timedelta(seconds=CLOSE_TIMEOUT_S))
+                _store.set(f"closed/{self.rank}", "1")
+                _store.wait([f"closed/{r}" for r in range(self.world_size)], _dt.timedelta(seconds=CLOSE_TIMEOUT_S))
             except Exception:  # noqa: BLE001 - a dead or stuck rank: leave anyway (torchrun handles it)
                 pass
         dist.destroy_process_group()
-        _STORE.clear()
+        _store = None
 
 
 def rank_device(device: str, local_rank: int = 0) -> str:

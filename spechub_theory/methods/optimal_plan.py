@@ -311,10 +311,12 @@ def _argsort_ratios(ratio):
     on the float64 values (BENCHMARKS.md 8.1). Both paths return the same array. O(n).
     """
     ratio += 0.0  # -0.0 + 0.0 = 0.0: its sign bit would sort it last
-    if _PACKED_SORT and len(ratio) > 1:
-        order = _argsort_packed(ratio)
-        if order is not None:
-            return order
+    order = _argsort_packed(ratio) if _PACKED_SORT and len(ratio) > 1 else None
+    return _argsort_radix(ratio) if order is None else order
+
+
+def _argsort_radix(ratio):
+    """Stable argsort of nonnegative ``ratio`` (no -0.0) by an LSD radix sort of its four 16-bit digits. O(n)."""
     digits = ratio.view(np.uint16).reshape(-1, 4)
     return np.lexsort(tuple(digits[:, j] for j in _DIGITS))
 
