@@ -15,6 +15,7 @@ from spechub_theory.argorder import refuses_old_order
 from spechub_theory.methods.base import RESIDUAL_EPS
 from spechub_theory.trees.walk import TreeWalk
 
+from .inverse_cdf import inverse_cdf
 from .torch_rule import TorchNodeRule
 
 __all__ = ["FAST_METHODS", "TorchNodeRule", "rule", "sample_drafts", "draft_tree_level", "walk_tree", "walk_trees", "law64"]
@@ -157,7 +158,7 @@ def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:
             at = torch.as_tensor(leaves, device=device)
             w = law64(p[at, torch.as_tensor([node[b] for b in leaves], device=device)])
             u = torch.as_tensor([rngs[b].random() for b in leaves], dtype=torch.float64, device=device)
-            for b, t in zip(leaves, _inverse_cdf(w, u).tolist()):
+            for b, t in zip(leaves, inverse_cdf(w, u[:, None])[:, 0].tolist()):
                 emitted[b].append(int(t))
         live = [b for b in live if tree.children[node[b]]]
         groups: dict = {}
@@ -222,18 +223,8 @@ def _verify(node_rule: TorchNodeRule, drafts, u):
     hit = u[..., :k] < cond
     slot = torch.where(hit.any(-1), torch.argmax(hit.to(torch.int8), -1), -1)
     drafted = _take(drafts, slot.clamp(min=0)[..., None])[..., 0]
-    token = torch.where(slot >= 0, drafted, _inverse_cdf(node_rule.residual, u[..., k]))
+    token = torch.where(slot >= 0, drafted, inverse_cdf(node_rule.residual, u[..., k:])[..., 0])
     return token, slot
-
-
-def _inverse_cdf(w, t):
-    """One draw per row from w [..., n] at uniforms t [...], as the core: first index with
-    cdf > t * total."""
-    import torch
-
-    cdf = torch.cumsum(w, -1)
-    x = torch.searchsorted(cdf, (t[..., None] * cdf[..., -1:]).contiguous(), right=True)
-    return x.clamp(max=w.shape[-1] - 1)[..., 0]
 
 
 def _ratio(num, den):
@@ -364,18 +355,6 @@ def _spechub(p, q, drafts):
 
 
 # -- draft laws -----------------------------------------------------------------------------------
-def _inverse_cdf_rows(w, u):
-    """Per-row inverse CDF of w [m, n] at u [m, j] -> [m, j], moved off zero-mass tokens."""
-    import torch
-
-    cdf = torch.cumsum(w, -1)
-    x = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp(max=w.shape[-1] - 1)
-    bad = torch.gather(w, 1, x) <= 0
-    positive_upto = torch.cummax(torch.where(w > 0, torch.arange(w.shape[-1], device=w.device), -1), dim=-1).values
-    fixed = torch.gather(positive_upto, 1, x)
-    return torch.where(bad & (fixed >= 0), fixed, x)
-
-
 def _hub_set(q, size: int):
     """The ``size`` most probable tokens per row, descending, ties to the lowest index: [m, size]."""
     import torch
@@ -388,7 +367,7 @@ def _hub_set(q, size: int):
 
 
 def _iid(q, k, u):
-    return _inverse_cdf_rows(q, u)
+    return inverse_cdf(q, u)
 
 
 def _wor(q, k, u):
@@ -396,7 +375,7 @@ def _wor(q, k, u):
 
     out = torch.empty(q.shape[0], k, dtype=torch.long, device=q.device)
     for j in range(k):
-        out[:, j] = _inverse_cdf_rows(_conditional(q, out[:, :j]), u[:, j : j + 1])[:, 0]
+        out[:, j] = inverse_cdf(_conditional(q, out[:, :j]), u[:, j : j + 1])[:, 0]
     return out
 
 
@@ -405,10 +384,10 @@ def _hub(q, k, u):
     import torch
 
     H = _hub_set(q, k - 1)  # [m, k-1]
-    first = _inverse_cdf_rows(q, u[:, :1])[:, 0]
+    first = inverse_cdf(q, u[:, :1])[:, 0]
     if k == 1:
         return first[:, None]
-    last = _inverse_cdf_rows(_conditional(q, H), u[:, 1:2])[:, 0]
+    last = inverse_cdf(_conditional(q, H), u[:, 1:2])[:, 0]
     in_hub = (H == first[:, None]).any(-1)
     keep = H != first[:, None]  # for in-hub rows exactly k-2 entries, in order
     order = torch.sort((~keep).to(torch.int8), dim=-1, stable=True).indices[:, : k - 2]

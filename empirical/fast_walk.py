@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fast_verify import _inverse_cdf, _verify, law64, rule, sample_drafts
+from .fast_verify import _verify, law64, rule, sample_drafts
+from .inverse_cdf import inverse_cdf
 from .sequence_torch import SEQUENCE_TORCH_METHODS
 
 __all__ = ["UniformLayout", "uniform_branching", "device_walk", "sequence_walk", "sample_level", "draft_method"]
@@ -227,7 +228,7 @@ def device_walk(kids, tokens, p, q, u, layout: UniformLayout, branching, *, meth
         emitted.append(token)
         slots.append(slot)
         accepted = alive.long() if accepted is None else accepted + alive
-    bonus = _inverse_cdf(_law_at(p, rows, node), u[:, layout.bonus])
+    bonus = inverse_cdf(_law_at(p, rows, node), u[:, layout.bonus, None])[:, 0]
     emitted.append(bonus if alive is None else torch.where(alive, bonus, 0))
     slots.append(torch.full_like(root, -1))
     return torch.stack(path + emitted + slots + [torch.zeros_like(root) if accepted is None else accepted], dim=1,

@@ -93,10 +93,10 @@ class TorchTreeOutcome:
         tuple of int64 tensors, shape (R,)
             (end node, emitted token); O(R size + R n) device work, no host sync.
         """
-        from .fast_verify import _inverse_cdf
+        from .inverse_cdf import inverse_cdf
 
-        node = _inverse_cdf(self.end, u[:, 0])  # [R] the first node with cdf > u * total
-        return node, _inverse_cdf(self.final(node), u[:, 1])
+        node = inverse_cdf(self.end, u[:, :1])[:, 0]  # [R] the first node with cdf > u * total
+        return node, inverse_cdf(self.final(node), u[:, 1:])[:, 0]
 
 
 def tree_outcome(tree, method: str, tokens, p, q, *, group_entries: int = GROUP_ENTRIES) -> TorchTreeOutcome:

@@ -1,0 +1,67 @@
+"""Inverse-CDF draws from rows of weights on the device, in blocks: no scan over the vocabulary.
+
+A draw at uniform u from row w (n weights >= 0) is the first token i with positive weight and
+cdf(i) > u * total, as the core's ``draw`` (``spechub_theory.draft_laws``). A flat
+``torch.cumsum`` over a 151,936-token row is one long scan; at a handful of rows inductor turns it
+into a split scan, whose Triton kernel cannot hold the reduction fused next to it (``NYI
+TritonSplitDimKernel reductions``, BENCHMARKS.md §10.5). Here a row is cut into blocks of
+:data:`BLOCK` weights: the block totals and their cumulative sums (n / BLOCK entries) pick the
+block, one gathered block and its cumulative sum pick the token. Every scan is at most
+max(BLOCK, n / BLOCK) long.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BLOCK", "inverse_cdf"]
+
+#: weights per block: sqrt(151,936) ~ 390, rounded up to a power of two so that scans of both
+#: levels stay short (Qwen2.5's vocabulary: 149 blocks of 1,024)
+BLOCK = 1024
+
+
+def inverse_cdf(w, u):
+    r"""Draws from each row of ``w`` at the uniforms ``u``, by inverse CDF in blocks.
+
+    :math:`x = \min\{i : w_i > 0,\ \sum_{j \le i} w_j > u \sum_j w_j\}`; when rounding leaves no
+    such token (u * total at the row's end), the last token with positive weight. A row without
+    positive weight draws n - 1.
+
+    Parameters
+    ----------
+    w : torch.Tensor, shape (..., n)
+        Nonnegative weights (any float dtype; the sums are taken in it).
+    u : torch.Tensor, shape (..., j)
+        Uniforms in [0, 1), ``j`` per row, same dtype as ``w``.
+
+    Returns
+    -------
+    torch.Tensor of int64, shape (..., j)
+        The drawn tokens. O(n + j (n / b + b)) work per row with b = min(BLOCK, n); no host sync.
+    """
+    import torch
+
+    n = w.shape[-1]
+    b = min(BLOCK, n)
+    blocks = -(-n // b)
+    wb = torch.nn.functional.pad(w, (0, blocks * b - n)).unflatten(-1, (blocks, b))  # [..., nb, b]
+    mass = wb.sum(-1)  # [..., nb] block totals
+    cdf = torch.cumsum(mass, -1)
+    t = (u * cdf[..., -1:])[..., None]  # [..., j, 1] the targets
+    blk = _first_above(cdf[..., None, :], t, mass[..., None, :])  # [..., j]
+    before = torch.gather(cdf - mass, -1, blk)  # [..., j] mass before the chosen block
+    rows = torch.gather(wb, -2, blk[..., None].expand(*blk.shape, b))  # [..., j, b] the chosen blocks
+    i = _first_above(torch.cumsum(rows, -1) + before[..., None], t, rows)
+    return (blk * b + i).clamp(max=n - 1)
+
+
+def _first_above(cdf, t, w):
+    """Per row, the first position with w > 0 and cdf > t, else the last with w > 0 (0 if none).
+
+    cdf and w broadcast to [..., j, m], t is [..., j, 1]; one pass over m, returns [..., j]."""
+    import torch
+
+    positive = w > 0
+    hit = (cdf > t) & positive
+    first = torch.argmax(hit.to(torch.int8), -1)
+    last = w.shape[-1] - 1 - torch.argmax(torch.flip(positive, (-1,)).to(torch.int8), -1)
+    return torch.where(hit.any(-1), first, last)
