@@ -42,14 +42,17 @@ def inverse_cdf(w, u):
 
     n = w.shape[-1]
     b = min(BLOCK, n)
-    blocks = -(-n // b)
-    wb = torch.nn.functional.pad(w, (0, blocks * b - n)).unflatten(-1, (blocks, b))  # [..., nb, b]
-    mass = wb.sum(-1)  # [..., nb] block totals
+    full = n // b
+    mass = w[..., : full * b].unflatten(-1, (full, b)).sum(-1)  # [..., nb] block totals (views, no copy)
+    if full * b < n:
+        mass = torch.cat([mass, w[..., full * b :].sum(-1, keepdim=True)], -1)
     cdf = torch.cumsum(mass, -1)
     t = (u * cdf[..., -1:])[..., None]  # [..., j, 1] the targets
     blk = _first_above(cdf[..., None, :], t, mass[..., None, :])  # [..., j]
     before = torch.gather(cdf - mass, -1, blk)  # [..., j] mass before the chosen block
-    rows = torch.gather(wb, -2, blk[..., None].expand(*blk.shape, b))  # [..., j, b] the chosen blocks
+    at = blk[..., None] * b + torch.arange(b, device=w.device)  # [..., j, b] the chosen blocks' tokens
+    rows = torch.gather(w, -1, at.clamp(max=n - 1).flatten(-2)).unflatten(-1, at.shape[-2:])
+    rows = torch.where(at < n, rows, 0.0)  # the last block's positions past n
     i = _first_above(torch.cumsum(rows, -1) + before[..., None], t, rows)
     return (blk * b + i).clamp(max=n - 1)
 

@@ -1,0 +1,88 @@
+"""Benchmark: inverse-CDF draws over a vocabulary-sized row, flat scan against blocks, side by side.
+
+``flat`` is the search the fast path used until 2026-12-04: ``torch.cumsum`` over the whole row,
+then ``torch.searchsorted``. ``blocked`` is :func:`empirical.inverse_cdf.inverse_cdf` (block
+totals, their cumulative sums, one gathered block). Both draw one token per row from float64
+rows [R, n] (n = 151,936, Qwen2.5's vocabulary), eager and, with ``--compile``, through
+``torch.compile(backend="inductor")``; a compile failure is recorded as the row's error. Median of
+``--repeat`` timed calls after warm-up, in one process; the ratio flat / blocked is the number.
+
+Usage: python3 benchmarks/bench_inverse_cdf.py [--device cpu] [--rows 1,16,50] [--n 151936] [--compile] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def flat(w, u):
+    """The former search: first index with cdf > u * total over one full-row cumsum."""
+    import torch
+
+    cdf = torch.cumsum(w, -1)
+    return torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp(max=w.shape[-1] - 1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--rows", default="1,16,50", help="comma-separated row counts R")
+    ap.add_argument("--n", type=int, default=151_936)
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--compile", action="store_true", help="also time both through torch.compile (inductor)")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    import torch
+
+    from empirical.inverse_cdf import inverse_cdf
+    from empirical.timing import synchronize
+
+    def timed(fn, w, u):
+        for _ in range(3):
+            fn(w, u)
+        synchronize(args.device)
+        times = []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            fn(w, u)
+            synchronize(args.device)
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times) * 1e3
+
+    modes = [("eager", lambda f: f)]
+    if args.compile:
+        modes.append(("inductor", lambda f: torch.compile(f, backend="inductor", dynamic=False)))
+    gen = torch.Generator(device=args.device).manual_seed(0)
+    runs = []
+    for R in (int(r) for r in args.rows.split(",")):
+        w = torch.rand(R, args.n, dtype=torch.float64, device=args.device, generator=gen) ** 8  # peaked rows
+        u = torch.rand(R, 1, dtype=torch.float64, device=args.device, generator=gen)
+        for mode, wrap in modes:
+            row = {"rows": R, "mode": mode}
+            for name, fn in (("flat", flat), ("blocked", inverse_cdf)):
+                try:
+                    row[f"{name}_ms"] = round(timed(wrap(fn), w, u), 4)
+                except Exception as e:  # noqa: BLE001 - a compile failure is a result here
+                    row[f"{name}_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            if "flat_ms" in row and "blocked_ms" in row:
+                row["flat_over_blocked"] = round(row["flat_ms"] / row["blocked_ms"], 3)
+            print(json.dumps(row), flush=True)
+            runs.append(row)
+    meta = {"device": args.device, "n": args.n, "repeat": args.repeat, "torch": torch.__version__,
+            "host": platform.processor() or platform.machine(),
+            "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
+            "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+    if args.out:
+        Path(args.out).write_text(json.dumps({"meta": meta, "runs": runs}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
