@@ -6,6 +6,9 @@ totals, their cumulative sums, one gathered block). Both draw one token per row 
 rows [R, n] (n = 151,936, Qwen2.5's vocabulary), eager and, with ``--compile``, through
 ``torch.compile(backend="inductor")``; a compile failure is recorded as the row's error. Median of
 ``--repeat`` timed calls after warm-up, in one process; the ratio flat / blocked is the number.
+Each row also checks the draws: a compiled mode's blocked draws against eager's
+(``blocked_equal_eager``) and the share equal to the flat search's (``blocked_equal_flat``, 1 but for
+ties at rounding).
 
 Usage: python3 benchmarks/bench_inverse_cdf.py [--device cpu] [--rows 1,16,50] [--n 151936] [--compile] [--out FILE]
 """
@@ -72,6 +75,12 @@ def main():
                     row[f"{name}_ms"] = round(timed(wrap(fn), w, u), 4)
                 except Exception as e:  # noqa: BLE001 - a compile failure is a result here
                     row[f"{name}_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            try:  # the draws themselves: this mode's blocked draws against eager's, then against flat
+                got = wrap(inverse_cdf)(w, u)
+                row["blocked_equal_eager"] = bool(torch.equal(got, inverse_cdf(w, u)))
+                row["blocked_equal_flat"] = round(float((got == flat(w, u)).double().mean()), 4)
+            except Exception as e:  # noqa: BLE001
+                row["check_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
             if "flat_ms" in row and "blocked_ms" in row:
                 row["flat_over_blocked"] = round(row["flat_ms"] / row["blocked_ms"], 3)
             print(json.dumps(row), flush=True)

@@ -1,7 +1,7 @@
 """Inverse-CDF draws from rows of weights on the device, in blocks: no scan over the vocabulary.
 
-A draw at uniform u from row w (n weights >= 0) is the first token i with positive weight and
-cdf(i) > u * total, as the core's ``draw`` (``spechub_theory.draft_laws``). A flat
+A draw at uniform u from row w (n weights >= 0) is the first token i with cdf(i) > u * total,
+as the core's inverse CDF (``spechub_theory.draft_laws``). A flat
 ``torch.cumsum`` over a 151,936-token row is one long scan; at a handful of rows inductor turns it
 into a split scan, whose Triton kernel cannot hold the reduction fused next to it (``NYI
 TritonSplitDimKernel reductions``, BENCHMARKS.md §10.5). Here a row is cut into blocks of
@@ -22,9 +22,9 @@ BLOCK = 1024
 def inverse_cdf(w, u):
     r"""Draws from each row of ``w`` at the uniforms ``u``, by inverse CDF in blocks.
 
-    :math:`x = \min\{i : w_i > 0,\ \sum_{j \le i} w_j > u \sum_j w_j\}`; when rounding leaves no
-    such token (u * total at the row's end), the last token with positive weight. A row without
-    positive weight draws n - 1.
+    :math:`x = \min\{i : \sum_{j \le i} w_j > u \sum_j w_j\}`, which has :math:`w_x > 0`; a draw
+    that rounding puts on a zero weight moves to the last positive token before it (else the first
+    after it). A row without positive weight draws n - 1.
 
     Parameters
     ----------
@@ -48,23 +48,30 @@ def inverse_cdf(w, u):
         mass = torch.cat([mass, w[..., full * b :].sum(-1, keepdim=True)], -1)
     cdf = torch.cumsum(mass, -1)
     t = (u * cdf[..., -1:])[..., None]  # [..., j, 1] the targets
-    blk = _first_above(cdf[..., None, :], t, mass[..., None, :])  # [..., j]
+    blk = _search(cdf[..., None, :], t, mass[..., None, :])  # [..., j]
     before = torch.gather(cdf - mass, -1, blk)  # [..., j] mass before the chosen block
     at = blk[..., None] * b + torch.arange(b, device=w.device)  # [..., j, b] the chosen blocks' tokens
     rows = torch.gather(w, -1, at.clamp(max=n - 1).flatten(-2)).unflatten(-1, at.shape[-2:])
     rows = torch.where(at < n, rows, 0.0)  # the last block's positions past n
-    i = _first_above(torch.cumsum(rows, -1) + before[..., None], t, rows)
+    i = _search(torch.cumsum(rows, -1) + before[..., None], t, rows)
     return (blk * b + i).clamp(max=n - 1)
 
 
-def _first_above(cdf, t, w):
-    """Per row, the first position with w > 0 and cdf > t, else the last with w > 0 (0 if none).
+def _search(cdf, t, w):
+    """Per row, the first position with cdf > t, moved onto positive weight: [..., j].
 
-    cdf and w broadcast to [..., j, m], t is [..., j, 1]; one pass over m, returns [..., j]."""
+    cdf and w broadcast to [..., j, m] (cdf nondecreasing), t is [..., j, 1]. A position that
+    rounding put on zero weight moves to the last positive one before it, else to the first
+    after it (as the core's ``_fix_zero_mass``). One count, one max and one min over m: plain
+    reductions, which every backend compiles (an ``argmax`` over a flipped mask came out of
+    inductor's Triton code with negative positions, 2026-12-04).
+    """
     import torch
 
+    m = cdf.shape[-1]
+    i = (cdf <= t).sum(-1).clamp(max=m - 1)  # [..., j] the first position with cdf > t
+    pos = torch.arange(m, device=cdf.device)
     positive = w > 0
-    hit = (cdf > t) & positive
-    first = torch.argmax(hit.to(torch.int8), -1)
-    last = w.shape[-1] - 1 - torch.argmax(torch.flip(positive, (-1,)).to(torch.int8), -1)
-    return torch.where(hit.any(-1), first, last)
+    below = torch.where(positive & (pos <= i[..., None]), pos, -1).amax(-1)  # the last positive <= i
+    above = torch.where(positive & (pos > i[..., None]), pos, m).amin(-1)  # the first positive > i
+    return torch.where(below >= 0, below, torch.where(above < m, above, i))
