@@ -1,13 +1,15 @@
-"""Inverse-CDF draws from rows of weights on the device, in blocks: no scan over the vocabulary.
+"""Inverse-CDF draws from rows of weights on the device: one scan per row, or blocks under torch.compile.
 
 A draw at uniform u from row w (n weights >= 0) is the first token i with cdf(i) > u * total,
 as the core's inverse CDF (``spechub_theory.draft_laws``). A flat
 ``torch.cumsum`` over a 151,936-token row is one long scan; at a handful of rows inductor turns it
 into a split scan, whose Triton kernel cannot hold the reduction fused next to it (``NYI
-TritonSplitDimKernel reductions``, BENCHMARKS.md §10.5). Here a row is cut into blocks of
-:data:`BLOCK` weights: the block totals and their cumulative sums (n / BLOCK entries) pick the
-block, one gathered block and its cumulative sum pick the token. Every scan is at most
-max(BLOCK, n / BLOCK) long.
+TritonSplitDimKernel reductions``, BENCHMARKS.md §10.5). While ``torch.compile`` traces, a row is
+therefore cut into blocks of :data:`BLOCK` weights: the block totals and their cumulative sums
+(n / BLOCK entries) pick the block, one gathered block and its cumulative sum pick the token, and
+every scan is at most max(BLOCK, n / BLOCK) long. Run eagerly or replayed from a CUDA graph, where
+each op is a kernel launch, the one flat scan is cheaper (9 kernels against ~45; on the H200
+on 2026-12-04 the blocked search cost a graphed SmolLM2 AR step 0.09 ms more, BENCHMARKS.md §10.7).
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ __all__ = ["BLOCK", "inverse_cdf"]
 BLOCK = 1024
 
 
-def inverse_cdf(w, u):
-    r"""Draws from each row of ``w`` at the uniforms ``u``, by inverse CDF in blocks.
+def inverse_cdf(w, u, *, blocked=None):
+    r"""Draws from each row of ``w`` at the uniforms ``u``, by inverse CDF.
 
     :math:`x = \min\{i : \sum_{j \le i} w_j > u \sum_j w_j\}`, which has :math:`w_x > 0`; a draw
-    that rounding puts on a zero weight moves to the last positive token before it (else the first
-    after it). A row without positive weight draws n - 1.
+    that rounding puts on a zero weight moves to the last positive token before it (as the core's
+    ``_fix_zero_mass``). A row without positive weight draws n - 1.
 
     Parameters
     ----------
@@ -32,12 +34,43 @@ def inverse_cdf(w, u):
         Nonnegative weights (any float dtype; the sums are taken in it).
     u : torch.Tensor, shape (..., j)
         Uniforms in [0, 1), ``j`` per row, same dtype as ``w``.
+    blocked : bool, optional
+        Search in blocks (:func:`_blocked`: every scan short, ~45 small ops that inductor fuses)
+        or over one scan of the row (:func:`_flat`: 9 ops, the fewest kernels when run eagerly or
+        replayed from a CUDA graph). Default: blocked exactly while ``torch.compile`` traces.
 
     Returns
     -------
     torch.Tensor of int64, shape (..., j)
-        The drawn tokens. O(n + j (n / b + b)) work per row with b = min(BLOCK, n); no host sync.
+        The drawn tokens; O(n + j log n) (flat) or O(n + j (n / b + b)) (blocked, b = min(BLOCK, n))
+        work per row, no host sync.
     """
+    import torch
+
+    if blocked is None:
+        blocked = torch.compiler.is_compiling()
+    return _blocked(w, u) if blocked else _flat(w, u)
+
+
+def _flat(w, u):
+    """The search over one cumulative sum of the row, then the zero-weight guard by a second search.
+
+    A draw x on zero weight sits in a run of equal cdf values that starts right after the last
+    positive token p before it; the first index with cdf >= cdf(x) is p (exact for sequential
+    sums, where adding 0 changes nothing). Nine ops, two of them passes over the row.
+    """
+    import torch
+
+    n = w.shape[-1]
+    cdf = torch.cumsum(w, -1)
+    x = torch.searchsorted(cdf, (u * cdf[..., -1:]).contiguous(), right=True).clamp(max=n - 1)
+    start = torch.searchsorted(cdf, torch.gather(cdf, -1, x), right=False)  # x itself when w_x > 0
+    return torch.where(torch.gather(w, -1, start) > 0, start, x)
+
+
+def _blocked(w, u):
+    """The search in blocks of :data:`BLOCK`: block totals and their cumulative sums pick the block,
+    one gathered block and its cumulative sum pick the token (see the module docstring)."""
     import torch
 
     n = w.shape[-1]

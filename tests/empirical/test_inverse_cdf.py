@@ -1,12 +1,13 @@
-"""The blocked inverse CDF (empirical.inverse_cdf) against a flat numpy search, at block sizes that
-make one, a few and many blocks, with zero-mass tokens, padding and rounding at the row's end."""
+"""The inverse CDF (empirical.inverse_cdf), flat and in blocks, against a flat numpy search: block
+sizes that make one, a few and many blocks, zero-mass tokens, a short last block, rounding at the
+row's end; and the choice between the two searches."""
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from empirical import inverse_cdf as blocked  # noqa: E402
+from empirical import inverse_cdf as icdf  # noqa: E402
 
 
 def _flat(w, u):
@@ -23,12 +24,15 @@ def _rows(n, rows, seed):
     return w, rng.random((rows, 7))
 
 
-@pytest.mark.parametrize("block", [4, 16, 1024])
+SEARCHES = [(False, 1024), (True, 4), (True, 16), (True, 1024)]  # (blocked, BLOCK)
+
+
+@pytest.mark.parametrize("search, block", SEARCHES)
 @pytest.mark.parametrize("n", [1, 5, 37, 3000])
-def test_draws_equal_the_flat_search_away_from_ties(monkeypatch, block, n):
-    monkeypatch.setattr(blocked, "BLOCK", block)
+def test_draws_equal_the_flat_search_away_from_ties(monkeypatch, search, block, n):
+    monkeypatch.setattr(icdf, "BLOCK", block)
     w, u = _rows(n, 6, seed=n + block)
-    got = blocked.inverse_cdf(torch.as_tensor(w), torch.as_tensor(u)).numpy()
+    got = icdf.inverse_cdf(torch.as_tensor(w), torch.as_tensor(u), blocked=search).numpy()
     assert got.shape == u.shape and got.dtype == np.int64
     for r in range(len(w)):
         cdf = np.cumsum(w[r])
@@ -39,30 +43,47 @@ def test_draws_equal_the_flat_search_away_from_ties(monkeypatch, block, n):
             assert w[r, got[r, j]] > 0 or not w[r].any()
 
 
-def test_a_uniform_at_the_end_draws_the_last_positive_token(monkeypatch):
-    monkeypatch.setattr(blocked, "BLOCK", 4)
+@pytest.mark.parametrize("search", [False, True])
+def test_a_uniform_at_the_end_draws_the_last_positive_token(monkeypatch, search):
+    monkeypatch.setattr(icdf, "BLOCK", 4)
     w = torch.tensor([[0.0, 0.5, 0.0, 0.25, 0.25, 0.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
     u = torch.tensor([[0.0, 0.5, np.nextafter(1.0, 0.0)]], dtype=torch.float64)
-    assert blocked.inverse_cdf(w, u).tolist() == [[1, 3, 4]]
+    assert icdf.inverse_cdf(w, u, blocked=search).tolist() == [[1, 3, 4]]
 
 
-def test_a_row_without_mass_draws_the_last_token():
+@pytest.mark.parametrize("search", [False, True])
+def test_a_row_without_mass_draws_the_last_token(search):
     w = torch.zeros(2, 3000, dtype=torch.float64)
-    assert blocked.inverse_cdf(w, torch.full((2, 1), 0.5, dtype=torch.float64)).tolist() == [[2999], [2999]]
+    half = torch.full((2, 1), 0.5, dtype=torch.float64)
+    assert icdf.inverse_cdf(w, half, blocked=search).tolist() == [[2999], [2999]]
 
 
-def test_leading_axes_and_float32():
+@pytest.mark.parametrize("search", [False, True])
+def test_leading_axes_and_float32(search):
     w, u = _rows(40, 6, seed=3)
     w32 = torch.as_tensor(w, dtype=torch.float32).reshape(2, 3, 40)
-    got = blocked.inverse_cdf(w32, torch.as_tensor(u, dtype=torch.float32).reshape(2, 3, 7))
+    got = icdf.inverse_cdf(w32, torch.as_tensor(u, dtype=torch.float32).reshape(2, 3, 7), blocked=search)
     assert got.shape == (2, 3, 7)
     assert (torch.gather(w32, -1, got) > 0).all()
 
 
-def test_frequencies_follow_the_weights():
+@pytest.mark.parametrize("search", [False, True])
+def test_frequencies_follow_the_weights(search):
     rng = np.random.default_rng(0)
     w = rng.dirichlet(np.ones(2500))
     u = torch.as_tensor(rng.random((1, 200_000)))
-    counts = np.bincount(blocked.inverse_cdf(torch.as_tensor(w)[None], u)[0].numpy(), minlength=2500)
+    counts = np.bincount(icdf.inverse_cdf(torch.as_tensor(w)[None], u, blocked=search)[0].numpy(), minlength=2500)
     top = np.argsort(w)[-20:]  # the heaviest tokens: ~80 draws each, sd ~9
     assert np.all(np.abs(counts[top] - 200_000 * w[top]) < 6 * np.sqrt(200_000 * w[top]) + 1)
+
+
+def test_the_blocked_search_is_the_default_exactly_while_compiling(monkeypatch):
+    calls = []
+    monkeypatch.setattr(icdf, "_blocked", lambda w, u: calls.append("blocked"))
+    monkeypatch.setattr(icdf, "_flat", lambda w, u: calls.append("flat"))
+    w, u = torch.ones(1, 4), torch.zeros(1, 1)
+    icdf.inverse_cdf(w, u)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    icdf.inverse_cdf(w, u)
+    icdf.inverse_cdf(w, u, blocked=False)
+    assert calls == ["flat", "blocked", "flat"]
