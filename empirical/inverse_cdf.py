@@ -22,7 +22,7 @@ BLOCK = 1024
 
 
 def inverse_cdf(w, u, *, blocked=None):
-    r"""Draws from each row of ``w`` at the uniforms ``u``, by inverse CDF.
+    r"""Draw from each row of ``w`` at the uniforms ``u``, by inverse CDF.
 
     :math:`x = \min\{i : \sum_{j \le i} w_j > u \sum_j w_j\}`, which has :math:`w_x > 0`; a draw
     that rounding puts on a zero weight moves to the last positive token before it (as the core's

@@ -2,6 +2,11 @@
 sizes that make one, a few and many blocks, zero-mass tokens, a short last block, rounding at the
 row's end; and the choice between the two searches."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -87,3 +92,13 @@ def test_the_blocked_search_is_the_default_exactly_while_compiling(monkeypatch):
     icdf.inverse_cdf(w, u)
     icdf.inverse_cdf(w, u, blocked=False)
     assert calls == ["flat", "blocked", "flat"]
+
+
+def test_the_benchmark_records_both_searches_and_their_check(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "cdf.json"
+    subprocess.run([sys.executable, str(root / "benchmarks" / "bench_inverse_cdf.py"), "--rows", "1,3", "--n", "3000",
+                    "--repeat", "1", "--out", str(out)], check=True, cwd=root, capture_output=True)
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["rows"] for r in runs] == [1, 3]
+    assert all(r["blocked_equal_eager"] and r["blocked_equal_flat"] == 1.0 and r["flat_ms"] > 0 for r in runs)
