@@ -19,9 +19,11 @@ from spechub_theory.trees.sequence_rules import SEQUENCE_METHODS, check_tree_for
 from spechub_theory.trees.shapes import Tree
 from spechub_theory.verification import check_method_k
 
+from .compile_choice import check_compile_choice, compiling
 from .decode_types import AR, Sampling
 from .engines import get_engine
 from .fast_decoder import RUNTIMES, decode_batch_with
+from .fast_workspace import forward_backend, verify_backend
 from .metadata import run_metadata
 from .node_rates import node_rates
 from .progress import progress_bar
@@ -47,7 +49,8 @@ class DecodeConfig:
     Defaults: SmolLM2-135M-Instruct as target with its first 4 layers as a weight-sharing draft
     (always available, though a weak draft: use ``smollm2-draft`` for the distilled one), a
     depth-3 binary tree, SpecHub against both RRS variants, T = 1, 20 built-in prompts, 128 new
-    tokens.
+    tokens. ``compile``: which fast-path pieces go through ``torch.compile``
+    (:data:`empirical.compile_choice.COMPILE_CHOICES`; None: as the environment says).
     """
 
     target: str = "smollm2"
@@ -66,6 +69,7 @@ class DecodeConfig:
     engine: str = "auto"
     batch_size: int = 1
     runtime: str = "fast"
+    compile: str | None = None
 
     def validated(self) -> "DecodeConfig":
         """A copy with trees/methods checked and normalised; raises ValueError on bad settings.
@@ -107,6 +111,7 @@ class DecodeConfig:
         Sampling(self.temperature, self.top_p)  # validates
         if self.runtime not in RUNTIMES:
             raise ValueError(f"`runtime` {self.runtime!r} is not one of {', '.join(map(repr, RUNTIMES))}.")
+        check_compile_choice(self.compile)
         for method in methods:
             if method != AR:  # ar has no verification: any engine walks its root-only tree
                 get_engine(self.engine, method)
@@ -152,7 +157,8 @@ def run_decode(config: DecodeConfig, out_dir, *, pair=None, argv=None, progress:
             for tree, method in _tree_methods(config)
             if record_key(tree, method, i) not in log.done()]
     sampling = Sampling(config.temperature, config.top_p)
-    with progress_bar(total=len(jobs), enabled=progress, desc="decode") as bar:
+    with compiling(config.compile), progress_bar(total=len(jobs), enabled=progress, desc="decode") as bar:
+        compiled = {"verify": verify_backend(), "forwards": forward_backend()}  # the fast path's, as run
         for tree, method, indices in _batches(jobs, config.batch_size):
             ids = [encode_prompt(pair.tokenizer, prompts[i]) for i in indices]
             for record in _decode_records(pair, [prompts[i] for i in indices], indices, ids, tree, method, sampling, config):
@@ -164,6 +170,7 @@ def run_decode(config: DecodeConfig, out_dir, *, pair=None, argv=None, progress:
                              seed=config.seed),
         **summarize(log.records, seed=config.seed),
     }
+    summary["meta"]["compiled"] = compiled  # torch.compile backends of the fast path's pieces (None: not compiled)
     if getattr(pair, "vocab", None) is not None:  # shared vocabulary and the mass cut from each law
         summary["vocab"] = pair.vocab.to_dict()
     (out / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n", encoding="utf-8")

@@ -12,6 +12,7 @@ import json
 import sys
 from dataclasses import fields
 
+from empirical.compile_choice import COMPILE_CHOICES
 from empirical.run import DECODE_METHODS, DecodeConfig, run_decode
 
 __all__ = ["EPILOG", "add_arguments", "run", "config_from_args"]
@@ -66,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fast: static caches, CUDA graphs on CUDA, verification on the device, one host sync per "
                         "step, where the method and tree allow it (else eager); eager: the reference decoder; same "
                         "tokens either way (default: %(default)s)")
+    parser.add_argument("--compile", default=d["compile"], choices=tuple(COMPILE_CHOICES),
+                        help="fast runtime: pieces through torch.compile (inductor) before CUDA-graph capture: "
+                        "verify (the verification piece), forwards (each draft level and the target forward), all, "
+                        "or off; each new tree and batch shape then compiles once (tens of seconds). Same law of "
+                        "tokens; on a CPU inductor needs a C++ compiler. Default: $SPECHUB_COMPILE_VERIFY / "
+                        "$SPECHUB_COMPILE_FORWARD, unset = off")
     parser.add_argument("--batch-size", type=int, default=d["batch_size"],
                         help="prompts decoded together in lockstep, one forward per tree level for all; same tokens "
                         "as one at a time, several times the throughput on a GPU (default: %(default)s)")
@@ -91,7 +98,7 @@ def config_from_args(args) -> DecodeConfig:
         temperature=args.temperature, top_p=args.top_p, prompts=args.prompts, num_prompts=args.num_prompts,
         max_new_tokens=args.max_new_tokens, seed=args.seed, device=args.device, dtype=args.dtype,
         node_methods=split(args.node_methods) if args.node_methods else None, engine=args.engine,
-        batch_size=args.batch_size, runtime=args.runtime,
+        batch_size=args.batch_size, runtime=args.runtime, compile=args.compile,
     )
 
 

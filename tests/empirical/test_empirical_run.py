@@ -2,6 +2,7 @@
 CLI on a saved model folder, model-pair loading, prompts and node rates."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -234,3 +235,36 @@ def test_observed_acceptance_agrees_with_the_exact_rates(pair, tmp_path):
         check = run["acceptance_check"]
         assert check["nodes"] >= 40
         assert abs(check["observed"] - check["exact_mean"]) < 4 * check["standard_error"] + 0.02
+
+
+def test_compile_choice_sets_the_pieces_for_the_run_and_restores_the_environment(pair, tmp_path, monkeypatch):
+    from empirical.compile_choice import compiling
+    from empirical.fast_workspace import COMPILE_FORWARD_ENV, COMPILE_VERIFY_ENV
+
+    monkeypatch.setenv(COMPILE_FORWARD_ENV, "eager")
+    monkeypatch.delenv(COMPILE_VERIFY_ENV, raising=False)
+    seen = []
+    real = run_module.decode_batch_with
+
+    def spy(*args, **kwargs):
+        seen.append((os.environ.get(COMPILE_VERIFY_ENV), os.environ.get(COMPILE_FORWARD_ENV)))
+        with compiling("off"):  # decode uncompiled here: inductor on a CPU needs a C++ compiler
+            return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "decode_batch_with", spy)
+    config = DecodeConfig(**{**CONFIG.__dict__, "methods": ("rrs",), "num_prompts": 1, "compile": "verify"})
+    summary = run_decode(config, tmp_path, pair=pair, argv=[], progress=False)
+    assert seen == [("inductor", "0")]
+    assert summary["meta"]["compiled"] == {"verify": "inductor", "forwards": None}
+    assert os.environ[COMPILE_FORWARD_ENV] == "eager" and COMPILE_VERIFY_ENV not in os.environ
+    default = run_decode(DecodeConfig(**{**config.__dict__, "compile": None}), tmp_path / "env", pair=pair, argv=[],
+                         progress=False)
+    assert default["meta"]["compiled"] == {"verify": None, "forwards": "eager"}  # None: the environment's
+
+
+def test_bad_compile_choice_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(ValueError, match="`compile` 'fast' is not one of 'off', 'verify', 'forwards', 'all'"):
+        DecodeConfig(compile="fast").validated()
+    with pytest.raises(SystemExit):
+        spechub(["decode", "--compile", "fast", "--out", str(tmp_path)])
+    assert "invalid choice: 'fast'" in capsys.readouterr().err
