@@ -22,7 +22,7 @@ from .sequence_torch import SEQUENCE_TORCH_METHODS, TreeRulePlan
 from .static_cache import StaticKV
 from .vocab import check_finite
 
-__all__ = ["Workspace", "workspace_for", "capture_failures", "clear_workspaces", "cached_workspaces", "WORKSPACES_ENV",
+__all__ = ["Workspace", "workspace_for", "CompileFailed", "compiled", "capture_failures", "clear_workspaces", "cached_workspaces", "WORKSPACES_ENV",
            "COMPILE_VERIFY_ENV",
            "COMPILE_FORWARD_ENV", "compile_backend", "verify_backend", "forward_backend"]
 
@@ -168,12 +168,18 @@ def _walks(backend):
 RECOMPILE_LIMIT = 256
 
 
+class CompileFailed(ValueError):
+    """``torch.compile`` could not build a piece (a ``ValueError``: the command line prints one line)."""
+
+
 def compiled(fn, backend: str):
     """``torch.compile(fn, backend=backend, dynamic=False)``, with dynamo's recompile limit raised.
 
     One compiled function serves every workspace of its kind, and each new shape is one more
     compilation; past dynamo's default limit (8) it would silently run ``fn`` uncompiled, which
-    would make a compiled row of the benchmark measure the eager code.
+    would make a compiled row of the benchmark measure the eager code. A backend that fails to
+    compile (dynamo's ``BackendCompilerFailed``, e.g. inductor on a CPU without a C++ compiler)
+    raises :class:`CompileFailed`, naming the function and the backend's first line.
 
     Parameters
     ----------
@@ -187,11 +193,22 @@ def compiled(fn, backend: str):
     """
     import torch
     import torch._dynamo.config as config
+    from torch._dynamo.exc import BackendCompilerFailed
 
     for name in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit", "accumulated_recompile_limit"):
         if hasattr(config, name):
             setattr(config, name, max(getattr(config, name), RECOMPILE_LIMIT))
-    return torch.compile(fn, backend=backend, dynamic=False)
+    built = torch.compile(fn, backend=backend, dynamic=False)
+
+    def call(*args, **kwargs):
+        try:
+            return built(*args, **kwargs)
+        except BackendCompilerFailed as exc:
+            first = " ".join(str(exc).split())[:300]
+            raise CompileFailed(f"torch.compile (backend {backend!r}) failed for {getattr(fn, '__name__', 'a piece')}: "
+                                f"{first}; run without --compile (or with $SPECHUB_COMPILE_VERIFY and "
+                                f"$SPECHUB_COMPILE_FORWARD unset)") from exc
+    return call
 
 
 def capture_failures() -> list:

@@ -268,3 +268,20 @@ def test_bad_compile_choice_is_a_one_line_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         spechub(["decode", "--compile", "fast", "--out", str(tmp_path)])
     assert "invalid choice: 'fast'" in capsys.readouterr().err
+
+
+def test_a_failing_compile_is_a_one_line_error(saved_models, tmp_path, capsys, monkeypatch):
+    from torch._dynamo import register_backend
+
+    def failing(gm, example_inputs):
+        raise RuntimeError("no C++ compiler here")
+
+    register_backend(failing, name="spechub_test_failing")
+    monkeypatch.setenv("SPECHUB_COMPILE_VERIFY", "spechub_test_failing")
+    argv = ["decode", "--target", str(saved_models / "target"), "--draft", str(saved_models / "draft"),
+            "--tree", "2^2", "--methods", "rrs", "--num-prompts", "1", "--max-new-tokens", "4", "--out", str(tmp_path),
+            "--quiet"]
+    assert spechub(argv) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("spechub decode: error: torch.compile (backend 'spechub_test_failing') failed for device_walk:")
+    assert "no C++ compiler here" in last and last.endswith("$SPECHUB_COMPILE_FORWARD unset)")
