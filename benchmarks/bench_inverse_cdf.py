@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from side_by_side import ints, modes, write_runs  # noqa: E402
 
 
 def main():
@@ -38,7 +37,7 @@ def main():
     import torch
 
     from empirical.inverse_cdf import inverse_cdf
-    from empirical.timing import synchronize
+    from empirical.timing import median_ms
 
     def flat(w, u):
         return inverse_cdf(w, u, blocked=False)
@@ -46,31 +45,16 @@ def main():
     def blocked(w, u):
         return inverse_cdf(w, u, blocked=True)
 
-    def timed(fn, w, u):
-        for _ in range(3):
-            fn(w, u)
-        synchronize(args.device)
-        times = []
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            fn(w, u)
-            synchronize(args.device)
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times) * 1e3
-
-    modes = [("eager", lambda f: f)]
-    if args.compile:
-        modes.append(("inductor", lambda f: torch.compile(f, backend="inductor", dynamic=False)))
     gen = torch.Generator(device=args.device).manual_seed(0)
     runs = []
-    for R in (int(r) for r in args.rows.split(",")):
+    for R in ints(args.rows):
         w = torch.rand(R, args.n, dtype=torch.float64, device=args.device, generator=gen) ** 8  # peaked rows
         u = torch.rand(R, 1, dtype=torch.float64, device=args.device, generator=gen)
-        for mode, wrap in modes:
+        for mode, wrap in modes(args.compile):
             row = {"rows": R, "mode": mode}
             for name, fn in (("flat", flat), ("blocked", blocked)):
                 try:
-                    row[f"{name}_ms"] = round(timed(wrap(fn), w, u), 4)
+                    row[f"{name}_ms"] = round(median_ms(partial(wrap(fn), w, u), args.device, repeat=args.repeat), 4)
                 except Exception as e:  # noqa: BLE001 - a compile failure is a result here
                     row[f"{name}_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
             try:  # the draws themselves: this mode's blocked draws against eager's, then against flat
@@ -83,12 +67,7 @@ def main():
                 row["flat_over_blocked"] = round(row["flat_ms"] / row["blocked_ms"], 3)
             print(json.dumps(row), flush=True)
             runs.append(row)
-    meta = {"device": args.device, "n": args.n, "repeat": args.repeat, "torch": torch.__version__,
-            "host": platform.processor() or platform.machine(),
-            "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
-            "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
-    if args.out:
-        Path(args.out).write_text(json.dumps({"meta": meta, "runs": runs}, indent=1) + "\n")
+    write_runs(args.out, runs, args.device, n=args.n, repeat=args.repeat)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Machines are noisy (this project's VMs vary up to 2x between runs), so a before/after claim is
 measured in one run: each round runs every (case, batch) once per checkout, alternating, and the
-caller keeps the best round. Used by ``bench_host.py`` and ``bench_verify_kernels.py``.
+caller keeps the best round. Used by ``bench_host.py`` and ``bench_verify_kernels.py``; :func:`modes` and :func:`write_runs` by the one-process benchmarks.
 """
 
 from __future__ import annotations
@@ -59,6 +59,52 @@ def median_us(values) -> float:
     """
     v = sorted(values)
     return round(1e6 * v[len(v) // 2], 1)
+
+
+def modes(compile: bool) -> list:
+    """(name, wrap) pairs: ``eager`` (the function as it is), then, with ``compile``, ``inductor``
+    (``torch.compile(fn, backend="inductor", dynamic=False)``).
+
+    Parameters
+    ----------
+    compile : bool
+
+    Returns
+    -------
+    list of (str, callable)
+    """
+    import torch
+
+    out = [("eager", lambda fn: fn)]
+    if compile:
+        out.append(("inductor", lambda fn: torch.compile(fn, backend="inductor", dynamic=False)))
+    return out
+
+
+def write_runs(out, runs: list, device: str, **settings) -> None:
+    """Write ``{"meta", "runs"}`` to ``out`` (nothing when it is None): the settings, torch's version
+    and threads, the host, the GPU's name on CUDA and the UTC minute.
+
+    Parameters
+    ----------
+    out : str or Path or None
+    runs : list of dict
+    device : str
+    **settings
+        The benchmark's own settings, recorded in ``meta``.
+    """
+    import platform
+    import time
+
+    import torch
+
+    if out is None:
+        return
+    meta = {"device": device, **settings, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "host": platform.processor() or platform.machine(),
+            "gpu": torch.cuda.get_device_name() if str(device).startswith("cuda") else None,
+            "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+    Path(out).write_text(json.dumps({"meta": meta, "runs": runs}, indent=1) + "\n")
 
 
 def alternate(script: str, names, batches, *, against: str, repeats: int, cases=None, extra=()):

@@ -42,9 +42,10 @@ class TorchTreeOutcome:
     ----------
     end : tensor, shape (R, size)
         P(the accepted path ends at node v | the drafted tree), float64; rows sum to 1.
-    finals : list of (list of int, tensor)
-        Groups of internal nodes and their targets at their tests, [R, len(group), n] float64 (the
-        residual emitted when the path ends there); a leaf emits its own p row (the bonus token).
+    finals : list of (list of int, _GroupTargets)
+        Groups of internal nodes and their targets after their last child (the residual emitted
+        when the path ends there; ``rows(rows, at)`` reads one per row); a leaf emits its own p row
+        (the bonus token).
     p : tensor, shape (R, size, n)
         The target laws as given (any float dtype; rows are renormalised in float64 when read).
     slot_maps : list of tensor
@@ -77,7 +78,7 @@ class TorchTreeOutcome:
         law = law64(self.p[rows, node])  # leaves (and the default): the bonus token's law
         for (_, targets), slot in zip(self.finals, self.slot_maps):
             at = slot[node]  # [R] position of the end node in this group, -1 if elsewhere
-            law = torch.where((at >= 0)[:, None], targets[rows, at.clamp(min=0)], law)
+            law = torch.where((at >= 0)[:, None], targets.rows(rows, at.clamp(min=0)), law)
         return law
 
     def draw(self, u):
@@ -99,7 +100,7 @@ class TorchTreeOutcome:
         return node, inverse_cdf(self.final(node), u[:, 1:])[:, 0]
 
 
-def tree_outcome(tree, method: str, tokens, p, q, *, group_entries: int = GROUP_ENTRIES) -> TorchTreeOutcome:
+def tree_outcome(tree, method: str, tokens, p, q, *, group_entries: int = GROUP_ENTRIES, lazy: bool = False) -> TorchTreeOutcome:
     r"""The exact outcome law of ``method`` (``block`` or ``traversal``) on drafted trees, batched.
 
     Parameters
@@ -117,6 +118,8 @@ def tree_outcome(tree, method: str, tokens, p, q, *, group_entries: int = GROUP_
         Draft laws after each internal node (m >= the largest internal node index + 1).
     group_entries : int
         Bound on R x nodes x n of the float64 targets processed at once (device memory).
+    lazy : bool
+        As :meth:`TreeRulePlan.outcome`.
 
     Returns
     -------
@@ -142,7 +145,7 @@ def tree_outcome(tree, method: str, tokens, p, q, *, group_entries: int = GROUP_
     product. O(size x R x n) device work in O(depth x max children) batched calls, no host sync.
     """
     plan = TreeRulePlan(tree, method, rows=tokens.shape[0], n=p.shape[-1], device=p.device, group_entries=group_entries)
-    return plan.outcome(tokens, p, q)
+    return plan.outcome(tokens, p, q, lazy=lazy)
 
 
 class TreeRulePlan:
@@ -199,7 +202,7 @@ class TreeRulePlan:
         self.order = tensor([v for kind, v in traversal_events(tree) if kind == "test"])
         self.slot_maps = [_slot_map(group, self.size, device) for group, _, _ in self.groups]
 
-    def outcome(self, tokens, p, q) -> TorchTreeOutcome:
+    def outcome(self, tokens, p, q, *, lazy: bool = False) -> TorchTreeOutcome:
         """The outcome law on drafted trees (see :func:`tree_outcome`).
 
         Parameters
@@ -207,6 +210,13 @@ class TreeRulePlan:
         tokens : int64 tensor, shape (R, size)
         p : tensor, shape (R, size, n)
         q : float64 tensor, shape (R, m, n)
+        lazy : bool
+            Keep each node's current target t as its recipe (p, q and the scalars of the updates so
+            far) instead of a float64 [R, m, n] tensor (:class:`_GroupTargets`): every update is then
+            one reduction over p and q, and only the end node's t is built. The same values either
+            way, to rounding. Off by default: run eagerly the recipe recomputes op by op (0.74-0.88x
+            on a 2-core CPU); through inductor there it is 0.93x at 1 row and 1.24x at 16 rows
+            (BENCHMARKS.md §10.7). Not measured on a GPU yet (``benchmarks/bench_tree_outcome.py``).
 
         Returns
         -------
@@ -214,24 +224,20 @@ class TreeRulePlan:
         """
         import torch
 
-        from .fast_verify import _ratio, law64
+        from .fast_verify import _ratio
 
         R = tokens.shape[0]
         rho = torch.ones(R, self.size, dtype=torch.float64, device=p.device)  # entry rho, then (internal) final rho
         finals = []
         for group, at, slots in self.groups:
-            t = law64(p[:, at])  # [R, m, n] current targets
-            qv = q[:, at]  # [R, m, n]
-            r = rho[:, at]  # [R, m]
+            t = _GroupTargets(p[:, at], q[:, at], lazy=lazy)  # the nodes' current targets
+            r = rho[:, at].clone()  # [R, m]; not a view: t's recipe keeps it, and rho[:, at] is rewritten below
             for kids, live_kids, live, mask in slots:
                 x = tokens[:, kids][..., None]  # [R, m, 1]
-                entered = _ratio(r * torch.gather(t, 2, x)[..., 0], torch.gather(qv, 2, x)[..., 0])
+                tx, qx = t.at_tokens(x)
+                entered = _ratio(r * tx, qx)
                 rho[:, live_kids] = entered if live is None else entered[:, live]
-                new_r, new_t = _rejected_child_update(r, t, qv)
-                if mask is None:
-                    r, t = new_r, new_t
-                else:  # nodes with fewer children keep their state
-                    r, t = torch.where(mask, new_r, r), torch.where(mask[:, None], new_t, t)
+                r = t.reject(r, mask)  # nodes with fewer children (mask False) keep their state
             rho[:, at] = r
             finals.append((group, t))
         tested = rho[:, self.order]  # [R, size] in test order
@@ -331,14 +337,97 @@ def walk_trees(tree, method: str, tokens, p, q, rngs) -> list:
     return walks
 
 
-def _rejected_child_update(rho, t, q):
-    """(rho', t') after a rejected child, as the core's ``rejected_child_update``: rho [...], t, q [..., n]."""
-    import torch
+class _GroupTargets:
+    r"""The current targets :math:`t_v^{(j)}` of a group of internal nodes, through their child slots.
 
-    r = (rho[..., None] * t).sub_(q).clamp_(min=0.0)
-    R = r.sum(-1)
-    den = R + 1.0 - rho
-    # the quotients of entries the where discards (den or R <= RESIDUAL_EPS) are never read
-    new_rho = torch.where(den > RESIDUAL_EPS, (R / den).clamp_(max=1.0), 1.0)
-    new_t = torch.where((R > RESIDUAL_EPS)[..., None], r.div_(R[..., None]), t)
-    return new_rho, new_t
+    :math:`t^{(0)} = p_v / \sum p_v` and, after the j-th rejected child,
+    :math:`r = (\rho^{(j-1)} t^{(j-1)} - q_v)_+`, :math:`t^{(j)} = r / \sum r` (kept where
+    :math:`\sum r \le` ``RESIDUAL_EPS``), :math:`\rho^{(j)} = \sum r / (\sum r + 1 - \rho^{(j-1)})`,
+    as the core's ``rejected_child_update``. Eager (``lazy`` False) each t is one float64 [R, m, n]
+    tensor, updated in place of the last. Lazy, t is its recipe: the float32 p rows, q and the
+    scalars (ρ, Σ r) of each update, so an update is one reduction over p and q (4 + 8 bytes an
+    entry, nothing written) and a token's or a row's t is rebuilt from them. The same operations in
+    the same order either way, so the same values to rounding (an op over other shapes may round
+    differently: ATen divides by a one-element tensor through its reciprocal).
+
+    Parameters
+    ----------
+    p : tensor, shape (R, m, n)
+        The nodes' target laws (any float dtype; renormalised in float64 as read).
+    q : float64 tensor, shape (R, m, n)
+        The nodes' draft laws.
+    lazy : bool
+        Keep the recipe (True) or the tensor (False).
+    """
+
+    __slots__ = ("p", "q", "mass", "rhos", "sums", "t")
+
+    def __init__(self, p, q, *, lazy: bool):
+        self.p, self.q = p, q
+        self.mass = p.double().sum(-1)  # [R, m] the normaliser of t^(0)
+        self.rhos, self.sums = [], []  # per update: rho before it, sum of r (0 where the node had no such child)
+        self.t = None if lazy else self._replay(p, q, self.mass, [], [])
+
+    @staticmethod
+    def _replay(p, q, mass, rhos, sums):
+        """t after the updates (rhos, sums) from rows p, q: [..., n] float64 (scalars broadcast over n)."""
+        import torch
+
+        t = p.double() / mass[..., None]
+        for rho, total in zip(rhos, sums):
+            r = (rho[..., None] * t).sub_(q).clamp_(min=0.0)
+            t = torch.where((total > RESIDUAL_EPS)[..., None], r.div_(total[..., None]), t)
+        return t
+
+    def current(self):
+        """The current targets, [R, m, n] float64 (built from the recipe when lazy)."""
+        return self.t if self.t is not None else self._replay(self.p, self.q, self.mass, self.rhos, self.sums)
+
+    def at_tokens(self, x):
+        """(t(x), q(x)) at tokens x [R, m, 1]: two [R, m] float64 tensors."""
+        import torch
+
+        qx = torch.gather(self.q, 2, x)
+        if self.t is not None:
+            return torch.gather(self.t, 2, x)[..., 0], qx[..., 0]
+        tx = self._replay(torch.gather(self.p, 2, x), qx, self.mass, self.rhos, self.sums)
+        return tx[..., 0], qx[..., 0]
+
+    def reject(self, rho, mask):
+        """Apply the update of a rejected child; returns the new rho [R, m].
+
+        Parameters
+        ----------
+        rho : float64 tensor, shape (R, m)
+            The nodes' ratio before the update.
+        mask : bool tensor, shape (m,), or None
+            Nodes that have this child (None: all); the others keep rho and t.
+
+        Returns
+        -------
+        float64 tensor, shape (R, m)
+        """
+        import torch
+
+        t = self.current()
+        r = (rho[..., None] * t).sub_(self.q).clamp_(min=0.0)
+        total = r.sum(-1)
+        den = total + 1.0 - rho
+        # the quotients of entries the where discards (den or total <= RESIDUAL_EPS) are never read
+        new_rho = torch.where(den > RESIDUAL_EPS, (total / den).clamp_(max=1.0), 1.0)
+        if mask is not None:
+            new_rho, total = torch.where(mask, new_rho, rho), torch.where(mask, total, 0.0)
+        if self.t is not None:
+            self.t = torch.where((total > RESIDUAL_EPS)[..., None], r.div_(total[..., None]), t)
+        self.rhos.append(rho)
+        self.sums.append(total)
+        return new_rho
+
+    def rows(self, rows, at):
+        """Row b's target at its group position at[b], for rows ``rows``: [R, n] float64."""
+        if self.t is not None:
+            return self.t[rows, at]
+        pick = [v[rows, at] for v in self.rhos], [v[rows, at] for v in self.sums]
+        return self._replay(self.p[rows, at], self.q[rows, at], self.mass[rows, at], *pick)
+
+

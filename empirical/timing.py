@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-__all__ = ["PhaseTimer", "synchronize"]
+__all__ = ["PhaseTimer", "synchronize", "median_ms"]
 
 
 def synchronize(device) -> None:
@@ -23,6 +23,37 @@ def synchronize(device) -> None:
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def median_ms(fn, device, *, repeat: int = 20, warmup: int = 3) -> float:
+    """Median wall time of ``fn()`` in milliseconds, each call synchronised on ``device``.
+
+    Parameters
+    ----------
+    fn : callable
+        No arguments; its device work is waited for after each call.
+    device : str or torch.device
+    repeat : int
+        Timed calls.
+    warmup : int
+        Untimed calls first (compilation, allocator, caches).
+
+    Returns
+    -------
+    float
+    """
+    import statistics
+
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
 
 
 class PhaseTimer:

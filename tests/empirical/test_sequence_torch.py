@@ -2,6 +2,11 @@
 numpy reference (spechub_theory.trees.sequence_rules): the exact outcome law on random drafted trees
 (zeros, one-hots, ties), and whole decodes that emit the same tokens on both engines."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -47,11 +52,16 @@ def test_outcome_matches_the_core(method, rule, shapes, data):
     tree, tokens, p, q = data.draw(drafted_trees(shapes=shapes))
     ref = rule(tree, tokens, p, q)
     group = data.draw(st.sampled_from([2**27, 2 * p.shape[0] * p.shape[-1]]))  # one group per level, or pairs of nodes
-    got = sequence_torch.tree_outcome(tree, method, *(torch.as_tensor(x) for x in (tokens, p, q)), group_entries=group)
+    args = [torch.as_tensor(x) for x in (tokens, p, q)]
+    got = sequence_torch.tree_outcome(tree, method, *args, group_entries=group)
+    lazy = sequence_torch.tree_outcome(tree, method, *args, group_entries=group, lazy=True)
     np.testing.assert_allclose(got.end.numpy(), ref.end, rtol=1e-12, atol=1e-14)
+    # the recipe replays the same operations, on other shapes (a 1-element divisor may become a reciprocal)
+    np.testing.assert_allclose(lazy.end.numpy(), got.end.numpy(), rtol=1e-13, atol=1e-15)
     for v in range(tree.size):
         node = torch.full((len(tokens),), v)
         np.testing.assert_allclose(got.final(node).numpy(), ref.final[:, v], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(lazy.final(node).numpy(), got.final(node).numpy(), rtol=1e-13, atol=1e-15)
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +120,12 @@ def test_plan_indexes_evenly_spaced_nodes_by_a_view(values, sliced):
     assert isinstance(index, slice) == sliced
     x = torch.arange(24).reshape(2, 12)
     assert x[:, index].tolist() == x[:, values].tolist()
+
+
+def test_the_tree_outcome_benchmark_records_both_kinds_of_targets(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "outcome.json"
+    subprocess.run([sys.executable, str(root / "benchmarks" / "bench_tree_outcome.py"), "--rows", "2", "--n", "50",
+                    "--tree", "2^2", "--repeat", "1", "--out", str(out)], check=True, cwd=root, capture_output=True)
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["same_draws"] and run["tensors_ms"] > 0 and run["recipes_ms"] > 0
