@@ -15,7 +15,9 @@ from pathlib import Path
 
 from spechub_theory.trees.cost import check_tree_name
 
+from ..compile_choice import COMPILE_CHOICES
 from ..decode_types import AR
+from ..fast_decoder import RUNTIMES
 from ..run import DECODE_METHODS, DecodeConfig
 
 __all__ = ["ConfigError", "TreeGroup", "SweepConfig", "load_config", "parse_config", "DEFAULT_SHARD_SIZE",
@@ -92,6 +94,12 @@ class SweepConfig:
         robin when there are more ranks than GPUs) or ``cuda:i``.
     dtype, engine : str
         As ``spechub decode``.
+    runtime : str
+        ``fast`` (the default: static caches and CUDA graphs where the method and tree allow it; a
+        job the fast path fails on is redone on the reference) or ``eager``, as ``spechub decode``.
+    compile : str or None
+        The fast path's pieces through ``torch.compile``: ``off``, ``verify``, ``forwards`` or
+        ``all`` (:data:`empirical.compile_choice.COMPILE_CHOICES`); None: as the environment says.
     out : str or None
         Output folder named in the file (``spechub sweep --out`` wins).
     source : str
@@ -112,6 +120,8 @@ class SweepConfig:
     device: str
     dtype: str
     engine: str
+    runtime: str = "fast"
+    compile: str | None = None
     out: str | None = None
     source: str = "<dict>"
 
@@ -216,6 +226,8 @@ def parse_config(data: dict, *, source: str = "<dict>", base=None) -> SweepConfi
         device=_device(get.text("device", "auto"), problems),
         dtype=get.choice("dtype", _DECODE_DEFAULTS["dtype"], ("auto", "float32", "bfloat16", "float16")),
         engine=engine,
+        runtime=get.choice("runtime", _DECODE_DEFAULTS["runtime"], RUNTIMES),
+        compile=get.choice("compile", _DECODE_DEFAULTS["compile"], tuple(COMPILE_CHOICES)),
         out=get.text("out", None),
         source=source,
     )

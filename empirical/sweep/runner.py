@@ -21,10 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..compile_choice import compiling
 from ..decode_types import AR, Sampling
-from ..decoder import decode_batch
+from ..fast_decoder import decode_batch_with
+from ..fast_workspace import CompileFailed, clear_workspaces
 from ..metadata import run_metadata
 from ..prompts import BUILTIN_PROMPTS, _read_jsonl, encode_prompt, load_prompts
+from ..vocab import NonFiniteLogitsError
 from .plan import cells_of, plan_jobs, rank_share
 from .progress import sweep_progress
 from .ranks import Ranks, rank_device
@@ -138,7 +141,8 @@ def _run(config, out: Path, ranks, device: str, argv, progress: bool, pair, dead
         pair = _load_pair(config, ranks, device, progress, needed=bool(mine))
     seconds, ran = 0.0, 0
     if mine:
-        seconds, ran = _decode_share(config, out, ranks, pair, prompts, mine, progress, deadline)
+        with compiling(config.compile):
+            seconds, ran = _decode_share(config, out, ranks, pair, prompts, mine, progress, deadline)
     stats = ranks.gather(_rank_stats(ranks, device, mine[:ran], seconds))
     if not ranks.is_main:
         return SweepResult(out, ranks.rank, ranks.world_size, len(jobs), len(setup["done"]), ran, None)
@@ -240,12 +244,35 @@ def _decode_job(config, pair, job, prompts, ids: dict, kinds: dict) -> list:
     cell, sampling, records = job.cell, Sampling(job.cell.temperature, config.top_p), []
     for lo in range(job.start, job.stop, config.batch_size):
         indices = range(lo, min(lo + config.batch_size, job.stop))
-        results = decode_batch(pair, [ids[i] for i in indices], tree=None if cell.method == AR else cell.tree,
-                               method=cell.method, rngs=[np.random.default_rng([cell.seed, i]) for i in indices],
-                               sampling=sampling, max_new_tokens=config.max_new_tokens, engine=config.engine)
+
+        def decode(runtime):
+            return decode_batch_with(pair, [ids[i] for i in indices], tree=None if cell.method == AR else cell.tree,
+                                     method=cell.method, rngs=[np.random.default_rng([cell.seed, i]) for i in indices],
+                                     sampling=sampling, max_new_tokens=config.max_new_tokens, engine=config.engine,
+                                     runtime=runtime)
+        try:
+            results = decode(config.runtime)
+        except (NonFiniteLogitsError, CompileFailed):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a fast-path failure (e.g. device memory) must not cost the job
+            if config.runtime == "eager":
+                raise
+            sys.stderr.write(f"sweep: job {job.key}: the fast runtime failed ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:200]}); redone on the reference decoder\n")
+            _free_device_memory()
+            results = decode("eager")  # the same law, and the same tokens in float32
         records += [compact_record(r, cell, i, prompts[i].id, len(ids[i]), kinds.get(i))
                     for i, r in zip(indices, results)]
     return records
+
+
+def _free_device_memory() -> None:
+    """Drop the fast runtime's cached workspaces and return their device memory (after a failure)."""
+    import torch
+
+    clear_workspaces()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _prompt_kinds(source: str, n: int) -> dict:

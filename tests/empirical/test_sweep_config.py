@@ -152,3 +152,13 @@ def test_the_documented_example_is_valid(capsys):
     assert len(plan_jobs(c)) == 56 * 2  # the count the file's comment gives
     assert main(["sweep", str(example), "--dry-run", "--out", "/nonexistent/sweep"]) == 0
     assert "= 112 jobs" in capsys.readouterr().out
+
+
+def test_runtime_and_compile_choices():
+    c = config()
+    assert (c.runtime, c.compile) == ("fast", None)
+    c = config(runtime="eager", compile="verify")
+    assert (c.runtime, c.compile) == ("eager", "verify") and c.to_dict()["compile"] == "verify"
+    found = problems({"group": [dict(GROUP)], "runtime": "x", "compile": "fast"})
+    assert any("`runtime` must be one of 'fast', 'eager'" in p for p in found)
+    assert any("`compile` must be one of 'off', 'verify', 'forwards', 'all'" in p for p in found)

@@ -174,3 +174,25 @@ def test_torchrun_two_ranks_with_a_killed_rank_equals_one_process(one_process, s
     assert summary["meta"]["world_size"] == 2 and [r["rank"] for r in summary["meta"]["ranks"]] == [0, 1]
     assert [without_timing(r) for r in records(out)] == [without_timing(r) for r in records(ref_out)]
     assert deterministic(summary) == deterministic(ref.summary)
+
+
+def test_the_eager_runtime_and_a_failing_fast_path_give_the_same_records(one_process, sweep_file, tmp_path, monkeypatch,
+                                                                        capsys):
+    from dataclasses import replace
+
+    import empirical.fast_decoder as fast_decoder
+
+    out, _ = one_process
+    eager = run_sweep(replace(load_config(sweep_file), runtime="eager"), tmp_path / "eager", ranks=Ranks(), argv=[],
+                      progress=False)
+    assert eager.jobs_run == JOBS
+    assert [without_timing(r) for r in records(tmp_path / "eager")] == [without_timing(r) for r in records(out)]
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory (a test)")
+
+    monkeypatch.setattr(fast_decoder, "decode_batch_fast", out_of_memory)
+    redone = run_sweep(load_config(sweep_file), tmp_path / "redone", ranks=Ranks(), argv=[], progress=False)
+    assert redone.jobs_run == JOBS
+    assert [without_timing(r) for r in records(tmp_path / "redone")] == [without_timing(r) for r in records(out)]
+    assert "the fast runtime failed (RuntimeError: CUDA out of memory (a test)); redone on the reference" in capsys.readouterr().err
