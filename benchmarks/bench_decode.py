@@ -159,7 +159,9 @@ def _ours(pair, tree, method, sampling, max_new_tokens, runtime, *, compile_back
 
 def _check(pair, tree, method, sampling, max_new_tokens):
     """A job decoding a group twice on the fast path, pieces replayed as CUDA graphs and run eagerly:
-    the same kernels, so the same tokens (a wrong capture shows here)."""
+    the same computation, so the same tokens (a wrong capture shows here). The inverse CDFs of two
+    rows or more search in blocks inside a graph and over one scan eagerly, which can part only at
+    a rounding tie (a target within an ulp of a cdf value)."""
     def job(ids, rngs, budget):
         kw = dict(tree=tree, method=method, sampling=sampling, max_new_tokens=max_new_tokens)
         graphed = decode_batch_fast(pair, ids, rngs=_rngs(0, 0, len(ids)), **kw)

@@ -1,4 +1,4 @@
-"""Inverse-CDF draws from rows of weights on the device: one scan per row, or blocks under torch.compile.
+"""Inverse-CDF draws from rows of weights on the device: one scan per row, or blocks where they pay.
 
 A draw at uniform u from row w (n weights >= 0) is the first token i with cdf(i) > u * total,
 as the core's inverse CDF (``spechub_theory.draft_laws``). A flat
@@ -7,9 +7,12 @@ into a split scan, whose Triton kernel cannot hold the reduction fused next to i
 TritonSplitDimKernel reductions``, BENCHMARKS.md §10.5). While ``torch.compile`` traces, a row is
 therefore cut into blocks of :data:`BLOCK` weights: the block totals and their cumulative sums
 (n / BLOCK entries) pick the block, one gathered block and its cumulative sum pick the token, and
-every scan is at most max(BLOCK, n / BLOCK) long. Run eagerly or replayed from a CUDA graph, where
-each op is a kernel launch, the one flat scan is cheaper (9 kernels against ~45; on the H200
-on 2026-12-04 the blocked search cost a graphed SmolLM2 AR step 0.09 ms more, BENCHMARKS.md §10.7).
+every scan is at most max(BLOCK, n / BLOCK) long. Captured into a CUDA graph, the blocks also win
+from two rows on (a long scan over few rows parallelises badly), and the flat scan wins for one
+row (9 kernels against ~45). On the H200 on 2026-12-04 (BENCHMARKS.md §10.7), blocks everywhere
+cost a graphed SmolLM2 AR step (1 row) 0.09 ms more and its one-row verify pieces 0.17-0.36 ms
+more, and saved 0.28 ms of its draft levels (1-8 rows), 0.13 ms of a Qwen AR step at 16 rows and
+0.64 ms of Qwen's RRS verify at 16 rows. Run eagerly, each op is a launch: the flat scan.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ def inverse_cdf(w, u, *, blocked=None):
         Uniforms in [0, 1), ``j`` per row, same dtype as ``w``.
     blocked : bool, optional
         Search in blocks (:func:`_blocked`: every scan short, ~45 small ops that inductor fuses)
-        or over one scan of the row (:func:`_flat`: 9 ops, the fewest kernels when run eagerly or
-        replayed from a CUDA graph). Default: blocked exactly while ``torch.compile`` traces.
+        or over one scan of the row (:func:`_flat`: 9 ops, the fewest kernels). Default: blocked
+        while ``torch.compile`` traces, and while a CUDA graph is captured for two rows or more.
 
     Returns
     -------
@@ -48,7 +51,9 @@ def inverse_cdf(w, u, *, blocked=None):
     import torch
 
     if blocked is None:
-        blocked = torch.compiler.is_compiling()
+        rows = w.numel() // max(w.shape[-1], 1)
+        blocked = torch.compiler.is_compiling() or (
+            rows >= 2 and w.is_cuda and torch.cuda.is_current_stream_capturing())
     return _blocked(w, u) if blocked else _flat(w, u)
 
 

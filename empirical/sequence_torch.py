@@ -100,7 +100,8 @@ class TorchTreeOutcome:
         return node, inverse_cdf(self.final(node), u[:, 1:])[:, 0]
 
 
-def tree_outcome(tree, method: str, tokens, p, q, *, group_entries: int = GROUP_ENTRIES, lazy: bool = False) -> TorchTreeOutcome:
+def tree_outcome(tree, method: str, tokens, p, q, *, group_entries: int = GROUP_ENTRIES,
+                 lazy: bool = False) -> TorchTreeOutcome:
     r"""The exact outcome law of ``method`` (``block`` or ``traversal``) on drafted trees, batched.
 
     Parameters

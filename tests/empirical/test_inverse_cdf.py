@@ -82,16 +82,21 @@ def test_frequencies_follow_the_weights(search):
     assert np.all(np.abs(counts[top] - 200_000 * w[top]) < 6 * np.sqrt(200_000 * w[top]) + 1)
 
 
-def test_the_blocked_search_is_the_default_exactly_while_compiling(monkeypatch):
+def test_the_blocked_search_is_the_default_while_compiling_and_capturing_two_rows(monkeypatch):
     calls = []
     monkeypatch.setattr(icdf, "_blocked", lambda w, u: calls.append("blocked"))
     monkeypatch.setattr(icdf, "_flat", lambda w, u: calls.append("flat"))
-    w, u = torch.ones(1, 4), torch.zeros(1, 1)
-    icdf.inverse_cdf(w, u)
+    one, two, u = torch.ones(1, 4), torch.ones(2, 1, 4), torch.zeros(1, 1)
+    icdf.inverse_cdf(two, u)  # eager: flat
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: True)
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    icdf.inverse_cdf(one, u)  # a graph of one row: flat
+    icdf.inverse_cdf(two, u)  # of two rows: blocked
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: False)
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
-    icdf.inverse_cdf(w, u)
-    icdf.inverse_cdf(w, u, blocked=False)
-    assert calls == ["flat", "blocked", "flat"]
+    icdf.inverse_cdf(one, u)  # traced: blocked
+    icdf.inverse_cdf(one, u, blocked=False)
+    assert calls == ["flat", "flat", "blocked", "blocked", "flat"]
 
 
 def test_the_benchmark_records_both_searches_and_their_check(tmp_path):
