@@ -365,9 +365,10 @@ class _GroupTargets:
 
     def __init__(self, p, q, *, lazy: bool):
         self.p, self.q = p, q
-        self.mass = p.double().sum(-1)  # [R, m] the normaliser of t^(0)
+        rows = p.double()
+        self.mass = rows.sum(-1)  # [R, m] the normaliser of t^(0)
         self.rhos, self.sums = [], []  # per update: rho before it, sum of r (0 where the node had no such child)
-        self.t = None if lazy else self._replay(p, q, self.mass, [], [])
+        self.t = None if lazy else rows / self.mass[..., None]  # t^(0), as _replay builds it (one cast of p)
 
     @staticmethod
     def _replay(p, q, mass, rhos, sums):
