@@ -18,7 +18,8 @@ from .fast_walk import uniform_branching
 from .fast_workspace import Workspace, workspace_for
 from .vocab import NonFiniteLogitsError
 
-__all__ = ["RUNTIMES", "FAST_RUNTIME_METHODS", "fast_reason", "decode_batch_fast", "decode_batch_with"]
+__all__ = ["RUNTIMES", "FAST_RUNTIME_METHODS", "fast_reason", "decode_batch_fast", "decode_batch_with",
+           "decode_batch_or_reference"]
 
 #: ``fast``: the fast path where it applies (else the eager reference); ``eager``: always the reference
 RUNTIMES = ("fast", "eager")
@@ -103,6 +104,48 @@ def decode_batch_with(pair, prompts, *, tree, method, rngs, sampling=Sampling(),
                                  max_new_tokens=max_new_tokens, on_step=on_step)
     return decode_batch(pair, prompts, tree=tree, method=method, rngs=rngs, sampling=sampling,
                         max_new_tokens=max_new_tokens, on_step=on_step, engine=engine)
+
+
+def decode_batch_or_reference(pair, prompts, *, rngs, runtime: str = "fast", on_fallback, **kwargs) -> list:
+    """:func:`decode_batch_with`, redone on the eager reference when the fast runtime raises.
+
+    A job must not be lost to a fast-path failure (out of device memory, a piece the runtime cannot
+    build): the cached workspaces are dropped (:func:`~empirical.fast_workspace.clear_workspaces`,
+    their device memory returned), ``on_fallback(exc)`` is told (it may re-raise to refuse), and the
+    prompts are decoded again eagerly with fresh Generators, since the failed attempt consumed some.
+    Non-finite logits (:class:`~empirical.vocab.NonFiniteLogitsError`) are the input's fault and
+    propagate, as does any error with ``runtime="eager"``.
+
+    Parameters
+    ----------
+    pair : empirical.models.ModelPair
+    prompts : sequence of sequences of int
+    rngs : callable
+        Returns the prompts' Generators (one each), called once per attempt.
+    runtime : str, optional
+        One of :data:`RUNTIMES`.
+    on_fallback : callable
+        Called with the fast runtime's exception before the eager redo.
+    **kwargs
+        The other arguments of :func:`decode_batch_with` (tree, method, sampling, ...).
+
+    Returns
+    -------
+    list of Decoded
+        As :func:`decode_batch_with`.
+    """
+    from .fast_workspace import clear_workspaces
+
+    try:
+        return decode_batch_with(pair, prompts, rngs=rngs(), runtime=runtime, **kwargs)
+    except NonFiniteLogitsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a fast-path failure must not cost the job: redo it on the reference
+        if runtime != "fast":
+            raise
+        clear_workspaces()
+        on_fallback(exc)
+        return decode_batch_with(pair, prompts, rngs=rngs(), runtime="eager", **kwargs)
 
 
 def decode_batch_fast(pair, prompts, *, tree, method, rngs, sampling=Sampling(), max_new_tokens=128, on_step=None,

@@ -223,8 +223,16 @@ def capture_failures() -> list:
 
 
 def clear_workspaces() -> None:
-    """Drop the cached workspaces (their caches, laws buffers and graphs free with them)."""
+    """Drop the cached workspaces (their caches, laws buffers and graphs free with them).
+
+    On CUDA the freed memory goes back to the device, as after an eviction by :func:`workspace_for`.
+    """
+    import sys
+
     _CACHE.clear()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 class Workspace:

@@ -13,7 +13,7 @@ accepted depths, phase seconds; no laws) are the resumable state: pass the commi
 with ``--node-shards``, ``nodes.npz`` (per verified node: exact acceptance of every method and the
 optimum, TV, q(a), p(a)).
 
-Jobs of a cell decode with ``empirical.fast_decoder.decode_batch_with`` (``--runtime fast``, the
+Jobs of a cell decode with ``empirical.fast_decoder.decode_batch_or_reference`` (``--runtime fast``, the
 default: the fast path where it applies, i.e. single, rrs, rrs_wor, spechub, block, traversal and ar on trees with one
 child count per level, else the eager ``empirical.decoder.decode_batch``; ``--runtime eager``: always
 the eager reference; no per-step host copy of the laws) and write compact records (``compact.jsonl``, atomically) in their folder; the
@@ -202,9 +202,8 @@ def run_job(pair, job: dict, args, types: dict) -> None:
     import numpy as np
 
     from empirical.decode_types import AR, Sampling
-    from empirical.fast_decoder import decode_batch_with
+    from empirical.fast_decoder import decode_batch_or_reference
     from empirical.prompts import encode_prompt, load_prompts
-    from empirical.vocab import NonFiniteLogitsError
 
     folder = job_dir(Path(args.out), job)
     if (folder / "compact.jsonl").exists() and (not job.get("nodes") or (folder / "nodes.npz").exists()):
@@ -216,29 +215,28 @@ def run_job(pair, job: dict, args, types: dict) -> None:
     def seeded():  # the shard's Generators, as run_decode seeded them
         return [np.random.default_rng([seed, i]) for i in range(len(prompts))]
 
-    rngs = seeded()
-    engine = "auto"
+    engine, make_rngs = "auto", seeded
     if job.get("nodes"):
         _device_path()
         from experiment_nodes import NodeCapture, register, save_nodes
 
+        rngs = seeded()
         capture = NodeCapture({id(g): i for i, g in enumerate(rngs)}, methods=args.node_methods)
         engine = register(capture)
-    runtime = getattr(args, "runtime", "fast")
 
-    def decode(runtime, rngs):
-        return decode_batch_with(pair, ids, tree=None if job["method"] == AR else job["tree"], method=job["method"],
-                                 rngs=rngs, sampling=Sampling(job["T"], 1.0), max_new_tokens=args.max_new_tokens,
-                                 engine=engine, runtime=runtime)
+        def make_rngs():  # the capture knows these Generators by id
+            return rngs
 
-    try:
-        results = decode(runtime, rngs)
-    except Exception as exc:  # noqa: BLE001 - a fast-path failure must not cost the job: redo it on the reference
-        if runtime != "fast" or job.get("nodes") or isinstance(exc, NonFiniteLogitsError):
-            raise
+    def fell_back(exc):
+        if job.get("nodes"):  # the capture holds the first attempt's Generators: no redo
+            raise exc
         print(f"[{time.strftime('%H:%M:%S')}] job {job}: the fast runtime failed ({type(exc).__name__}: "
               f"{' '.join(str(exc).split())[:200]}); decoding it on the eager path", flush=True)
-        results = decode("eager", seeded())
+
+    results = decode_batch_or_reference(pair, ids, tree=None if job["method"] == AR else job["tree"], method=job["method"],
+                                        rngs=make_rngs, sampling=Sampling(job["T"], 1.0),
+                                        max_new_tokens=args.max_new_tokens, engine=engine,
+                                        runtime=getattr(args, "runtime", "fast"), on_fallback=fell_back)
     _log_capture_failures(job)
     offset = job["shard"] * args.shard_size
     if job.get("nodes"):

@@ -23,11 +23,10 @@ import numpy as np
 
 from ..compile_choice import compiling
 from ..decode_types import AR, Sampling
-from ..fast_decoder import decode_batch_with
-from ..fast_workspace import CompileFailed, clear_workspaces
+from ..fast_decoder import decode_batch_or_reference
+from ..fast_workspace import CompileFailed
 from ..metadata import run_metadata
 from ..prompts import BUILTIN_PROMPTS, _read_jsonl, encode_prompt, load_prompts
-from ..vocab import NonFiniteLogitsError
 from .plan import cells_of, plan_jobs, rank_share
 from .progress import sweep_progress
 from .ranks import Ranks, rank_device
@@ -245,34 +244,19 @@ def _decode_job(config, pair, job, prompts, ids: dict, kinds: dict) -> list:
     for lo in range(job.start, job.stop, config.batch_size):
         indices = range(lo, min(lo + config.batch_size, job.stop))
 
-        def decode(runtime):
-            return decode_batch_with(pair, [ids[i] for i in indices], tree=None if cell.method == AR else cell.tree,
-                                     method=cell.method, rngs=[np.random.default_rng([cell.seed, i]) for i in indices],
-                                     sampling=sampling, max_new_tokens=config.max_new_tokens, engine=config.engine,
-                                     runtime=runtime)
-        try:
-            results = decode(config.runtime)
-        except (NonFiniteLogitsError, CompileFailed):
-            raise
-        except Exception as exc:  # noqa: BLE001 - a fast-path failure (e.g. device memory) must not cost the job
-            if config.runtime == "eager":
-                raise
+        def fell_back(exc):
+            if isinstance(exc, CompileFailed):  # the user's --compile choice: say so, do not run around it
+                raise exc
             sys.stderr.write(f"sweep: job {job.key}: the fast runtime failed ({type(exc).__name__}: "
                              f"{' '.join(str(exc).split())[:200]}); redone on the reference decoder\n")
-            _free_device_memory()
-            results = decode("eager")  # the same law, and the same tokens in float32
+
+        results = decode_batch_or_reference(
+            pair, [ids[i] for i in indices], tree=None if cell.method == AR else cell.tree, method=cell.method,
+            rngs=lambda: [np.random.default_rng([cell.seed, i]) for i in indices], sampling=sampling,
+            max_new_tokens=config.max_new_tokens, engine=config.engine, runtime=config.runtime, on_fallback=fell_back)
         records += [compact_record(r, cell, i, prompts[i].id, len(ids[i]), kinds.get(i))
                     for i, r in zip(indices, results)]
     return records
-
-
-def _free_device_memory() -> None:
-    """Drop the fast runtime's cached workspaces and return their device memory (after a failure)."""
-    import torch
-
-    clear_workspaces()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _prompt_kinds(source: str, n: int) -> dict:
